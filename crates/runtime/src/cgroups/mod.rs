@@ -1,0 +1,924 @@
+//! Control groups: layout detection (v1, hybrid, unified v2), path resolution and a
+//! [`Manager`] that creates a container's cgroup, applies `linux.resources`, moves
+//! processes in, freezes and removes it.
+//!
+//! Translation of the OCI resources follows runc (`libcontainer/cgroups/fs` for v1,
+//! `fs2` for v2). On a hybrid host every resource goes to the v1 controllers; the
+//! cgroup2 directory is created and joined too, like runc does.
+
+mod devices_bpf;
+mod v1;
+mod v2;
+
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use std::{fs, thread};
+
+use oci_spec::runtime::LinuxResources;
+
+/// Errors of the cgroup module. Messages name the file or path and the value involved.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("failed to read {path}: {source}")]
+    Read { path: PathBuf, source: io::Error },
+    #[error("failed to write {value:?} to {path}: {source}")]
+    Write {
+        path: PathBuf,
+        value: String,
+        source: io::Error,
+    },
+    #[error("failed to create cgroup directory {path}: {source}")]
+    Mkdir { path: PathBuf, source: io::Error },
+    #[error("failed to remove cgroup directory {path}: {source}")]
+    Rmdir { path: PathBuf, source: io::Error },
+    #[error("no cgroup or cgroup2 filesystem is mounted (according to {0})")]
+    NoCgroupMounts(String),
+    #[error("malformed line in {file}: {line:?}")]
+    Parse { file: String, line: String },
+    #[error("cgroup controller {controller:?} is not mounted (needed for {setting})")]
+    ControllerNotMounted { controller: String, setting: String },
+    #[error("cgroup controller {controller:?} is not enabled in {path} (needed for {setting})")]
+    ControllerNotAvailable {
+        controller: String,
+        path: PathBuf,
+        setting: String,
+    },
+    #[error("systemd cgroup paths (slice:prefix:name) are not supported: {0:?}")]
+    SystemdNotSupported(String),
+    #[error("invalid cgroups path {path:?}: {reason}")]
+    InvalidPath { path: String, reason: String },
+    #[error("cannot resolve relative cgroups path {path:?}: no {hierarchy} entry in /proc/self/cgroup")]
+    OwnCgroupNotFound { hierarchy: String, path: String },
+    #[error("invalid {setting} value {value}: {reason}")]
+    InvalidValue {
+        setting: String,
+        value: String,
+        reason: String,
+    },
+    #[error("{setting} = {value} cannot be applied: {reason}")]
+    Unsupported {
+        setting: String,
+        value: String,
+        reason: String,
+    },
+    #[error("unable to set memory limit to {limit} in {path} (current usage: {usage}, peak usage: {peak})")]
+    MemoryLimitTooLow {
+        path: PathBuf,
+        limit: i64,
+        usage: String,
+        peak: String,
+    },
+    #[error("timed out waiting for {path} to become {state}")]
+    FreezeTimeout { path: PathBuf, state: String },
+    #[error("bpf {op} failed for {path}: {source}{log}")]
+    Bpf {
+        op: &'static str,
+        path: PathBuf,
+        source: io::Error,
+        log: String,
+    },
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Which cgroup hierarchies are mounted where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Layout {
+    /// Only v1 hierarchies: controller (or `name=xxx`) -> mount point.
+    V1 { controllers: BTreeMap<String, PathBuf> },
+    /// v1 controllers plus a cgroup2 mount (usually `/sys/fs/cgroup/unified`).
+    Hybrid {
+        controllers: BTreeMap<String, PathBuf>,
+        unified: PathBuf,
+    },
+    /// Pure cgroup2.
+    V2 { root: PathBuf },
+}
+
+const V1_CONTROLLERS: &[&str] = &[
+    "blkio", "cpu", "cpuacct", "cpuset", "devices", "freezer", "hugetlb", "memory", "misc",
+    "net_cls", "net_prio", "perf_event", "pids", "rdma", "debug",
+];
+
+/// Detects the layout from `/proc/self/mountinfo`.
+pub fn detect() -> Result<Layout> {
+    let file = "/proc/self/mountinfo";
+    let text = fs::read_to_string(file).map_err(|source| Error::Read {
+        path: file.into(),
+        source,
+    })?;
+    detect_from(&text)
+}
+
+/// Detects the layout from the text of a mountinfo file. The first mount of each
+/// hierarchy wins. Named-only v1 hierarchies (`name=systemd`) next to a cgroup2 mount
+/// count as pure v2.
+pub fn detect_from(mountinfo: &str) -> Result<Layout> {
+    let mut v1: BTreeMap<String, PathBuf> = BTreeMap::new();
+    let mut v2: Option<PathBuf> = None;
+    for line in mountinfo.lines() {
+        let Some((pre, post)) = line.split_once(" - ") else {
+            continue;
+        };
+        let Some(mount_point) = pre.split(' ').nth(4) else {
+            return Err(Error::Parse {
+                file: "mountinfo".into(),
+                line: line.into(),
+            });
+        };
+        let mut post = post.split(' ');
+        let (fstype, _source, opts) = (post.next(), post.next(), post.next().unwrap_or(""));
+        match fstype {
+            Some("cgroup2") => {
+                v2.get_or_insert_with(|| unescape_mount(mount_point));
+            }
+            Some("cgroup") => {
+                for opt in opts.split(',') {
+                    if V1_CONTROLLERS.contains(&opt) || opt.starts_with("name=") {
+                        v1.entry(opt.to_string())
+                            .or_insert_with(|| unescape_mount(mount_point));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    let real_v1 = v1.keys().any(|k| !k.starts_with("name="));
+    match (v2, real_v1) {
+        (Some(unified), true) => Ok(Layout::Hybrid {
+            controllers: v1,
+            unified,
+        }),
+        (Some(root), false) => Ok(Layout::V2 { root }),
+        (None, _) if !v1.is_empty() => Ok(Layout::V1 { controllers: v1 }),
+        (None, _) => Err(Error::NoCgroupMounts("mountinfo".into())),
+    }
+}
+
+/// Undoes the octal escapes (`\040` for a space) of mountinfo fields.
+fn unescape_mount(s: &str) -> PathBuf {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+            let v = (b[i + 1] - b'0') as u32 * 64 + (b[i + 2] - b'0') as u32 * 8 + (b[i + 3] - b'0') as u32;
+            out.push(v as u8);
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    use std::os::unix::ffi::OsStringExt;
+    PathBuf::from(std::ffi::OsString::from_vec(out))
+}
+
+/// One line of /proc/self/cgroup: the controllers of the hierarchy (empty for cgroup2)
+/// and the process's cgroup in it.
+struct OwnCgroup {
+    controllers: Vec<String>,
+    path: String,
+}
+
+fn parse_own_cgroups(text: &str) -> Result<Vec<OwnCgroup>> {
+    let mut out = Vec::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let mut parts = line.splitn(3, ':');
+        let (Some(_id), Some(ctrls), Some(path)) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(Error::Parse {
+                file: "/proc/self/cgroup".into(),
+                line: line.into(),
+            });
+        };
+        let controllers = ctrls
+            .split(',')
+            .filter(|c| !c.is_empty())
+            .map(str::to_string)
+            .collect();
+        out.push(OwnCgroup {
+            controllers,
+            path: path.to_string(),
+        });
+    }
+    Ok(out)
+}
+
+/// `linux.cgroupsPath` after validation: absolute, or relative to the caller's cgroup.
+enum CgroupsPath {
+    Absolute(String),
+    Relative(String),
+}
+
+impl CgroupsPath {
+    fn parse(cgroups_path: Option<&str>, container_id: &str) -> Result<CgroupsPath> {
+        let raw = cgroups_path.unwrap_or("").trim();
+        if raw.is_empty() {
+            if container_id.is_empty() || container_id.contains('/') || container_id.starts_with('.') {
+                return Err(Error::InvalidPath {
+                    path: format!("/berth/{container_id}"),
+                    reason: "the container id cannot be used as a cgroup name".into(),
+                });
+            }
+            return Ok(CgroupsPath::Absolute(format!("/berth/{container_id}")));
+        }
+        if raw.contains(':') {
+            return Err(Error::SystemdNotSupported(raw.into()));
+        }
+        let comps: Vec<&str> = raw.split('/').filter(|c| !c.is_empty()).collect();
+        if let Some(bad) = comps.iter().find(|c| **c == "." || **c == "..") {
+            return Err(Error::InvalidPath {
+                path: raw.into(),
+                reason: format!("component {bad:?} is not allowed"),
+            });
+        }
+        if comps.is_empty() {
+            return Err(Error::InvalidPath {
+                path: raw.into(),
+                reason: "the root cgroup cannot be a container's cgroup".into(),
+            });
+        }
+        let joined = comps.join("/");
+        Ok(if raw.starts_with('/') {
+            CgroupsPath::Absolute(format!("/{joined}"))
+        } else {
+            CgroupsPath::Relative(joined)
+        })
+    }
+
+    /// The absolute cgroup path in a hierarchy whose own-cgroup line is `own`.
+    fn resolve(&self, own: Option<&str>, hierarchy: &str) -> Result<String> {
+        match self {
+            CgroupsPath::Absolute(p) => Ok(p.clone()),
+            CgroupsPath::Relative(rel) => {
+                let own = own.ok_or_else(|| Error::OwnCgroupNotFound {
+                    hierarchy: hierarchy.into(),
+                    path: rel.clone(),
+                })?;
+                let own = own.trim_end_matches('/');
+                Ok(format!("{own}/{rel}"))
+            }
+        }
+    }
+}
+
+/// The directory of cgroup `path` (absolute cgroup path) in a hierarchy mounted at `mount`.
+fn dir_in(mount: &Path, path: &str) -> PathBuf {
+    mount.join(path.trim_start_matches('/'))
+}
+
+/// What every backend implements; the [`Manager`] dispatches over [`Backend`]s.
+trait Backend {
+    fn create(&self) -> Result<()>;
+    fn apply(&self, r: &LinuxResources) -> Result<()>;
+    fn add_pid(&self, pid: i32) -> Result<()>;
+    fn pids(&self) -> Result<Vec<i32>>;
+    fn freeze(&self) -> Result<()>;
+    fn thaw(&self) -> Result<()>;
+    fn is_frozen(&self) -> Result<bool>;
+    fn destroy(&self) -> Result<()>;
+    fn fs_paths(&self) -> Vec<PathBuf>;
+}
+
+enum Inner {
+    V1(v1::V1),
+    V2(v2::V2),
+}
+
+impl Inner {
+    fn backend(&self) -> &dyn Backend {
+        match self {
+            Inner::V1(b) => b,
+            Inner::V2(b) => b,
+        }
+    }
+}
+
+/// A container's cgroup in every mounted hierarchy.
+pub struct Manager {
+    layout: Layout,
+    path: String,
+    inner: Inner,
+}
+
+impl std::fmt::Debug for Manager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Manager")
+            .field("path", &self.path)
+            .field("dirs", &self.fs_paths())
+            .finish()
+    }
+}
+
+impl Manager {
+    /// `cgroups_path` as in config.json `linux.cgroupsPath`: absolute = relative to each
+    /// hierarchy's root; relative = relative to the calling process's own cgroup (from
+    /// /proc/self/cgroup, per hierarchy); empty/None = `/berth/<container_id>`.
+    /// The systemd form `slice:prefix:name` gives [`Error::SystemdNotSupported`].
+    pub fn new(cgroups_path: Option<&str>, container_id: &str) -> Result<Manager> {
+        // Validate first: no need to read /proc for a path we refuse anyway.
+        CgroupsPath::parse(cgroups_path, container_id)?;
+        let layout = detect()?;
+        let file = "/proc/self/cgroup";
+        let own = fs::read_to_string(file).map_err(|source| Error::Read {
+            path: file.into(),
+            source,
+        })?;
+        Manager::with_layout(layout, cgroups_path, container_id, &own)
+    }
+
+    /// Like [`Manager::new`] with an explicit layout and /proc/self/cgroup text.
+    pub fn with_layout(
+        layout: Layout,
+        cgroups_path: Option<&str>,
+        container_id: &str,
+        self_cgroup: &str,
+    ) -> Result<Manager> {
+        let spec = CgroupsPath::parse(cgroups_path, container_id)?;
+        let own = parse_own_cgroups(self_cgroup)?;
+        let own_v2 = own.iter().find(|o| o.controllers.is_empty()).map(|o| o.path.as_str());
+        let (inner, path) = match &layout {
+            Layout::V2 { root } => {
+                let path = spec.resolve(own_v2, "cgroup2")?;
+                (Inner::V2(v2::V2::new(root.clone(), &path)), path)
+            }
+            Layout::V1 { controllers } | Layout::Hybrid { controllers, .. } => {
+                // Group controllers sharing a mount (e.g. cpu,cpuacct) into one hierarchy.
+                let mut by_mount: BTreeMap<&Path, Vec<String>> = BTreeMap::new();
+                for (ctrl, mount) in controllers {
+                    by_mount.entry(mount.as_path()).or_default().push(ctrl.clone());
+                }
+                let mut hierarchies = Vec::new();
+                for (mount, ctrls) in by_mount {
+                    let own_path = own
+                        .iter()
+                        .find(|o| o.controllers.iter().any(|c| ctrls.contains(c)))
+                        .map(|o| o.path.as_str());
+                    let path = spec.resolve(own_path, &ctrls.join(","))?;
+                    hierarchies.push(v1::Hierarchy {
+                        dir: dir_in(mount, &path),
+                        mount: mount.to_path_buf(),
+                        controllers: ctrls,
+                        path,
+                    });
+                }
+                let unified = match &layout {
+                    Layout::Hybrid { unified, .. } => {
+                        let p = spec.resolve(own_v2, "cgroup2")?;
+                        Some(dir_in(unified, &p))
+                    }
+                    _ => None,
+                };
+                let primary = hierarchies
+                    .iter()
+                    .find(|h| h.controllers.iter().any(|c| c == "memory"))
+                    .or(hierarchies.first())
+                    .map(|h| h.path.clone())
+                    .unwrap_or_default();
+                (Inner::V1(v1::V1 { hierarchies, unified }), primary)
+            }
+        };
+        Ok(Manager {
+            layout,
+            path,
+            inner,
+        })
+    }
+
+    /// Creates the cgroup (mkdir -p) in every hierarchy. v2: enables the available
+    /// controllers in the ancestors' cgroup.subtree_control; v1 cpuset: fills empty
+    /// cpuset.cpus/mems from the parent.
+    pub fn create(&self) -> Result<()> {
+        self.inner.backend().create()
+    }
+
+    pub fn apply_resources(&self, r: &LinuxResources) -> Result<()> {
+        self.inner.backend().apply(r)
+    }
+
+    /// Moves `pid` into the cgroup of every hierarchy (hybrid: v1 and cgroup2).
+    pub fn add_pid(&self, pid: i32) -> Result<()> {
+        self.inner.backend().add_pid(pid)
+    }
+
+    /// Every process of the cgroup and its descendants, sorted; empty if it is gone.
+    pub fn pids(&self) -> Result<Vec<i32>> {
+        self.inner.backend().pids()
+    }
+
+    pub fn freeze(&self) -> Result<()> {
+        self.inner.backend().freeze()
+    }
+
+    pub fn thaw(&self) -> Result<()> {
+        self.inner.backend().thaw()
+    }
+
+    pub fn is_frozen(&self) -> Result<bool> {
+        self.inner.backend().is_frozen()
+    }
+
+    /// Removes the container's directories (children first); Ok if already gone.
+    /// Parents such as `/berth` are never removed.
+    pub fn destroy(&self) -> Result<()> {
+        self.inner.backend().destroy()
+    }
+
+    /// The resolved cgroup path, e.g. `/berth/abc`. With a relative cgroupsPath the
+    /// path can differ per hierarchy: this is the one of the memory hierarchy (v1) or
+    /// of cgroup2 (v2); [`Manager::fs_paths`] has them all.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    /// The concrete directories, one per hierarchy (plus the cgroup2 one on hybrid).
+    pub fn fs_paths(&self) -> Vec<PathBuf> {
+        self.inner.backend().fs_paths()
+    }
+
+    /// The cgroup2 directory, for clone3(CLONE_INTO_CGROUP); pure v2 only.
+    pub fn v2_dir(&self) -> Option<PathBuf> {
+        match &self.inner {
+            Inner::V2(b) => Some(b.dir.clone()),
+            Inner::V1(_) => None,
+        }
+    }
+}
+
+// ---- file helpers shared by the backends ----
+
+/// Reads a file; `Ok(None)` if it does not exist.
+fn read_opt(path: &Path) -> Result<Option<String>> {
+    match fs::read_to_string(path) {
+        Ok(s) => Ok(Some(s)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(Error::Read {
+            path: path.into(),
+            source,
+        }),
+    }
+}
+
+fn read(path: &Path) -> Result<String> {
+    fs::read_to_string(path).map_err(|source| Error::Read {
+        path: path.into(),
+        source,
+    })
+}
+
+/// Writes `value` to an existing control file (no O_CREAT: cgroupfs has no such thing).
+fn write_raw(path: &Path, value: &str) -> io::Result<()> {
+    #[cfg(test)]
+    if let Some(r) = fake::with(|k| k.write(path, value)).flatten() {
+        return r;
+    }
+    let mut f = fs::OpenOptions::new().write(true).truncate(true).open(path)?;
+    f.write_all(value.as_bytes())
+}
+
+fn write(dir: &Path, file: &str, value: &str) -> Result<()> {
+    let path = dir.join(file);
+    write_raw(&path, value).map_err(|source| Error::Write {
+        path,
+        value: value.into(),
+        source,
+    })
+}
+
+/// mkdir -p, one level at a time.
+fn mkdir_p(dir: &Path) -> Result<()> {
+    let mut missing = Vec::new();
+    let mut cur = Some(dir);
+    while let Some(d) = cur {
+        if d.is_dir() {
+            break;
+        }
+        missing.push(d);
+        cur = d.parent();
+    }
+    for d in missing.into_iter().rev() {
+        match fs::create_dir(d) {
+            Ok(()) => {
+                #[cfg(test)]
+                fake::with(|k| k.mkdir(d));
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(source) => {
+                return Err(Error::Mkdir {
+                    path: d.into(),
+                    source,
+                })
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Removes `dir` and the cgroups below it, deepest first. EBUSY (tasks still exiting)
+/// is retried for ~0.6 s; a directory that is already gone is fine.
+fn remove_tree(dir: &Path) -> Result<()> {
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(source) => {
+            return Err(Error::Read {
+                path: dir.into(),
+                source,
+            })
+        }
+    };
+    for entry in entries.flatten() {
+        if entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+            remove_tree(&entry.path())?;
+        }
+    }
+    #[cfg(test)]
+    fake::with(|k| k.rmdir(dir));
+    let mut delay = Duration::from_millis(10);
+    for attempt in 0.. {
+        match fs::remove_dir(dir) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) && attempt < 6 => {
+                thread::sleep(delay);
+                delay *= 2;
+            }
+            Err(source) => {
+                return Err(Error::Rmdir {
+                    path: dir.into(),
+                    source,
+                })
+            }
+        }
+    }
+    unreachable!()
+}
+
+/// The pids in `dir`/cgroup.procs and in every cgroup below it.
+fn collect_pids(dir: &Path, out: &mut Vec<i32>) -> Result<()> {
+    let procs = dir.join("cgroup.procs");
+    let Some(text) = read_opt(&procs)? else {
+        return Ok(());
+    };
+    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let pid = line.parse().map_err(|_| Error::Parse {
+            file: procs.display().to_string(),
+            line: line.into(),
+        })?;
+        out.push(pid);
+    }
+    if let Ok(entries) = fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            if entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                collect_pids(&entry.path(), out)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn sorted_pids(dir: &Path) -> Result<Vec<i32>> {
+    let mut pids = Vec::new();
+    collect_pids(dir, &mut pids)?;
+    pids.sort_unstable();
+    pids.dedup();
+    Ok(pids)
+}
+
+/// Hugepage size as used in hugetlb file names ("2MB"), validated.
+fn hugepage_size(s: &str) -> Result<&str> {
+    let ok = s.len() > 2
+        && s.ends_with('B')
+        && s.chars().all(|c| c.is_ascii_alphanumeric())
+        && s.starts_with(|c: char| c.is_ascii_digit());
+    if ok {
+        Ok(s)
+    } else {
+        Err(Error::InvalidValue {
+            setting: "hugepageLimits.pageSize".into(),
+            value: s.into(),
+            reason: "expected a size like 2MB or 1GB".into(),
+        })
+    }
+}
+
+/// A test-only "kernel" for fake cgroupfs trees in a tempdir: it creates the control
+/// files on mkdir, removes them before rmdir, and can intercept writes and bpf.
+#[cfg(test)]
+pub(crate) mod fake {
+    use std::cell::RefCell;
+    use std::io;
+    use std::path::Path;
+    use std::rc::Rc;
+
+    use super::devices_bpf::Insn;
+
+    pub(crate) trait Kernel {
+        fn mkdir(&self, _dir: &Path) {}
+        fn rmdir(&self, dir: &Path) {
+            for e in std::fs::read_dir(dir).unwrap().flatten() {
+                if e.file_type().unwrap().is_file() {
+                    std::fs::remove_file(e.path()).unwrap();
+                }
+            }
+        }
+        /// `Some(result)` when the fake kernel handled the write itself.
+        fn write(&self, _file: &Path, _value: &str) -> Option<io::Result<()>> {
+            None
+        }
+        /// `true` when the fake kernel took the device program.
+        fn bpf(&self, _dir: &Path, _prog: &[Insn]) -> bool {
+            false
+        }
+    }
+
+    thread_local!(static KERNEL: RefCell<Option<Rc<dyn Kernel>>> = RefCell::new(None));
+
+    pub(crate) struct Installed;
+    impl Drop for Installed {
+        fn drop(&mut self) {
+            KERNEL.with(|k| *k.borrow_mut() = None);
+        }
+    }
+
+    pub(crate) fn install(k: Rc<dyn Kernel>) -> Installed {
+        KERNEL.with(|slot| *slot.borrow_mut() = Some(k));
+        Installed
+    }
+
+    pub(crate) fn with<R>(f: impl FnOnce(&dyn Kernel) -> R) -> Option<R> {
+        let k = KERNEL.with(|k| k.borrow().clone())?;
+        Some(f(&*k))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::rc::Rc;
+
+    use super::devices_bpf::tests::run;
+    use super::*;
+
+    const HOST: &str = "\
+25 1 0:23 / / rw,relatime shared:1 - ext4 /dev/vda rw
+31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
+32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu
+33 31 0:30 / /sys/fs/cgroup/cpuacct rw,relatime - cgroup cgroup rw,cpuacct
+35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
+40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,xattr,name=systemd
+41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+";
+
+    #[test]
+    fn detect_layouts() {
+        let Layout::Hybrid { controllers, unified } = detect_from(HOST).unwrap() else { panic!() };
+        assert_eq!(unified, PathBuf::from("/sys/fs/cgroup/unified"));
+        let keys: Vec<&str> = controllers.keys().map(String::as_str).collect();
+        assert_eq!(keys, ["cpu", "cpuacct", "memory", "name=systemd"]);
+        assert_eq!(controllers["name=systemd"], PathBuf::from("/sys/fs/cgroup/systemd"));
+
+        let v2 = "30 1 0:26 / /sys/fs/cgroup rw shared:4 - cgroup2 cgroup2 rw,nsdelegate\n\
+                  31 1 0:27 / /sys/fs/cgroup/systemd rw - cgroup cgroup rw,name=systemd\n";
+        assert_eq!(detect_from(v2).unwrap(), Layout::V2 { root: "/sys/fs/cgroup".into() });
+
+        let v1 = "32 31 0:29 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct\n\
+                  33 31 0:29 / /mnt/my\\040cg rw - cgroup cgroup rw,memory\n";
+        let Layout::V1 { controllers } = detect_from(v1).unwrap() else { panic!() };
+        assert_eq!(controllers["cpu"], controllers["cpuacct"]);
+        assert_eq!(controllers["memory"], PathBuf::from("/mnt/my cg"));
+
+        assert!(matches!(detect_from("25 1 0:23 / / rw - ext4 /dev/vda rw\n"), Err(Error::NoCgroupMounts(_))));
+        detect().unwrap(); // whatever this machine has, it parses
+    }
+
+    #[test]
+    fn cgroups_path_forms() {
+        let layout = Layout::V2 { root: "/cg".into() };
+        let m = |p: Option<&str>| Manager::with_layout(layout.clone(), p, "abc", "0::/me\n");
+        assert_eq!(m(None).unwrap().path(), "/berth/abc");
+        assert_eq!(m(Some("")).unwrap().path(), "/berth/abc");
+        assert_eq!(m(Some("//x//y/")).unwrap().path(), "/x/y");
+        assert_eq!(m(Some("x")).unwrap().path(), "/me/x");
+        assert_eq!(m(Some("/x")).unwrap().v2_dir(), Some(PathBuf::from("/cg/x")));
+        assert!(matches!(m(Some("machine.slice:berth:abc")), Err(Error::SystemdNotSupported(_))));
+        assert!(matches!(m(Some("/a/../b")), Err(Error::InvalidPath { .. })));
+        assert!(matches!(m(Some("/")), Err(Error::InvalidPath { .. })));
+        assert!(Manager::with_layout(layout, None, "../x", "").is_err());
+    }
+
+    /// What the shared suite needs from one backend's fake cgroupfs.
+    trait Fixture {
+        /// A fake tree in `tmp` without the controllers in `skip`.
+        fn new(tmp: &Path, skip: &[&str]) -> Self;
+        fn kernel(&self) -> Rc<dyn fake::Kernel>;
+        fn manager(&self, path: Option<&str>) -> Manager;
+        /// (file, content) expected after applying `standard()`.
+        fn expected(&self, m: &Manager) -> Vec<(PathBuf, &'static str)>;
+        /// Does the applied device configuration allow this access?
+        fn device_allowed(&self, kind: char, major: u32, minor: u32, access: i32) -> bool;
+    }
+
+    fn standard() -> LinuxResources {
+        serde_json::from_str(
+            r#"{"memory":{"limit":67108864,"swap":134217728,"reservation":33554432},
+                "cpu":{"shares":512,"quota":50000,"period":100000,"cpus":"0-1","mems":"0"},
+                "pids":{"limit":20},"blockIO":{"weight":200},
+                "hugepageLimits":[{"pageSize":"2MB","limit":2097152}],
+                "devices":[{"allow":false,"access":"rwm"},
+                           {"allow":true,"type":"c","major":1,"minor":3,"access":"rwm"},
+                           {"allow":true,"type":"c","access":"m"},
+                           {"allow":true,"type":"c","major":136,"access":"rw"},
+                           {"allow":false,"type":"c","major":136,"minor":5,"access":"rwm"}]}"#,
+        )
+        .unwrap()
+    }
+
+    fn conformance<F: Fixture>() {
+        let tmp = tempfile::tempdir().unwrap();
+        let f = F::new(tmp.path(), &[]);
+        let _g = fake::install(f.kernel());
+        fs::create_dir_all(tmp.path().join("unrelated")).unwrap();
+        let m = f.manager(Some("/berth/c1"));
+        assert_eq!(m.path(), "/berth/c1");
+        let dirs = m.fs_paths();
+        assert!(!dirs.is_empty());
+        assert!(dirs.iter().all(|d| d.ends_with("berth/c1") && !d.exists()), "{dirs:?}");
+        m.create().unwrap();
+        m.create().unwrap();
+        assert!(dirs.iter().all(|d| d.is_dir()));
+
+        m.apply_resources(&standard()).unwrap();
+        for (path, want) in f.expected(&m) {
+            assert_eq!(read(&path).unwrap().trim(), want, "{}", path.display());
+        }
+        let acc = |s: &str| s.chars().map(|c| [1, 2, 4]["mrw".find(c).unwrap()]).sum::<i32>();
+        assert!(f.device_allowed('c', 1, 3, acc("rw")));
+        assert!(f.device_allowed('c', 99, 1, acc("m")));
+        assert!(!f.device_allowed('c', 99, 1, acc("r")));
+        assert!(!f.device_allowed('b', 8, 0, acc("m")));
+        assert!(f.device_allowed('c', 136, 2, acc("w")));
+        assert!(!f.device_allowed('c', 136, 5, acc("r")));
+        m.apply_resources(&LinuxResources::default()).unwrap();
+
+        m.add_pid(1234).unwrap();
+        m.add_pid(1300).unwrap();
+        for d in &dirs {
+            let procs = read(&d.join("cgroup.procs")).unwrap();
+            assert_eq!(procs.split_whitespace().collect::<Vec<_>>(), ["1234", "1300"], "{}", d.display());
+            mkdir_p(&d.join("nested/deeper")).unwrap(); // made by the container itself
+            write(&d.join("nested/deeper"), "cgroup.procs", "99").unwrap();
+        }
+        assert_eq!(m.pids().unwrap(), [99, 1234, 1300]);
+
+        assert!(!m.is_frozen().unwrap());
+        m.freeze().unwrap();
+        assert!(m.is_frozen().unwrap());
+        m.thaw().unwrap();
+        assert!(!m.is_frozen().unwrap());
+
+        m.destroy().unwrap();
+        for d in &dirs {
+            assert!(!d.exists(), "{}", d.display());
+            assert!(d.parent().unwrap().is_dir(), "parent of {} must stay", d.display());
+        }
+        m.destroy().unwrap();
+        assert_eq!(m.pids().unwrap(), Vec::<i32>::new());
+        assert!(tmp.path().join("unrelated").is_dir());
+
+        // without a memory controller, memory settings fail and name it; others work
+        let tmp = tempfile::tempdir().unwrap();
+        let f = F::new(tmp.path(), &["memory"]);
+        let _g = fake::install(f.kernel());
+        let m = f.manager(None);
+        m.create().unwrap();
+        let mem: LinuxResources = serde_json::from_str(r#"{"memory":{"limit":1000}}"#).unwrap();
+        let e = m.apply_resources(&mem).unwrap_err();
+        assert!(e.to_string().contains("controller \"memory\""), "{e}");
+        m.apply_resources(&serde_json::from_str(r#"{"pids":{"limit":-1}}"#).unwrap()).unwrap();
+        m.destroy().unwrap();
+    }
+
+    struct V1Fixture<const HYBRID: bool> {
+        layout: Layout,
+        kernel: Rc<v1::tests::FakeV1>,
+    }
+
+    impl<const HYBRID: bool> Fixture for V1Fixture<HYBRID> {
+        fn new(tmp: &Path, skip: &[&str]) -> Self {
+            let (layout, kernel) = v1::tests::fake_tree(tmp, HYBRID, false, skip);
+            V1Fixture { layout, kernel }
+        }
+        fn kernel(&self) -> Rc<dyn fake::Kernel> {
+            self.kernel.clone()
+        }
+        fn manager(&self, path: Option<&str>) -> Manager {
+            Manager::with_layout(self.layout.clone(), path, "c1", v1::tests::SELF_CGROUP).unwrap()
+        }
+        fn expected(&self, m: &Manager) -> Vec<(PathBuf, &'static str)> {
+            let d = |ctrl: &str, file: &str| {
+                let dir = m.fs_paths().into_iter().find(|p| p.iter().any(|c| c == ctrl)).unwrap();
+                dir.join(file)
+            };
+            vec![
+                (d("memory", "memory.limit_in_bytes"), "67108864"),
+                (d("memory", "memory.memsw.limit_in_bytes"), "134217728"),
+                (d("memory", "memory.soft_limit_in_bytes"), "33554432"),
+                (d("cpu", "cpu.shares"), "512"),
+                (d("cpu", "cpu.cfs_quota_us"), "50000"),
+                (d("cpu", "cpu.cfs_period_us"), "100000"),
+                (d("cpuset", "cpuset.cpus"), "0-1"),
+                (d("cpuset", "cpuset.mems"), "0"),
+                (d("pids", "pids.max"), "20"),
+                (d("blkio", "blkio.bfq.weight"), "200"),
+                (d("hugetlb", "hugetlb.2MB.limit_in_bytes"), "2097152"),
+            ]
+        }
+        fn device_allowed(&self, kind: char, major: u32, minor: u32, access: i32) -> bool {
+            // Replay the devices.allow/deny writes through the rule parser and program.
+            let log = self.kernel.devices_log.borrow();
+            assert_eq!(log[0], "deny a");
+            let rules: Vec<LinuxDeviceCgroup> = log
+                .iter()
+                .map(|l| {
+                    let (verb, rule) = l.split_once(' ').unwrap();
+                    let mut parts = rule.split([' ', ':']);
+                    let t = parts.next().unwrap();
+                    let num = |s: Option<&str>| s.and_then(|s| s.parse::<i64>().ok()).unwrap_or(-1);
+                    let (maj, min) = (num(parts.next()), num(parts.next()));
+                    let access = parts.next().unwrap_or("rwm");
+                    serde_json::from_str(&format!(
+                        r#"{{"allow":{},"type":"{t}","major":{maj},"minor":{min},"access":"{access}"}}"#,
+                        verb == "allow"
+                    ))
+                    .unwrap()
+                })
+                .collect();
+            let prog = devices_bpf::program(&devices_bpf::parse_rules(&rules).unwrap());
+            run(&prog, if kind == 'b' { 1 } else { 2 }, major, minor, access) == 1
+        }
+    }
+
+    struct V2Fixture {
+        layout: Layout,
+        kernel: Rc<v2::tests::FakeV2>,
+    }
+
+    impl Fixture for V2Fixture {
+        fn new(tmp: &Path, skip: &[&str]) -> Self {
+            let all = ["cpuset", "cpu", "io", "memory", "hugetlb", "pids", "rdma"];
+            let ctrls: Vec<&str> = all.into_iter().filter(|c| !skip.contains(c)).collect();
+            let (layout, kernel) = v2::tests::fake_tree(tmp, &ctrls.join(" "), false);
+            V2Fixture { layout, kernel }
+        }
+        fn kernel(&self) -> Rc<dyn fake::Kernel> {
+            self.kernel.clone()
+        }
+        fn manager(&self, path: Option<&str>) -> Manager {
+            Manager::with_layout(self.layout.clone(), path, "c1", "0::/\n").unwrap()
+        }
+        fn expected(&self, m: &Manager) -> Vec<(PathBuf, &'static str)> {
+            let d = m.v2_dir().unwrap();
+            [
+                ("memory.max", "67108864"),
+                ("memory.swap.max", "67108864"),
+                ("memory.low", "33554432"),
+                ("cpu.weight", "20"),
+                ("cpu.max", "50000 100000"),
+                ("cpuset.cpus", "0-1"),
+                ("cpuset.mems", "0"),
+                ("pids.max", "20"),
+                ("io.weight", "1920"),
+                ("hugetlb.2MB.max", "2097152"),
+            ]
+            .into_iter()
+            .map(|(f, v)| (d.join(f), v))
+            .collect()
+        }
+        fn device_allowed(&self, kind: char, major: u32, minor: u32, access: i32) -> bool {
+            let progs = self.kernel.progs.borrow();
+            let (_, prog) = progs.last().expect("a device program was attached");
+            run(prog, if kind == 'b' { 1 } else { 2 }, major, minor, access) == 1
+        }
+    }
+
+    #[test]
+    fn conformance_v1() {
+        conformance::<V1Fixture<false>>();
+    }
+
+    #[test]
+    fn conformance_hybrid() {
+        conformance::<V1Fixture<true>>();
+    }
+
+    #[test]
+    fn conformance_v2() {
+        conformance::<V2Fixture>();
+    }
+}

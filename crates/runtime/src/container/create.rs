@@ -1,0 +1,253 @@
+//! `create`: set up a container and leave its init process waiting on
+//! exec.fifo for `start`.
+
+use super::{oci_state, sys, write_pid_file, Error, Result, Runtime};
+use crate::cgroups;
+use crate::init::{self, Init};
+use crate::namespaces::Plan;
+use crate::rootfs::CgroupMounts;
+use crate::state::{self, Dir, Record, Status};
+use crate::sync::{Channel, Msg};
+use crate::{hooks, seccomp, spec};
+use nix::unistd::{ForkResult, Pid};
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+
+#[derive(Debug, Default)]
+pub struct CreateOpts {
+    pub id: String,
+    pub bundle: PathBuf,
+    pub pid_file: Option<PathBuf>,
+    pub console_socket: Option<PathBuf>,
+    /// Already-connected console socket (used by `run` to receive the pty itself).
+    pub console_fd: Option<OwnedFd>,
+    pub no_pivot: bool,
+    pub preserve_fds: i32,
+}
+
+pub struct Created {
+    pub pid: i32,
+    pub dir: Dir,
+    pub rec: Record,
+    pub cgroup: cgroups::Manager,
+}
+
+/// Undo list for a create that fails part-way: nothing may be left behind.
+struct Cleanup {
+    dir: Option<Dir>,
+    cgroup: Option<cgroups::Manager>,
+    pids: Vec<i32>,
+}
+
+impl Cleanup {
+    fn run(&mut self) {
+        for pid in self.pids.drain(..) {
+            let p = Pid::from_raw(pid);
+            let _ = nix::sys::signal::kill(p, nix::sys::signal::Signal::SIGKILL);
+            let _ = nix::sys::wait::waitpid(p, None);
+        }
+        if let Some(m) = self.cgroup.take() {
+            // Processes the container forked die with its init (pid ns) or here.
+            for pid in m.pids().unwrap_or_default() {
+                let _ = nix::sys::signal::kill(Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+            }
+            let _ = m.destroy();
+        }
+        if let Some(d) = self.dir.take() {
+            let _ = d.remove();
+        }
+    }
+}
+
+pub fn create(rt: &Runtime, opts: CreateOpts) -> Result<Created> {
+    state::validate_id(&opts.id)?;
+    let bundle = spec::load(&opts.bundle)?;
+    let process = bundle
+        .spec
+        .process()
+        .clone()
+        .ok_or_else(|| Error::Invalid("config.json has no process to run".into()))?;
+    let plan = Plan::from_spec(&bundle.spec);
+    // Compile seccomp before anything exists, so a bad profile leaves nothing.
+    let seccomp = match bundle.spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
+        Some(s) => Some(seccomp::compile(s, Some(&rt.seccomp_cache()))?),
+        None => None,
+    };
+    let cg_path = bundle
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.cgroups_path().as_ref())
+        .map(|p| p.to_string_lossy().into_owned());
+    let cgroup = cgroups::Manager::new(cg_path.as_deref(), &opts.id)?;
+    let console = match (&opts.console_fd, &opts.console_socket) {
+        (Some(_), _) => None,
+        (None, Some(p)) => Some(crate::console::connect(&p.to_string_lossy())?),
+        (None, None) => None,
+    };
+    if process.terminal().unwrap_or(false) && console.is_none() && opts.console_fd.is_none() {
+        return Err(Error::Invalid(
+            "process.terminal is true: --console-socket is required".into(),
+        ));
+    }
+
+    let dir = Dir::create(&rt.root, &opts.id)?;
+    let mut cleanup = Cleanup {
+        dir: Some(dir.clone()),
+        cgroup: None,
+        pids: Vec::new(),
+    };
+    let r = create_inner(rt, opts, bundle, process, plan, seccomp, cgroup, console, &dir, &mut cleanup);
+    if r.is_err() {
+        cleanup.run();
+    }
+    r
+}
+
+#[allow(clippy::too_many_arguments)]
+fn create_inner(
+    _rt: &Runtime,
+    mut opts: CreateOpts,
+    bundle: spec::Bundle,
+    process: oci_spec::runtime::Process,
+    plan: Plan,
+    seccomp: Option<seccomp::Filter>,
+    cgroup: cgroups::Manager,
+    console: Option<OwnedFd>,
+    dir: &Dir,
+    cleanup: &mut Cleanup,
+) -> Result<Created> {
+    let mut rec = Record {
+        id: opts.id.clone(),
+        pid: 0,
+        pid_start: 0,
+        bundle: bundle.dir.clone(),
+        rootfs: bundle.rootfs.clone(),
+        created: state::now_rfc3339(),
+        cgroup_path: cgroup.path().to_string(),
+        annotations: bundle.spec.annotations().clone().unwrap_or_default(),
+        owner: "root".into(),
+        started: false,
+    };
+    dir.save_config(&bundle.spec)?;
+    dir.save(&rec)?;
+    cgroup.create()?;
+    let cgroup = {
+        cleanup.cgroup = Some(cgroup);
+        cleanup.cgroup.as_ref().expect("just set")
+    };
+    if let Some(r) = bundle.spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
+        cgroup.apply_resources(r)?;
+    }
+    let fifo = dir.fifo();
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o622))
+        .map_err(sys(format!("mkfifo {}", fifo.display())))?;
+    let cgroups_for_mounts = CgroupMounts::discover(&cgroup.fs_paths());
+    let (pchan, cchan) = Channel::pair()?;
+    let init = Init {
+        spec: bundle.spec.clone(),
+        process,
+        rootfs: bundle.rootfs.clone(),
+        bundle: bundle.dir.clone(),
+        plan: plan.clone(),
+        no_pivot: opts.no_pivot,
+        preserve_fds: opts.preserve_fds,
+        console: console.or(opts.console_fd.take()),
+        fifo: Some(fifo),
+        seccomp,
+        cgroups: cgroups_for_mounts,
+        exec: false,
+    };
+    // SAFETY: berth-runtime is single-threaded here; the child only runs
+    // our own code up to execve or _exit.
+    let c1 = match unsafe { nix::unistd::fork() }.map_err(sys("fork"))? {
+        ForkResult::Child => {
+            drop(pchan);
+            init::stage1(init, cchan)
+        }
+        ForkResult::Parent { child } => child.as_raw(),
+    };
+    drop(init);
+    drop(cchan);
+    cleanup.pids.push(c1);
+    cgroup.add_pid(c1)?;
+    pchan.send(&Msg::CgroupJoined)?;
+    let pid = loop {
+        match pchan.recv()? {
+            Msg::MapIds => {
+                write_id_maps(c1, &bundle.spec)?;
+                pchan.send(&Msg::IdsMapped)?;
+            }
+            Msg::Pid(p) => break p,
+            Msg::Error(e) => return Err(Error::Child(e)),
+            m => return Err(Error::Child(format!("sync: unexpected {m:?} from stage 1"))),
+        }
+    };
+    cleanup.pids.insert(0, pid);
+    let _ = nix::sys::wait::waitpid(Pid::from_raw(c1), None);
+    cleanup.pids.retain(|p| *p != c1);
+    rec.pid = pid;
+    rec.pid_start = state::process_start_time(pid).unwrap_or(0);
+    let state_json = oci_state(&rec, Status::Creating).to_string();
+    pchan.send(&Msg::Continue {
+        state: state_json.clone(),
+    })?;
+    let hooks = bundle.spec.hooks().clone().unwrap_or_default();
+    loop {
+        match pchan.recv() {
+            Ok(Msg::RunHooks) => {
+                hooks::run_all("prestart", hooks.prestart().as_deref().unwrap_or(&[]), &state_json)?;
+                hooks::run_all(
+                    "createRuntime",
+                    hooks.create_runtime().as_deref().unwrap_or(&[]),
+                    &state_json,
+                )?;
+                pchan.send(&Msg::HooksDone)?;
+            }
+            Ok(Msg::Ready) => break,
+            Ok(Msg::Error(e)) => return Err(Error::Child(e)),
+            Ok(m) => return Err(Error::Child(format!("sync: unexpected {m:?} from init"))),
+            Err(crate::sync::Error::Closed) => {
+                return Err(Error::Child("container init exited during setup".into()))
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    dir.save(&rec)?;
+    if let Some(p) = &opts.pid_file {
+        write_pid_file(p, pid)?;
+    }
+    pchan.send(&Msg::Created)?;
+    let cgroup = cleanup.cgroup.take().expect("cgroup set");
+    cleanup.pids.clear();
+    cleanup.dir = None;
+    Ok(Created {
+        pid,
+        dir: dir.clone(),
+        rec,
+        cgroup,
+    })
+}
+
+fn write_id_maps(pid: i32, spec: &oci_spec::runtime::Spec) -> Result<()> {
+    let linux = spec.linux().as_ref();
+    let fmt = |m: Option<&Vec<oci_spec::runtime::LinuxIdMapping>>| -> String {
+        m.into_iter()
+            .flatten()
+            .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
+            .collect()
+    };
+    let uid = fmt(linux.and_then(|l| l.uid_mappings().as_ref()));
+    let gid = fmt(linux.and_then(|l| l.gid_mappings().as_ref()));
+    for (file, data) in [("uid_map", uid), ("gid_map", gid)] {
+        if data.is_empty() {
+            continue;
+        }
+        let p = format!("/proc/{pid}/{file}");
+        std::fs::write(&p, data.as_bytes()).map_err(|source| Error::Io {
+            path: p.into(),
+            source,
+        })?;
+    }
+    Ok(())
+}

@@ -1,0 +1,309 @@
+//! Shared helpers for berth's integration tests: a busybox rootfs built from
+//! Debian's `busybox-static` (no network needed), OCI bundles, and a
+//! `berth-runtime` driver whose state root is private to each test and
+//! cleaned up even when the test fails.
+
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
+
+/// The workspace's target dir (tests run from target/<profile>/deps).
+pub fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    exe.parent()
+        .and_then(|p| p.parent())
+        .expect("target/<profile>")
+        .to_path_buf()
+}
+
+/// Path to the built `berth-runtime` binary. `BERTH_RUNTIME_BIN` overrides.
+pub fn runtime_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("BERTH_RUNTIME_BIN") {
+        return PathBuf::from(p);
+    }
+    let p = target_dir().join("berth-runtime");
+    assert!(
+        p.exists(),
+        "{} is missing: build it first (cargo build --workspace --bins)",
+        p.display()
+    );
+    p
+}
+
+pub fn busybox_path() -> PathBuf {
+    for p in ["/bin/busybox", "/usr/bin/busybox"] {
+        if Path::new(p).exists() {
+            return PathBuf::from(p);
+        }
+    }
+    panic!("busybox is missing: apt-get install busybox-static");
+}
+
+/// Populate `dest` with a busybox rootfs: the static binary, every applet
+/// as a hard link, /etc/passwd, /etc/group and the usual empty dirs.
+pub fn make_busybox_rootfs(dest: &Path) {
+    let bb = busybox_path();
+    for d in ["bin", "sbin", "usr/bin", "usr/sbin", "etc", "proc", "sys", "dev", "tmp", "root", "var/run", "run", "home"] {
+        std::fs::create_dir_all(dest.join(d)).unwrap();
+    }
+    let target = dest.join("bin/busybox");
+    std::fs::copy(&bb, &target).unwrap();
+    let list = Command::new(&bb).arg("--list-full").output().expect("busybox --list-full");
+    for l in String::from_utf8_lossy(&list.stdout).lines() {
+        let l = l.trim();
+        if l.is_empty() || l == "bin/busybox" {
+            continue;
+        }
+        let p = dest.join(l);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent).unwrap();
+        }
+        if !p.exists() {
+            std::fs::hard_link(&target, &p).unwrap();
+        }
+    }
+    std::fs::write(
+        dest.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\ndaemon:x:1:1:daemon:/usr/sbin:/bin/false\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dest.join("etc/group"),
+        "root:x:0:\ndaemon:x:1:\ntty:x:5:\nusers:x:100:\nnogroup:x:65534:\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(dest.join("tmp"), std::os::unix::fs::PermissionsExt::from_mode(0o1777)).unwrap();
+}
+
+/// One shared pristine rootfs per test process; bundles copy it.
+fn pristine() -> &'static Path {
+    static P: OnceLock<tempfile::TempDir> = OnceLock::new();
+    P.get_or_init(|| {
+        let t = tempfile::Builder::new().prefix("berth-bb-").tempdir().unwrap();
+        make_busybox_rootfs(t.path());
+        t
+    })
+    .path()
+}
+
+/// A base config like `berth-runtime spec` but non-interactive.
+pub fn base_config(args: &[&str]) -> Value {
+    json!({
+        "ociVersion": "1.2.0",
+        "process": {
+            "terminal": false,
+            "user": {"uid": 0, "gid": 0},
+            "args": args,
+            "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "TERM=xterm"],
+            "cwd": "/",
+            "capabilities": {
+                "bounding": ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"],
+                "effective": ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"],
+                "permitted": ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
+            },
+            "noNewPrivileges": true
+        },
+        "root": {"path": "rootfs", "readonly": false},
+        "hostname": "berth-test",
+        "mounts": [
+            {"destination": "/proc", "type": "proc", "source": "proc"},
+            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+            {"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
+            {"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
+            {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]},
+            {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]}
+        ],
+        "linux": {
+            "namespaces": [{"type": "pid"}, {"type": "network"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}],
+            "maskedPaths": ["/proc/kcore", "/proc/keys", "/proc/timer_list", "/sys/firmware", "/proc/scsi", "/proc/acpi"],
+            "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
+        }
+    })
+}
+
+/// A bundle dir (config.json + a fresh copy of the busybox rootfs).
+pub struct Bundle {
+    pub tmp: tempfile::TempDir,
+    pub config: Value,
+}
+
+impl Bundle {
+    pub fn new(args: &[&str]) -> Bundle {
+        let tmp = tempfile::Builder::new().prefix("berth-bundle-").tempdir().unwrap();
+        let st = Command::new("cp")
+            .arg("-a")
+            .arg(pristine())
+            .arg(tmp.path().join("rootfs"))
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let b = Bundle {
+            tmp,
+            config: base_config(args),
+        };
+        b.write();
+        b
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.tmp.path()
+    }
+
+    pub fn rootfs(&self) -> PathBuf {
+        self.tmp.path().join("rootfs")
+    }
+
+    pub fn write(&self) {
+        std::fs::write(
+            self.dir().join("config.json"),
+            serde_json::to_vec_pretty(&self.config).unwrap(),
+        )
+        .unwrap();
+    }
+
+    /// Edit the config, then write it.
+    pub fn edit(&mut self, f: impl FnOnce(&mut Value)) {
+        f(&mut self.config);
+        self.write();
+    }
+}
+
+static SEQ: AtomicUsize = AtomicUsize::new(0);
+
+/// A unique container id for this test process.
+pub fn unique_id(prefix: &str) -> String {
+    format!("{prefix}-{}-{}", std::process::id(), SEQ.fetch_add(1, Ordering::SeqCst))
+}
+
+/// A `berth-runtime` with a private `--root`. Dropping it force-deletes
+/// every container left under that root (cgroups, processes, state).
+pub struct Runtime {
+    pub root: tempfile::TempDir,
+    pub bin: PathBuf,
+}
+
+impl Default for Runtime {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Runtime {
+    pub fn new() -> Runtime {
+        Runtime {
+            root: tempfile::Builder::new().prefix("berth-rt-").tempdir().unwrap(),
+            bin: runtime_bin(),
+        }
+    }
+
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::new(&self.bin);
+        c.arg("--root").arg(self.root.path());
+        c
+    }
+
+    /// Run with args, capture output (stdin null).
+    pub fn out(&self, args: &[&str]) -> Output {
+        self.cmd()
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("spawn berth-runtime")
+    }
+
+    /// `run --bundle B ID`: (exit code, stdout, stderr).
+    pub fn run(&self, b: &Bundle, id: &str) -> (i32, String, String) {
+        let o = self
+            .cmd()
+            .args(["run", "--bundle"])
+            .arg(b.dir())
+            .arg(id)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        (
+            o.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    }
+
+    /// Run `args` in a fresh bundle made by `f`; returns stdout, panics with
+    /// stderr on a non-zero exit.
+    pub fn sh(&self, script: &str, f: impl FnOnce(&mut Value)) -> String {
+        let mut b = Bundle::new(&["sh", "-c", script]);
+        b.edit(f);
+        let id = unique_id("sh");
+        let (code, out, err) = self.run(&b, &id);
+        assert_eq!(code, 0, "script {script:?} failed: stdout={out} stderr={err}");
+        out
+    }
+
+    pub fn create(&self, b: &Bundle, id: &str) -> Output {
+        self.cmd()
+            .args(["create", "--bundle"])
+            .arg(b.dir())
+            .arg(id)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap()
+    }
+
+    pub fn state(&self, id: &str) -> Value {
+        let o = self.out(&["state", id]);
+        assert!(o.status.success(), "state {id}: {}", String::from_utf8_lossy(&o.stderr));
+        serde_json::from_slice(&o.stdout).unwrap()
+    }
+
+    pub fn status(&self, id: &str) -> String {
+        self.state(id)["status"].as_str().unwrap().to_string()
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        if let Ok(rd) = std::fs::read_dir(self.root.path()) {
+            for e in rd.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if name.starts_with('.') {
+                    continue;
+                }
+                let _ = Command::new(&self.bin)
+                    .arg("--root")
+                    .arg(self.root.path())
+                    .args(["delete", "--force", &name])
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status();
+            }
+        }
+    }
+}
+
+/// Is `pid` alive (not a zombie)?
+pub fn pid_alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(s) => {
+            let st = s.rsplit(')').next().unwrap_or("").split_whitespace().next().unwrap_or("");
+            st != "Z" && st != "X"
+        }
+        Err(_) => false,
+    }
+}
+
+/// Poll until `f` is true or `secs` pass.
+pub fn wait_until(secs: u64, mut f: impl FnMut() -> bool) -> bool {
+    let t0 = std::time::Instant::now();
+    while t0.elapsed() < std::time::Duration::from_secs(secs) {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    f()
+}

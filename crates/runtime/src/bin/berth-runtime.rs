@@ -28,8 +28,9 @@ struct Cli {
     /// Use systemd to manage cgroups (not supported yet).
     #[arg(long = "systemd-cgroup", global = true)]
     systemd_cgroup: bool,
-    /// Accepted for runc compatibility (auto, true, false).
-    #[arg(long, global = true)]
+    /// Accepted for runc compatibility (auto, true, false). Not global:
+    /// `spec --rootless` is a flag of its own.
+    #[arg(long)]
     rootless: Option<String>,
     /// Accepted for runc compatibility; checkpointing is not supported.
     #[arg(long, global = true, hide = true)]

@@ -67,12 +67,15 @@ impl Insn {
             imm,
         }
     }
+    #[cfg(test)]
     pub(crate) fn dst(&self) -> usize {
         usize::from(self.regs & 0x0f)
     }
+    #[cfg(test)]
     pub(crate) fn src(&self) -> usize {
         usize::from(self.regs >> 4)
     }
+    #[cfg(test)]
     pub(crate) fn to_bytes(self) -> [u8; 8] {
         let mut b = [0u8; 8];
         b[0] = self.code;

@@ -659,10 +659,9 @@ pub(crate) mod fake {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::rc::Rc;
 
-    use super::devices_bpf::tests::run;
     use super::*;
 
     const HOST: &str = "\
@@ -713,7 +712,7 @@ mod tests {
     }
 
     /// What the shared suite needs from one backend's fake cgroupfs.
-    trait Fixture {
+    pub(crate) trait Fixture {
         /// A fake tree in `tmp` without the controllers in `skip`.
         fn new(tmp: &Path, skip: &[&str]) -> Self;
         fn kernel(&self) -> Rc<dyn fake::Kernel>;
@@ -804,121 +803,18 @@ mod tests {
         m.destroy().unwrap();
     }
 
-    struct V1Fixture<const HYBRID: bool> {
-        layout: Layout,
-        kernel: Rc<v1::tests::FakeV1>,
-    }
-
-    impl<const HYBRID: bool> Fixture for V1Fixture<HYBRID> {
-        fn new(tmp: &Path, skip: &[&str]) -> Self {
-            let (layout, kernel) = v1::tests::fake_tree(tmp, HYBRID, false, skip);
-            V1Fixture { layout, kernel }
-        }
-        fn kernel(&self) -> Rc<dyn fake::Kernel> {
-            self.kernel.clone()
-        }
-        fn manager(&self, path: Option<&str>) -> Manager {
-            Manager::with_layout(self.layout.clone(), path, "c1", v1::tests::SELF_CGROUP).unwrap()
-        }
-        fn expected(&self, m: &Manager) -> Vec<(PathBuf, &'static str)> {
-            let d = |ctrl: &str, file: &str| {
-                let dir = m.fs_paths().into_iter().find(|p| p.iter().any(|c| c == ctrl)).unwrap();
-                dir.join(file)
-            };
-            vec![
-                (d("memory", "memory.limit_in_bytes"), "67108864"),
-                (d("memory", "memory.memsw.limit_in_bytes"), "134217728"),
-                (d("memory", "memory.soft_limit_in_bytes"), "33554432"),
-                (d("cpu", "cpu.shares"), "512"),
-                (d("cpu", "cpu.cfs_quota_us"), "50000"),
-                (d("cpu", "cpu.cfs_period_us"), "100000"),
-                (d("cpuset", "cpuset.cpus"), "0-1"),
-                (d("cpuset", "cpuset.mems"), "0"),
-                (d("pids", "pids.max"), "20"),
-                (d("blkio", "blkio.bfq.weight"), "200"),
-                (d("hugetlb", "hugetlb.2MB.limit_in_bytes"), "2097152"),
-            ]
-        }
-        fn device_allowed(&self, kind: char, major: u32, minor: u32, access: i32) -> bool {
-            // Replay the devices.allow/deny writes through the rule parser and program.
-            let log = self.kernel.devices_log.borrow();
-            assert_eq!(log[0], "deny a");
-            let rules: Vec<LinuxDeviceCgroup> = log
-                .iter()
-                .map(|l| {
-                    let (verb, rule) = l.split_once(' ').unwrap();
-                    let mut parts = rule.split([' ', ':']);
-                    let t = parts.next().unwrap();
-                    let num = |s: Option<&str>| s.and_then(|s| s.parse::<i64>().ok()).unwrap_or(-1);
-                    let (maj, min) = (num(parts.next()), num(parts.next()));
-                    let access = parts.next().unwrap_or("rwm");
-                    serde_json::from_str(&format!(
-                        r#"{{"allow":{},"type":"{t}","major":{maj},"minor":{min},"access":"{access}"}}"#,
-                        verb == "allow"
-                    ))
-                    .unwrap()
-                })
-                .collect();
-            let prog = devices_bpf::program(&devices_bpf::parse_rules(&rules).unwrap());
-            run(&prog, if kind == 'b' { 1 } else { 2 }, major, minor, access) == 1
-        }
-    }
-
-    struct V2Fixture {
-        layout: Layout,
-        kernel: Rc<v2::tests::FakeV2>,
-    }
-
-    impl Fixture for V2Fixture {
-        fn new(tmp: &Path, skip: &[&str]) -> Self {
-            let all = ["cpuset", "cpu", "io", "memory", "hugetlb", "pids", "rdma"];
-            let ctrls: Vec<&str> = all.into_iter().filter(|c| !skip.contains(c)).collect();
-            let (layout, kernel) = v2::tests::fake_tree(tmp, &ctrls.join(" "), false);
-            V2Fixture { layout, kernel }
-        }
-        fn kernel(&self) -> Rc<dyn fake::Kernel> {
-            self.kernel.clone()
-        }
-        fn manager(&self, path: Option<&str>) -> Manager {
-            Manager::with_layout(self.layout.clone(), path, "c1", "0::/\n").unwrap()
-        }
-        fn expected(&self, m: &Manager) -> Vec<(PathBuf, &'static str)> {
-            let d = m.v2_dir().unwrap();
-            [
-                ("memory.max", "67108864"),
-                ("memory.swap.max", "67108864"),
-                ("memory.low", "33554432"),
-                ("cpu.weight", "20"),
-                ("cpu.max", "50000 100000"),
-                ("cpuset.cpus", "0-1"),
-                ("cpuset.mems", "0"),
-                ("pids.max", "20"),
-                ("io.weight", "1920"),
-                ("hugetlb.2MB.max", "2097152"),
-            ]
-            .into_iter()
-            .map(|(f, v)| (d.join(f), v))
-            .collect()
-        }
-        fn device_allowed(&self, kind: char, major: u32, minor: u32, access: i32) -> bool {
-            let progs = self.kernel.progs.borrow();
-            let (_, prog) = progs.last().expect("a device program was attached");
-            run(prog, if kind == 'b' { 1 } else { 2 }, major, minor, access) == 1
-        }
-    }
-
     #[test]
     fn conformance_v1() {
-        conformance::<V1Fixture<false>>();
+        conformance::<v1::tests::V1Fixture<false>>();
     }
 
     #[test]
     fn conformance_hybrid() {
-        conformance::<V1Fixture<true>>();
+        conformance::<v1::tests::V1Fixture<true>>();
     }
 
     #[test]
     fn conformance_v2() {
-        conformance::<V2Fixture>();
+        conformance::<v2::tests::V2Fixture>();
     }
 }

@@ -463,6 +463,10 @@ pub(crate) mod tests {
     use std::path::{Path, PathBuf};
     use std::rc::Rc;
 
+    use oci_spec::runtime::{LinuxDeviceCgroup, LinuxResources};
+
+    use super::super::devices_bpf::{self, tests::run};
+    use super::super::tests::Fixture;
     use super::super::{fake, Layout, Manager};
 
     /// A fake v1 (or hybrid) kernel over per-hierarchy roots in a tempdir.
@@ -478,7 +482,7 @@ pub(crate) mod tests {
         fs::write(dir.join(name), content).unwrap();
     }
 
-    fn value(s: &str) -> u64 {
+    fn bytes(s: &str) -> u64 {
         let t = s.trim();
         t.parse::<u64>().unwrap_or(if t == "-1" { u64::MAX } else { 0 })
     }
@@ -558,13 +562,13 @@ pub(crate) mod tests {
                 "memory.limit_in_bytes" => {
                     let memsw = dir.join("memory.memsw.limit_in_bytes");
                     match fs::read_to_string(memsw) {
-                        Ok(m) if value(value) > value(&m) => einval(),
+                        Ok(m) if bytes(value) > bytes(&m) => einval(),
                         _ => None,
                     }
                 }
                 "memory.memsw.limit_in_bytes" => {
                     let limit = fs::read_to_string(dir.join("memory.limit_in_bytes")).unwrap();
-                    if value(value) < value(&limit) {
+                    if bytes(value) < bytes(&limit) {
                         einval()
                     } else {
                         None
@@ -575,7 +579,7 @@ pub(crate) mod tests {
         }
     }
 
-    pub(crate) const SELF_CGROUP: &str = "9:name=systemd:/\n8:pids:/\n7:blkio:/\n6:freezer:/\n\
+    pub(crate) const SELF_CGROUP: &str = "10:hugetlb:/\n9:name=systemd:/\n8:pids:/\n7:blkio:/\n6:freezer:/\n\
         5:devices:/\n4:memory:/process_api/xyz\n3:cpuset:/\n2:cpuacct:/\n1:cpu:/\n0::/\n";
 
     /// A fake tree like this host's: separate cpu and cpuacct mounts, name=systemd, and
@@ -603,7 +607,7 @@ pub(crate) mod tests {
         (layout, k)
     }
 
-    fn resources(json: &str) -> oci_spec::runtime::LinuxResources {
+    fn resources(json: &str) -> LinuxResources {
         serde_json::from_str(json).unwrap()
     }
 
@@ -702,5 +706,65 @@ pub(crate) mod tests {
         assert!(paths.contains(&tmp.path().join("unified/ctr/x")));
         assert!(paths.contains(&tmp.path().join("systemd/ctr/x")));
         assert_eq!(m.v2_dir(), None);
+    }
+
+    pub(crate) struct V1Fixture<const HYBRID: bool> {
+        layout: Layout,
+        kernel: Rc<FakeV1>,
+    }
+
+    impl<const HYBRID: bool> Fixture for V1Fixture<HYBRID> {
+        fn new(tmp: &Path, skip: &[&str]) -> Self {
+            let (layout, kernel) = fake_tree(tmp, HYBRID, false, skip);
+            V1Fixture { layout, kernel }
+        }
+        fn kernel(&self) -> Rc<dyn fake::Kernel> {
+            self.kernel.clone()
+        }
+        fn manager(&self, path: Option<&str>) -> Manager {
+            Manager::with_layout(self.layout.clone(), path, "c1", SELF_CGROUP).unwrap()
+        }
+        fn expected(&self, m: &Manager) -> Vec<(PathBuf, &'static str)> {
+            let d = |ctrl: &str, file: &str| {
+                let dir = m.fs_paths().into_iter().find(|p| p.iter().any(|c| c == ctrl)).unwrap();
+                dir.join(file)
+            };
+            vec![
+                (d("memory", "memory.limit_in_bytes"), "67108864"),
+                (d("memory", "memory.memsw.limit_in_bytes"), "134217728"),
+                (d("memory", "memory.soft_limit_in_bytes"), "33554432"),
+                (d("cpu", "cpu.shares"), "512"),
+                (d("cpu", "cpu.cfs_quota_us"), "50000"),
+                (d("cpu", "cpu.cfs_period_us"), "100000"),
+                (d("cpuset", "cpuset.cpus"), "0-1"),
+                (d("cpuset", "cpuset.mems"), "0"),
+                (d("pids", "pids.max"), "20"),
+                (d("blkio", "blkio.bfq.weight"), "200"),
+                (d("hugetlb", "hugetlb.2MB.limit_in_bytes"), "2097152"),
+            ]
+        }
+        fn device_allowed(&self, kind: char, major: u32, minor: u32, access: i32) -> bool {
+            // Replay the devices.allow/deny writes through the rule parser and program.
+            let log = self.kernel.devices_log.borrow();
+            assert_eq!(log[0], "deny a");
+            let rules: Vec<LinuxDeviceCgroup> = log
+                .iter()
+                .map(|l| {
+                    let (verb, rule) = l.split_once(' ').unwrap();
+                    let mut parts = rule.split([' ', ':']);
+                    let t = parts.next().unwrap();
+                    let num = |s: Option<&str>| s.and_then(|s| s.parse::<i64>().ok()).unwrap_or(-1);
+                    let (maj, min) = (num(parts.next()), num(parts.next()));
+                    let access = parts.next().unwrap_or("rwm");
+                    serde_json::from_str(&format!(
+                        r#"{{"allow":{},"type":"{t}","major":{maj},"minor":{min},"access":"{access}"}}"#,
+                        verb == "allow"
+                    ))
+                    .unwrap()
+                })
+                .collect();
+            let prog = devices_bpf::program(&devices_bpf::parse_rules(&rules).unwrap());
+            run(&prog, if kind == 'b' { 1 } else { 2 }, major, minor, access) == 1
+        }
     }
 }

@@ -393,6 +393,8 @@ pub(crate) mod tests {
     use std::rc::Rc;
 
     use super::super::devices_bpf::Insn;
+    use super::super::devices_bpf::tests::run;
+    use super::super::tests::Fixture;
     use super::super::{fake, Layout, Manager};
     use super::*;
 
@@ -415,6 +417,7 @@ pub(crate) mod tests {
                 ("cgroup.procs", ""),
                 ("cgroup.events", "populated 0\nfrozen 0\n"),
                 ("cgroup.freeze", "0"),
+                ("cgroup.type", "domain"),
             ] {
                 put(dir, f, v);
             }
@@ -543,7 +546,7 @@ pub(crate) mod tests {
         let f = |n: &str| fs::read_to_string(d.join(n)).unwrap();
         m.apply_resources(&resources(
             r#"{"memory":{"limit":1000,"swap":1000,"reservation":500},"cpu":{"period":50000,"burst":7,"idle":1},
-                "blockIO":{"weight":500,"throttleWriteIopsDevice":[{"major":8,"minor":16,"rate":99}]},
+                "blockIO":{"weight":500,"throttleWriteIOPSDevice":[{"major":8,"minor":16,"rate":99}]},
                 "unified":{"memory.high":"4000","cgroup.type":"domain"}}"#,
         ))
         .unwrap();
@@ -597,5 +600,48 @@ pub(crate) mod tests {
         assert_eq!(m.path(), "/user.slice/s-1.scope/ctr");
         let e = Manager::with_layout(layout, Some("ctr"), "x", "1:memory:/\n").unwrap_err();
         assert!(matches!(e, Error::OwnCgroupNotFound { .. }), "{e}");
+    }
+
+    pub(crate) struct V2Fixture {
+        layout: Layout,
+        kernel: Rc<FakeV2>,
+    }
+
+    impl Fixture for V2Fixture {
+        fn new(tmp: &Path, skip: &[&str]) -> Self {
+            let all = ["cpuset", "cpu", "io", "memory", "hugetlb", "pids", "rdma"];
+            let ctrls: Vec<&str> = all.into_iter().filter(|c| !skip.contains(c)).collect();
+            let (layout, kernel) = fake_tree(tmp, &ctrls.join(" "), false);
+            V2Fixture { layout, kernel }
+        }
+        fn kernel(&self) -> Rc<dyn fake::Kernel> {
+            self.kernel.clone()
+        }
+        fn manager(&self, path: Option<&str>) -> Manager {
+            Manager::with_layout(self.layout.clone(), path, "c1", "0::/\n").unwrap()
+        }
+        fn expected(&self, m: &Manager) -> Vec<(PathBuf, &'static str)> {
+            let d = m.v2_dir().unwrap();
+            [
+                ("memory.max", "67108864"),
+                ("memory.swap.max", "67108864"),
+                ("memory.low", "33554432"),
+                ("cpu.weight", "20"),
+                ("cpu.max", "50000 100000"),
+                ("cpuset.cpus", "0-1"),
+                ("cpuset.mems", "0"),
+                ("pids.max", "20"),
+                ("io.weight", "1920"),
+                ("hugetlb.2MB.max", "2097152"),
+            ]
+            .into_iter()
+            .map(|(f, v)| (d.join(f), v))
+            .collect()
+        }
+        fn device_allowed(&self, kind: char, major: u32, minor: u32, access: i32) -> bool {
+            let progs = self.kernel.progs.borrow();
+            let (_, prog) = progs.last().expect("a device program was attached");
+            run(prog, if kind == 'b' { 1 } else { 2 }, major, minor, access) == 1
+        }
     }
 }

@@ -1,0 +1,17 @@
+#!/bin/sh
+# Installs the Debian packages berth's build and tests need (idempotent).
+# Usage: sudo scripts/deps.sh
+set -eu
+PKGS="build-essential pkg-config libseccomp-dev busybox-static iproute2 bsdutils
+      runc crun podman conmon uidmap fuse-overlayfs
+      qemu-system-x86 cpio dpkg-dev python3"
+missing=""
+for p in $PKGS; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    # shellcheck disable=SC2086
+    apt-get install -y -qq --no-install-recommends $missing
+fi

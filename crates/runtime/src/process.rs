@@ -125,7 +125,13 @@ pub fn apply_caps(c: &LinuxCapabilities) -> Result<()> {
     caps::set(None, CapSet::Permitted, &permitted)
         .map_err(|e| Error::Caps("permitted (effective must be a subset of it)".into(), e.to_string()))?;
     caps::clear(None, CapSet::Ambient).map_err(|e| Error::Caps("ambient".into(), e.to_string()))?;
-    for cap in keep(c.ambient()) {
+    // The kernel only lets a capability into the ambient set when it is both
+    // permitted and inheritable; like runc, skip the others rather than fail
+    // (runc's and our default spec list ambient caps without inheritable).
+    for cap in keep(c.ambient())
+        .into_iter()
+        .filter(|c| permitted.contains(c) && inheritable.contains(c))
+    {
         caps::raise(None, CapSet::Ambient, cap)
             .map_err(|e| Error::Caps(format!("ambient {cap}"), e.to_string()))?;
     }

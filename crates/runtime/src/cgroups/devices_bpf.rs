@@ -139,7 +139,9 @@ pub(crate) fn parse_rules(rules: &[LinuxDeviceCgroup]) -> Result<Vec<Rule>> {
                 None | Some(LinuxDeviceType::A) => None,
                 Some(LinuxDeviceType::B) => Some(DEV_BLOCK),
                 Some(LinuxDeviceType::C) | Some(LinuxDeviceType::U) => Some(DEV_CHAR),
-                Some(LinuxDeviceType::P) => return Err(bad("type", "p", "the device cgroup only knows a, b and c")),
+                Some(LinuxDeviceType::P) => {
+                    return Err(bad("type", "p", "the device cgroup only knows a, b and c"))
+                }
             };
             let mut access = 0;
             for ch in r.access().as_deref().unwrap_or("").chars() {
@@ -147,7 +149,13 @@ pub(crate) fn parse_rules(rules: &[LinuxDeviceCgroup]) -> Result<Vec<Rule>> {
                     'r' => ACC_READ,
                     'w' => ACC_WRITE,
                     'm' => ACC_MKNOD,
-                    _ => return Err(bad("access", r.access().as_deref().unwrap_or(""), "expected a combination of r, w and m")),
+                    _ => {
+                        return Err(bad(
+                            "access",
+                            r.access().as_deref().unwrap_or(""),
+                            "expected a combination of r, w and m",
+                        ))
+                    }
                 };
             }
             Ok(Rule {
@@ -205,7 +213,10 @@ pub(crate) fn program(rules: &[Rule]) -> Vec<Insn> {
                 Insn::new(JEQ_K, 1, 0, NEXT, 0),
             ]),
         }
-        block.extend([Insn::new(ALU32_MOV_K, 0, 0, 0, i32::from(rule.allow)), Insn::new(EXIT, 0, 0, 0, 0)]);
+        block.extend([
+            Insn::new(ALU32_MOV_K, 0, 0, 0, i32::from(rule.allow)),
+            Insn::new(EXIT, 0, 0, 0, 0),
+        ]);
         let len = block.len();
         for (i, insn) in block.iter_mut().enumerate() {
             if insn.off == NEXT {
@@ -214,7 +225,10 @@ pub(crate) fn program(rules: &[Rule]) -> Vec<Insn> {
         }
         p.extend(block);
     }
-    p.extend([Insn::new(ALU32_MOV_K, 0, 0, 0, i32::from(default_allow)), Insn::new(EXIT, 0, 0, 0, 0)]);
+    p.extend([
+        Insn::new(ALU32_MOV_K, 0, 0, 0, i32::from(default_allow)),
+        Insn::new(EXIT, 0, 0, 0, 0),
+    ]);
     p
 }
 
@@ -301,7 +315,11 @@ pub(crate) fn load(prog: &[Insn]) -> Result<OwnedFd> {
             op: "prog load",
             path: "(device filter)".into(),
             source,
-            log: if log.is_empty() { log } else { format!("; verifier log:\n{log}") },
+            log: if log.is_empty() {
+                log
+            } else {
+                format!("; verifier log:\n{log}")
+            },
         }
     })
 }
@@ -351,7 +369,9 @@ fn query(cg: RawFd) -> io::Result<Vec<u32>> {
                 ids.truncate(attr.prog_cnt as usize);
                 return Ok(ids);
             }
-            Err(e) if e.raw_os_error() == Some(libc::ENOSPC) && attr.prog_cnt as usize > ids.len() => {
+            Err(e)
+                if e.raw_os_error() == Some(libc::ENOSPC) && attr.prog_cnt as usize > ids.len() =>
+            {
                 ids.resize(attr.prog_cnt as usize, 0);
             }
             Err(e) => return Err(e),
@@ -406,10 +426,16 @@ pub(crate) fn attach(dir: &Path, prog: &OwnedFd) -> Result<()> {
         .read(true)
         .custom_flags(libc::O_DIRECTORY)
         .open(dir)
-        .map_err(|source| Error::Read { path: dir.into(), source })?;
+        .map_err(|source| Error::Read {
+            path: dir.into(),
+            source,
+        })?;
     let cg = cg.as_raw_fd();
     let old_ids = query(cg).map_err(err("prog query"))?;
-    let old: Vec<OwnedFd> = old_ids.iter().filter_map(|id| prog_fd_by_id(*id).ok()).collect();
+    let old: Vec<OwnedFd> = old_ids
+        .iter()
+        .filter_map(|id| prog_fd_by_id(*id).ok())
+        .collect();
     if let [only] = old.as_slice() {
         let flags = BPF_F_ALLOW_MULTI | BPF_F_REPLACE;
         if attach_raw(cg, prog.as_raw_fd(), flags, only.as_raw_fd()).is_ok() {
@@ -429,7 +455,10 @@ pub(crate) fn attach(dir: &Path, prog: &OwnedFd) -> Result<()> {
 /// Ids of the device programs attached to `dir` (diagnostics and tests).
 #[allow(dead_code)]
 pub(crate) fn attached_ids(dir: &Path) -> Result<Vec<u32>> {
-    let cg = File::open(dir).map_err(|source| Error::Read { path: dir.into(), source })?;
+    let cg = File::open(dir).map_err(|source| Error::Read {
+        path: dir.into(),
+        source,
+    })?;
     query(cg.as_raw_fd()).map_err(|source| Error::Bpf {
         op: "prog query",
         path: dir.into(),
@@ -473,14 +502,17 @@ pub(crate) mod tests {
     }
 
     /// Reference model: a per-bit list walk, kept independent of `program`.
-    fn model(rules: &[Rule], kind: i32, major: u32, minor: u32, access: i32) -> bool {
+    pub(crate) fn model(rules: &[Rule], kind: i32, major: u32, minor: u32, access: i32) -> bool {
         let mut allowed = [false; 3];
         for rule in rules {
             let Some(k) = rule.kind else {
                 allowed = [rule.allow; 3];
                 continue;
             };
-            if k == kind && rule.major.is_none_or(|m| m == major) && rule.minor.is_none_or(|m| m == minor) {
+            if k == kind
+                && rule.major.is_none_or(|m| m == major)
+                && rule.minor.is_none_or(|m| m == minor)
+            {
                 for (i, bit) in [ACC_MKNOD, ACC_READ, ACC_WRITE].into_iter().enumerate() {
                     if rule.access & bit != 0 {
                         allowed[i] = rule.allow;
@@ -488,7 +520,36 @@ pub(crate) mod tests {
                 }
             }
         }
-        [ACC_MKNOD, ACC_READ, ACC_WRITE].into_iter().enumerate().all(|(i, bit)| access & bit == 0 || allowed[i])
+        [ACC_MKNOD, ACC_READ, ACC_WRITE]
+            .into_iter()
+            .enumerate()
+            .all(|(i, bit)| access & bit == 0 || allowed[i])
+    }
+
+    /// A line as written to v1 devices.allow/deny ("allow c 1:3 rwm", "deny a").
+    pub(crate) fn v1_line_rule(line: &str) -> Rule {
+        let mut w = line.split([' ', ':']);
+        let allow = w.next() == Some("allow");
+        let kind = match w.next() {
+            Some("c") => Some(DEV_CHAR),
+            Some("b") => Some(DEV_BLOCK),
+            _ => None,
+        };
+        let num = |s: Option<&str>| s.and_then(|s| s.parse().ok());
+        let (major, minor) = (num(w.next()), num(w.next()));
+        let bit = |c| match c {
+            'r' => ACC_READ,
+            'w' => ACC_WRITE,
+            _ => ACC_MKNOD,
+        };
+        let access = w.next().unwrap_or("rwm").chars().map(bit).sum();
+        Rule {
+            allow,
+            kind,
+            major,
+            minor,
+            access,
+        }
     }
 
     fn rule(json: &str) -> Rule {
@@ -500,12 +561,24 @@ pub(crate) mod tests {
     fn encoding_matches_the_kernel_abi() {
         assert_eq!(std::mem::size_of::<Insn>(), 8);
         // r2 = *(u32 *)(r1 + 0)
-        assert_eq!(Insn::new(LDX_MEM_W, 2, 1, 0, 0).to_bytes(), [0x61, 0x12, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(
+            Insn::new(LDX_MEM_W, 2, 1, 0, 0).to_bytes(),
+            [0x61, 0x12, 0, 0, 0, 0, 0, 0]
+        );
         // if r4 != 136 goto +3
-        assert_eq!(Insn::new(JNE_K, 4, 0, 3, 136).to_bytes(), [0x55, 0x04, 3, 0, 136, 0, 0, 0]);
+        assert_eq!(
+            Insn::new(JNE_K, 4, 0, 3, 136).to_bytes(),
+            [0x55, 0x04, 3, 0, 136, 0, 0, 0]
+        );
         // w2 &= 0xffff ; exit
-        assert_eq!(Insn::new(ALU32_AND_K, 2, 0, 0, 0xffff).to_bytes(), [0x54, 0x02, 0, 0, 0xff, 0xff, 0, 0]);
-        assert_eq!(Insn::new(EXIT, 0, 0, 0, 0).to_bytes(), [0x95, 0, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(
+            Insn::new(ALU32_AND_K, 2, 0, 0, 0xffff).to_bytes(),
+            [0x54, 0x02, 0, 0, 0xff, 0xff, 0, 0]
+        );
+        assert_eq!(
+            Insn::new(EXIT, 0, 0, 0, 0).to_bytes(),
+            [0x95, 0, 0, 0, 0, 0, 0, 0]
+        );
         assert_eq!(std::mem::size_of::<ProgLoadAttr>(), 72);
         assert_eq!(std::mem::size_of::<QueryAttr>(), 32);
     }
@@ -513,24 +586,51 @@ pub(crate) mod tests {
     #[test]
     fn program_shape_for_simple_rules() {
         // deny-all + allow c 1:3 rwm: prologue(7) + [type, major, minor, mov, exit] + default(2)
-        let p = program(&[rule(r#"{"allow":false,"access":"rwm"}"#), rule(r#"{"allow":true,"type":"c","major":1,"minor":3,"access":"rwm"}"#)]);
+        let p = program(&[
+            rule(r#"{"allow":false,"access":"rwm"}"#),
+            rule(r#"{"allow":true,"type":"c","major":1,"minor":3,"access":"rwm"}"#),
+        ]);
         assert_eq!(p.len(), 14);
         assert_eq!(p[7], Insn::new(JNE_K, 2, 0, 4, DEV_CHAR));
         assert_eq!(p[9], Insn::new(JNE_K, 5, 0, 2, 3));
-        assert_eq!(&p[12..], &[Insn::new(ALU32_MOV_K, 0, 0, 0, 0), Insn::new(EXIT, 0, 0, 0, 0)]);
+        assert_eq!(
+            &p[12..],
+            &[
+                Insn::new(ALU32_MOV_K, 0, 0, 0, 0),
+                Insn::new(EXIT, 0, 0, 0, 0)
+            ]
+        );
         // "allow a" makes the default accept and drops everything before it
-        let p = program(&[rule(r#"{"allow":true,"type":"c","major":9,"access":"r"}"#), rule(r#"{"allow":true}"#)]);
+        let p = program(&[
+            rule(r#"{"allow":true,"type":"c","major":9,"access":"r"}"#),
+            rule(r#"{"allow":true}"#),
+        ]);
         assert_eq!(p.len(), 9);
         assert_eq!(p[7], Insn::new(ALU32_MOV_K, 0, 0, 0, 1));
     }
 
     #[test]
     fn parse_and_v1_strings() {
-        assert_eq!(rule(r#"{"allow":true,"type":"c","major":1,"minor":3,"access":"rwm"}"#).v1_string(), "c 1:3 rwm");
-        assert_eq!(rule(r#"{"allow":true,"type":"b","major":-1,"access":"mr"}"#).v1_string(), "b *:* rm");
-        assert_eq!(rule(r#"{"allow":false,"type":"u","major":5}"#).v1_string(), "c 5:* rwm");
+        assert_eq!(
+            rule(r#"{"allow":true,"type":"c","major":1,"minor":3,"access":"rwm"}"#).v1_string(),
+            "c 1:3 rwm"
+        );
+        assert_eq!(
+            rule(r#"{"allow":true,"type":"b","major":-1,"access":"mr"}"#).v1_string(),
+            "b *:* rm"
+        );
+        assert_eq!(
+            rule(r#"{"allow":false,"type":"u","major":5}"#).v1_string(),
+            "c 5:* rwm"
+        );
         assert_eq!(rule(r#"{"allow":false}"#).v1_string(), "a");
-        for bad in [r#"{"allow":true,"type":"p"}"#, r#"{"allow":true,"access":"rx"}"#, r#"{"allow":true,"type":"c","major":-2}"#] {
+        let r = rule(r#"{"allow":true,"type":"b","major":8,"minor":1,"access":"rw"}"#);
+        assert_eq!(v1_line_rule(&format!("allow {}", r.v1_string())), r);
+        for bad in [
+            r#"{"allow":true,"type":"p"}"#,
+            r#"{"allow":true,"access":"rx"}"#,
+            r#"{"allow":true,"type":"c","major":-2}"#,
+        ] {
             let r: LinuxDeviceCgroup = serde_json::from_str(bad).unwrap();
             assert!(parse_rules(&[r]).is_err(), "{bad}");
         }
@@ -560,7 +660,11 @@ pub(crate) mod tests {
                 for (major, minor) in [(1, 3), (1, 0), (5, 3), (7, 7)] {
                     for access in 1..=ACC_ALL {
                         let got = run(&prog, kind, major, minor, access) == 1;
-                        assert_eq!(got, model(&rules, kind, major, minor, access), "{rules:?} {kind} {major}:{minor} {access}");
+                        assert_eq!(
+                            got,
+                            model(&rules, kind, major, minor, access),
+                            "{rules:?} {kind} {major}:{minor} {access}"
+                        );
                     }
                 }
             }
@@ -578,7 +682,8 @@ pub(crate) mod tests {
         match load(&program(&parse_rules(&rules).unwrap())) {
             Ok(_) => {}
             // not root / no bpf in this sandbox: the encoding tests above still ran
-            Err(Error::Bpf { source, .. }) if matches!(source.raw_os_error(), Some(libc::EPERM | libc::ENOSYS)) => {}
+            Err(Error::Bpf { source, .. })
+                if matches!(source.raw_os_error(), Some(libc::EPERM | libc::ENOSYS)) => {}
             Err(e) => panic!("{e}"),
         }
     }

@@ -49,7 +49,9 @@ pub enum Error {
     SystemdNotSupported(String),
     #[error("invalid cgroups path {path:?}: {reason}")]
     InvalidPath { path: String, reason: String },
-    #[error("cannot resolve relative cgroups path {path:?}: no {hierarchy} entry in /proc/self/cgroup")]
+    #[error(
+        "cannot resolve relative cgroups path {path:?}: no {hierarchy} entry in /proc/self/cgroup"
+    )]
     OwnCgroupNotFound { hierarchy: String, path: String },
     #[error("invalid {setting} value {value}: {reason}")]
     InvalidValue {
@@ -87,7 +89,9 @@ pub type Result<T> = std::result::Result<T, Error>;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Layout {
     /// Only v1 hierarchies: controller (or `name=xxx`) -> mount point.
-    V1 { controllers: BTreeMap<String, PathBuf> },
+    V1 {
+        controllers: BTreeMap<String, PathBuf>,
+    },
     /// v1 controllers plus a cgroup2 mount (usually `/sys/fs/cgroup/unified`).
     Hybrid {
         controllers: BTreeMap<String, PathBuf>,
@@ -98,8 +102,21 @@ pub enum Layout {
 }
 
 const V1_CONTROLLERS: &[&str] = &[
-    "blkio", "cpu", "cpuacct", "cpuset", "devices", "freezer", "hugetlb", "memory", "misc",
-    "net_cls", "net_prio", "perf_event", "pids", "rdma", "debug",
+    "blkio",
+    "cpu",
+    "cpuacct",
+    "cpuset",
+    "devices",
+    "freezer",
+    "hugetlb",
+    "memory",
+    "misc",
+    "net_cls",
+    "net_prio",
+    "perf_event",
+    "pids",
+    "rdma",
+    "debug",
 ];
 
 /// Detects the layout from `/proc/self/mountinfo`.
@@ -163,8 +180,13 @@ fn unescape_mount(s: &str) -> PathBuf {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
-            let v = (b[i + 1] - b'0') as u32 * 64 + (b[i + 2] - b'0') as u32 * 8 + (b[i + 3] - b'0') as u32;
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
+            let v = (b[i + 1] - b'0') as u32 * 64
+                + (b[i + 2] - b'0') as u32 * 8
+                + (b[i + 3] - b'0') as u32;
             out.push(v as u8);
             i += 4;
         } else {
@@ -187,7 +209,8 @@ fn parse_own_cgroups(text: &str) -> Result<Vec<OwnCgroup>> {
     let mut out = Vec::new();
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
         let mut parts = line.splitn(3, ':');
-        let (Some(_id), Some(ctrls), Some(path)) = (parts.next(), parts.next(), parts.next()) else {
+        let (Some(_id), Some(ctrls), Some(path)) = (parts.next(), parts.next(), parts.next())
+        else {
             return Err(Error::Parse {
                 file: "/proc/self/cgroup".into(),
                 line: line.into(),
@@ -216,7 +239,10 @@ impl CgroupsPath {
     fn parse(cgroups_path: Option<&str>, container_id: &str) -> Result<CgroupsPath> {
         let raw = cgroups_path.unwrap_or("").trim();
         if raw.is_empty() {
-            if container_id.is_empty() || container_id.contains('/') || container_id.starts_with('.') {
+            if container_id.is_empty()
+                || container_id.contains('/')
+                || container_id.starts_with('.')
+            {
                 return Err(Error::InvalidPath {
                     path: format!("/berth/{container_id}"),
                     reason: "the container id cannot be used as a cgroup name".into(),
@@ -338,7 +364,10 @@ impl Manager {
     ) -> Result<Manager> {
         let spec = CgroupsPath::parse(cgroups_path, container_id)?;
         let own = parse_own_cgroups(self_cgroup)?;
-        let own_v2 = own.iter().find(|o| o.controllers.is_empty()).map(|o| o.path.as_str());
+        let own_v2 = own
+            .iter()
+            .find(|o| o.controllers.is_empty())
+            .map(|o| o.path.as_str());
         let (inner, path) = match &layout {
             Layout::V2 { root } => {
                 let path = spec.resolve(own_v2, "cgroup2")?;
@@ -348,7 +377,10 @@ impl Manager {
                 // Group controllers sharing a mount (e.g. cpu,cpuacct) into one hierarchy.
                 let mut by_mount: BTreeMap<&Path, Vec<String>> = BTreeMap::new();
                 for (ctrl, mount) in controllers {
-                    by_mount.entry(mount.as_path()).or_default().push(ctrl.clone());
+                    by_mount
+                        .entry(mount.as_path())
+                        .or_default()
+                        .push(ctrl.clone());
                 }
                 let mut hierarchies = Vec::new();
                 for (mount, ctrls) in by_mount {
@@ -377,7 +409,13 @@ impl Manager {
                     .or(hierarchies.first())
                     .map(|h| h.path.clone())
                     .unwrap_or_default();
-                (Inner::V1(v1::V1 { hierarchies, unified }), primary)
+                (
+                    Inner::V1(v1::V1 {
+                        hierarchies,
+                        unified,
+                    }),
+                    primary,
+                )
             }
         };
         Ok(Manager {
@@ -478,7 +516,10 @@ fn write_raw(path: &Path, value: &str) -> io::Result<()> {
     if let Some(r) = fake::with(|k| k.write(path, value)).flatten() {
         return r;
     }
-    let mut f = fs::OpenOptions::new().write(true).truncate(true).open(path)?;
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(path)?;
     f.write_all(value.as_bytes())
 }
 
@@ -676,23 +717,42 @@ pub(crate) mod tests {
 
     #[test]
     fn detect_layouts() {
-        let Layout::Hybrid { controllers, unified } = detect_from(HOST).unwrap() else { panic!() };
+        let Layout::Hybrid {
+            controllers,
+            unified,
+        } = detect_from(HOST).unwrap()
+        else {
+            panic!()
+        };
         assert_eq!(unified, PathBuf::from("/sys/fs/cgroup/unified"));
         let keys: Vec<&str> = controllers.keys().map(String::as_str).collect();
         assert_eq!(keys, ["cpu", "cpuacct", "memory", "name=systemd"]);
-        assert_eq!(controllers["name=systemd"], PathBuf::from("/sys/fs/cgroup/systemd"));
+        assert_eq!(
+            controllers["name=systemd"],
+            PathBuf::from("/sys/fs/cgroup/systemd")
+        );
 
         let v2 = "30 1 0:26 / /sys/fs/cgroup rw shared:4 - cgroup2 cgroup2 rw,nsdelegate\n\
                   31 1 0:27 / /sys/fs/cgroup/systemd rw - cgroup cgroup rw,name=systemd\n";
-        assert_eq!(detect_from(v2).unwrap(), Layout::V2 { root: "/sys/fs/cgroup".into() });
+        assert_eq!(
+            detect_from(v2).unwrap(),
+            Layout::V2 {
+                root: "/sys/fs/cgroup".into()
+            }
+        );
 
         let v1 = "32 31 0:29 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct\n\
                   33 31 0:29 / /mnt/my\\040cg rw - cgroup cgroup rw,memory\n";
-        let Layout::V1 { controllers } = detect_from(v1).unwrap() else { panic!() };
+        let Layout::V1 { controllers } = detect_from(v1).unwrap() else {
+            panic!()
+        };
         assert_eq!(controllers["cpu"], controllers["cpuacct"]);
         assert_eq!(controllers["memory"], PathBuf::from("/mnt/my cg"));
 
-        assert!(matches!(detect_from("25 1 0:23 / / rw - ext4 /dev/vda rw\n"), Err(Error::NoCgroupMounts(_))));
+        assert!(matches!(
+            detect_from("25 1 0:23 / / rw - ext4 /dev/vda rw\n"),
+            Err(Error::NoCgroupMounts(_))
+        ));
         detect().unwrap(); // whatever this machine has, it parses
     }
 
@@ -704,8 +764,14 @@ pub(crate) mod tests {
         assert_eq!(m(Some("")).unwrap().path(), "/berth/abc");
         assert_eq!(m(Some("//x//y/")).unwrap().path(), "/x/y");
         assert_eq!(m(Some("x")).unwrap().path(), "/me/x");
-        assert_eq!(m(Some("/x")).unwrap().v2_dir(), Some(PathBuf::from("/cg/x")));
-        assert!(matches!(m(Some("machine.slice:berth:abc")), Err(Error::SystemdNotSupported(_))));
+        assert_eq!(
+            m(Some("/x")).unwrap().v2_dir(),
+            Some(PathBuf::from("/cg/x"))
+        );
+        assert!(matches!(
+            m(Some("machine.slice:berth:abc")),
+            Err(Error::SystemdNotSupported(_))
+        ));
         assert!(matches!(m(Some("/a/../b")), Err(Error::InvalidPath { .. })));
         assert!(matches!(m(Some("/")), Err(Error::InvalidPath { .. })));
         assert!(Manager::with_layout(layout, None, "../x", "").is_err());
@@ -721,6 +787,17 @@ pub(crate) mod tests {
         fn expected(&self, m: &Manager) -> Vec<(PathBuf, &'static str)>;
         /// Does the applied device configuration allow this access?
         fn device_allowed(&self, kind: char, major: u32, minor: u32, access: i32) -> bool;
+    }
+
+    /// Applies resources given as JSON.
+    pub(crate) fn apply(m: &Manager, json: &str) -> Result<()> {
+        m.apply_resources(&serde_json::from_str(json).unwrap())
+    }
+
+    /// Asserts that applying `json` fails with a message containing `needle`.
+    pub(crate) fn apply_err(m: &Manager, json: &str, needle: &str) {
+        let e = apply(m, json).expect_err(json).to_string();
+        assert!(e.contains(needle), "{e:?} should contain {needle:?}");
     }
 
     fn standard() -> LinuxResources {
@@ -747,7 +824,10 @@ pub(crate) mod tests {
         assert_eq!(m.path(), "/berth/c1");
         let dirs = m.fs_paths();
         assert!(!dirs.is_empty());
-        assert!(dirs.iter().all(|d| d.ends_with("berth/c1") && !d.exists()), "{dirs:?}");
+        assert!(
+            dirs.iter().all(|d| d.ends_with("berth/c1") && !d.exists()),
+            "{dirs:?}"
+        );
         m.create().unwrap();
         m.create().unwrap();
         assert!(dirs.iter().all(|d| d.is_dir()));
@@ -756,20 +836,31 @@ pub(crate) mod tests {
         for (path, want) in f.expected(&m) {
             assert_eq!(read(&path).unwrap().trim(), want, "{}", path.display());
         }
-        let acc = |s: &str| s.chars().map(|c| [1, 2, 4]["mrw".find(c).unwrap()]).sum::<i32>();
-        assert!(f.device_allowed('c', 1, 3, acc("rw")));
-        assert!(f.device_allowed('c', 99, 1, acc("m")));
-        assert!(!f.device_allowed('c', 99, 1, acc("r")));
-        assert!(!f.device_allowed('b', 8, 0, acc("m")));
-        assert!(f.device_allowed('c', 136, 2, acc("w")));
-        assert!(!f.device_allowed('c', 136, 5, acc("r")));
+        // (type, major, minor, access bits m=1 r=2 w=4, allowed?)
+        let cases = [
+            ('c', 1, 3, 6, true),
+            ('c', 99, 1, 1, true),
+            ('c', 99, 1, 2, false),
+            ('b', 8, 0, 1, false),
+            ('c', 136, 2, 4, true),
+            ('c', 136, 5, 2, false),
+        ];
+        for (kind, major, minor, access, want) in cases {
+            let got = f.device_allowed(kind, major, minor, access);
+            assert_eq!(got, want, "{kind} {major}:{minor} access {access}");
+        }
         m.apply_resources(&LinuxResources::default()).unwrap();
 
         m.add_pid(1234).unwrap();
         m.add_pid(1300).unwrap();
         for d in &dirs {
             let procs = read(&d.join("cgroup.procs")).unwrap();
-            assert_eq!(procs.split_whitespace().collect::<Vec<_>>(), ["1234", "1300"], "{}", d.display());
+            assert_eq!(
+                procs.split_whitespace().collect::<Vec<_>>(),
+                ["1234", "1300"],
+                "{}",
+                d.display()
+            );
             mkdir_p(&d.join("nested/deeper")).unwrap(); // made by the container itself
             write(&d.join("nested/deeper"), "cgroup.procs", "99").unwrap();
         }
@@ -784,7 +875,11 @@ pub(crate) mod tests {
         m.destroy().unwrap();
         for d in &dirs {
             assert!(!d.exists(), "{}", d.display());
-            assert!(d.parent().unwrap().is_dir(), "parent of {} must stay", d.display());
+            assert!(
+                d.parent().unwrap().is_dir(),
+                "parent of {} must stay",
+                d.display()
+            );
         }
         m.destroy().unwrap();
         assert_eq!(m.pids().unwrap(), Vec::<i32>::new());
@@ -796,10 +891,8 @@ pub(crate) mod tests {
         let _g = fake::install(f.kernel());
         let m = f.manager(None);
         m.create().unwrap();
-        let mem: LinuxResources = serde_json::from_str(r#"{"memory":{"limit":1000}}"#).unwrap();
-        let e = m.apply_resources(&mem).unwrap_err();
-        assert!(e.to_string().contains("controller \"memory\""), "{e}");
-        m.apply_resources(&serde_json::from_str(r#"{"pids":{"limit":-1}}"#).unwrap()).unwrap();
+        apply_err(&m, r#"{"memory":{"limit":1000}}"#, "controller \"memory\"");
+        apply(&m, r#"{"pids":{"limit":-1}}"#).unwrap();
         m.destroy().unwrap();
     }
 

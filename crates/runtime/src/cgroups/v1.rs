@@ -44,10 +44,11 @@ impl V1 {
     }
 
     fn need(&self, controller: &str, setting: &str) -> Result<&Path> {
-        self.dir(controller).ok_or_else(|| Error::ControllerNotMounted {
-            controller: controller.into(),
-            setting: setting.into(),
-        })
+        self.dir(controller)
+            .ok_or_else(|| Error::ControllerNotMounted {
+                controller: controller.into(),
+                setting: setting.into(),
+            })
     }
 
     fn set_memory(&self, m: &LinuxMemory) -> Result<()> {
@@ -160,15 +161,27 @@ impl V1 {
             }
         }
         if let Some(burst) = c.burst() {
-            write(self.need("cpu", "cpu.burst")?, "cpu.cfs_burst_us", &burst.to_string())?;
+            write(
+                self.need("cpu", "cpu.burst")?,
+                "cpu.cfs_burst_us",
+                &burst.to_string(),
+            )?;
         }
         let rt_period = c.realtime_period().unwrap_or(0);
         let rt_runtime = c.realtime_runtime().unwrap_or(0);
         if rt_period != 0 {
-            write(self.need("cpu", "cpu.realtimePeriod")?, "cpu.rt_period_us", &rt_period.to_string())?;
+            write(
+                self.need("cpu", "cpu.realtimePeriod")?,
+                "cpu.rt_period_us",
+                &rt_period.to_string(),
+            )?;
         }
         if rt_runtime != 0 {
-            write(self.need("cpu", "cpu.realtimeRuntime")?, "cpu.rt_runtime_us", &rt_runtime.to_string())?;
+            write(
+                self.need("cpu", "cpu.realtimeRuntime")?,
+                "cpu.rt_runtime_us",
+                &rt_runtime.to_string(),
+            )?;
         }
         if let Some(idle) = c.idle() {
             write(self.need("cpu", "cpu.idle")?, "cpu.idle", &idle.to_string())?;
@@ -184,11 +197,19 @@ impl V1 {
     fn set_blkio(&self, b: &LinuxBlockIo) -> Result<()> {
         let dir = || self.need("blkio", "blockIO");
         let pick = |dir: &Path, files: [&'static str; 2], setting: &str| -> Result<&'static str> {
-            files.into_iter().find(|f| dir.join(f).exists()).ok_or_else(|| Error::Unsupported {
-                setting: setting.into(),
-                value: "(set)".into(),
-                reason: format!("neither {} nor {} exists in {}", files[0], files[1], dir.display()),
-            })
+            files
+                .into_iter()
+                .find(|f| dir.join(f).exists())
+                .ok_or_else(|| Error::Unsupported {
+                    setting: setting.into(),
+                    value: "(set)".into(),
+                    reason: format!(
+                        "neither {} nor {} exists in {}",
+                        files[0],
+                        files[1],
+                        dir.display()
+                    ),
+                })
         };
         if let Some(w) = b.weight().filter(|w| *w != 0) {
             let d = dir()?;
@@ -201,22 +222,46 @@ impl V1 {
         for wd in b.weight_device().iter().flatten() {
             let d = dir()?;
             if let Some(w) = wd.weight() {
-                let file = pick(d, ["blkio.bfq.weight_device", "blkio.weight_device"], "blockIO.weightDevice")?;
+                let file = pick(
+                    d,
+                    ["blkio.bfq.weight_device", "blkio.weight_device"],
+                    "blockIO.weightDevice",
+                )?;
                 write(d, file, &format!("{}:{} {}", wd.major(), wd.minor(), w))?;
             }
             if let Some(w) = wd.leaf_weight() {
-                write(d, "blkio.leaf_weight_device", &format!("{}:{} {}", wd.major(), wd.minor(), w))?;
+                write(
+                    d,
+                    "blkio.leaf_weight_device",
+                    &format!("{}:{} {}", wd.major(), wd.minor(), w),
+                )?;
             }
         }
         let throttles = [
-            (b.throttle_read_bps_device(), "blkio.throttle.read_bps_device"),
-            (b.throttle_write_bps_device(), "blkio.throttle.write_bps_device"),
-            (b.throttle_read_iops_device(), "blkio.throttle.read_iops_device"),
-            (b.throttle_write_iops_device(), "blkio.throttle.write_iops_device"),
+            (
+                b.throttle_read_bps_device(),
+                "blkio.throttle.read_bps_device",
+            ),
+            (
+                b.throttle_write_bps_device(),
+                "blkio.throttle.write_bps_device",
+            ),
+            (
+                b.throttle_read_iops_device(),
+                "blkio.throttle.read_iops_device",
+            ),
+            (
+                b.throttle_write_iops_device(),
+                "blkio.throttle.write_iops_device",
+            ),
         ];
         for (list, file) in throttles {
             for td in list.iter().flatten() {
-                write(dir()?, file, &format!("{}:{} {}", td.major(), td.minor(), td.rate()))?;
+                write(
+                    dir()?,
+                    file,
+                    &format!("{}:{} {}", td.major(), td.minor(), td.rate()),
+                )?;
             }
         }
         Ok(())
@@ -224,7 +269,11 @@ impl V1 {
 
     fn set_other(&self, r: &LinuxResources) -> Result<()> {
         if let Some(p) = r.pids() {
-            let v = if p.limit() > 0 { p.limit().to_string() } else { "max".into() };
+            let v = if p.limit() > 0 {
+                p.limit().to_string()
+            } else {
+                "max".into()
+            };
             write(self.need("pids", "pids.limit")?, "pids.max", &v)?;
         }
         if let Some(rules) = r.devices() {
@@ -232,14 +281,22 @@ impl V1 {
             let dir = self.need("devices", "devices")?;
             write(dir, "devices.deny", "a")?;
             for rule in &rules {
-                let file = if rule.allow { "devices.allow" } else { "devices.deny" };
+                let file = if rule.allow {
+                    "devices.allow"
+                } else {
+                    "devices.deny"
+                };
                 write(dir, file, &rule.v1_string())?;
             }
         }
         for h in r.hugepage_limits().iter().flatten() {
             let size = hugepage_size(h.page_size())?;
             let dir = self.need("hugetlb", "hugepageLimits")?;
-            write(dir, &format!("hugetlb.{size}.limit_in_bytes"), &h.limit().to_string())?;
+            write(
+                dir,
+                &format!("hugetlb.{size}.limit_in_bytes"),
+                &h.limit().to_string(),
+            )?;
             let rsvd = format!("hugetlb.{size}.rsvd.limit_in_bytes");
             if dir.join(&rsvd).exists() {
                 write(dir, &rsvd, &h.limit().to_string())?;
@@ -247,11 +304,19 @@ impl V1 {
         }
         if let Some(net) = r.network() {
             if let Some(id) = net.class_id() {
-                write(self.need("net_cls", "network.classID")?, "net_cls.classid", &id.to_string())?;
+                write(
+                    self.need("net_cls", "network.classID")?,
+                    "net_cls.classid",
+                    &id.to_string(),
+                )?;
             }
             for p in net.priorities().iter().flatten() {
                 let dir = self.need("net_prio", "network.priorities")?;
-                write(dir, "net_prio.ifpriomap", &format!("{} {}", p.name(), p.priority()))?;
+                write(
+                    dir,
+                    "net_prio.ifpriomap",
+                    &format!("{} {}", p.name(), p.priority()),
+                )?;
             }
         }
         for (dev, l) in r.rdma().iter().flatten() {
@@ -268,7 +333,8 @@ impl V1 {
             return Err(Error::Unsupported {
                 setting: format!("unified.{k}"),
                 value: v.clone(),
-                reason: "cgroup v2 settings need a cgroup v2 host; resources go to cgroup v1 here".into(),
+                reason: "cgroup v2 settings need a cgroup v2 host; resources go to cgroup v1 here"
+                    .into(),
             });
         }
         Ok(())
@@ -286,10 +352,12 @@ fn read_u64(path: &Path) -> Result<u64> {
     let s = read(path)?;
     let t = s.trim();
     // "-1" reads back as unlimited on some kernels' files; treat it as the maximum.
-    t.parse::<u64>().or_else(|_| t.parse::<i64>().map(|v| v as u64)).map_err(|_| Error::Parse {
-        file: path.display().to_string(),
-        line: t.into(),
-    })
+    t.parse::<u64>()
+        .or_else(|_| t.parse::<i64>().map(|v| v as u64))
+        .map_err(|_| Error::Parse {
+            file: path.display().to_string(),
+            line: t.into(),
+        })
 }
 
 fn write_nonzero(dir: &Path, file: &str, v: i64) -> Result<()> {
@@ -308,7 +376,11 @@ fn set_limit(dir: &Path, limit: i64) -> Result<()> {
         Ok(()) => Ok(()),
         Err(e) if errno(&e) == Some(libc::EBUSY) => {
             let get = |f: &str| -> String {
-                read_opt(&dir.join(f)).ok().flatten().map(|s| s.trim().to_string()).unwrap_or_else(|| "?".into())
+                read_opt(&dir.join(f))
+                    .ok()
+                    .flatten()
+                    .map(|s| s.trim().to_string())
+                    .unwrap_or_else(|| "?".into())
             };
             Err(Error::MemoryLimitTooLow {
                 path,
@@ -463,10 +535,8 @@ pub(crate) mod tests {
     use std::path::{Path, PathBuf};
     use std::rc::Rc;
 
-    use oci_spec::runtime::{LinuxDeviceCgroup, LinuxResources};
-
-    use super::super::devices_bpf::{self, tests::run};
-    use super::super::tests::Fixture;
+    use super::super::devices_bpf::tests::{model, v1_line_rule};
+    use super::super::tests::{apply, apply_err, Fixture};
     use super::super::{fake, Layout, Manager};
 
     /// A fake v1 (or hybrid) kernel over per-hierarchy roots in a tempdir.
@@ -484,12 +554,17 @@ pub(crate) mod tests {
 
     fn bytes(s: &str) -> u64 {
         let t = s.trim();
-        t.parse::<u64>().unwrap_or(if t == "-1" { u64::MAX } else { 0 })
+        t.parse::<u64>()
+            .unwrap_or(if t == "-1" { u64::MAX } else { 0 })
     }
 
     impl FakeV1 {
         fn controllers_of(&self, dir: &Path) -> Vec<String> {
-            self.roots.iter().find(|(r, _)| dir.starts_with(r)).map(|(_, c)| c.clone()).unwrap_or_default()
+            self.roots
+                .iter()
+                .find(|(r, _)| dir.starts_with(r))
+                .map(|(_, c)| c.clone())
+                .unwrap_or_default()
         }
 
         /// Creates what the kernel shows in a new cgroup directory.
@@ -497,34 +572,29 @@ pub(crate) mod tests {
             let unlimited = "9223372036854771712";
             put(dir, "cgroup.procs", "");
             for c in self.controllers_of(dir) {
-                let files: &[(&str, &str)] = match c.as_str() {
-                    "memory" => &[
-                        ("memory.limit_in_bytes", unlimited),
-                        ("memory.soft_limit_in_bytes", unlimited),
-                        ("memory.oom_control", "oom_kill_disable 0"),
-                        ("memory.swappiness", "60"),
-                        ("memory.usage_in_bytes", "4096"),
-                        ("memory.max_usage_in_bytes", "8192"),
-                    ],
-                    "cpu" => &[
-                        ("cpu.shares", "1024"),
-                        ("cpu.cfs_quota_us", "-1"),
-                        ("cpu.cfs_period_us", "100000"),
-                        ("cpu.cfs_burst_us", "0"),
-                        ("cpu.idle", "0"),
-                    ],
-                    "cpuset" if root => &[("cpuset.cpus", "0-3"), ("cpuset.mems", "0")],
-                    "cpuset" => &[("cpuset.cpus", ""), ("cpuset.mems", "")],
-                    "pids" => &[("pids.max", "max")],
-                    "devices" => &[("devices.allow", ""), ("devices.deny", "")],
-                    "freezer" => &[("freezer.state", "THAWED")],
-                    "blkio" => &[("blkio.bfq.weight", "100"), ("blkio.throttle.read_bps_device", "")],
-                    "hugetlb" => &[("hugetlb.2MB.limit_in_bytes", unlimited)],
-                    "cgroup2" => &[("cgroup.controllers", ""), ("cgroup.subtree_control", "")],
-                    _ => &[],
+                // file=value pairs; U = unlimited
+                let files = match c.as_str() {
+                    "memory" => {
+                        "memory.limit_in_bytes=U memory.soft_limit_in_bytes=U \
+                        memory.oom_control=0 memory.swappiness=60 memory.usage_in_bytes=4096 \
+                        memory.max_usage_in_bytes=8192"
+                    }
+                    "cpu" => {
+                        "cpu.shares=1024 cpu.cfs_quota_us=-1 cpu.cfs_period_us=100000 \
+                        cpu.cfs_burst_us=0 cpu.idle=0"
+                    }
+                    "cpuset" if root => "cpuset.cpus=0-3 cpuset.mems=0",
+                    "cpuset" => "cpuset.cpus= cpuset.mems=",
+                    "pids" => "pids.max=max",
+                    "devices" => "devices.allow= devices.deny=",
+                    "freezer" => "freezer.state=THAWED",
+                    "blkio" => "blkio.bfq.weight=100 blkio.throttle.read_bps_device=",
+                    "hugetlb" => "hugetlb.2MB.limit_in_bytes=U",
+                    "cgroup2" => "cgroup.controllers= cgroup.subtree_control=",
+                    _ => "",
                 };
-                for (f, v) in files {
-                    put(dir, f, v);
+                for (f, v) in files.split_whitespace().filter_map(|kv| kv.split_once('=')) {
+                    put(dir, f, if v == "U" { unlimited } else { v });
                 }
                 if c == "memory" && !self.no_memsw {
                     put(dir, "memory.memsw.limit_in_bytes", unlimited);
@@ -552,7 +622,9 @@ pub(crate) mod tests {
                 }
                 "devices.allow" | "devices.deny" => {
                     let verb = &name[8..];
-                    self.devices_log.borrow_mut().push(format!("{verb} {value}"));
+                    self.devices_log
+                        .borrow_mut()
+                        .push(format!("{verb} {value}"));
                     Some(Ok(()))
                 }
                 "cpu.shares" => {
@@ -579,16 +651,22 @@ pub(crate) mod tests {
         }
     }
 
-    pub(crate) const SELF_CGROUP: &str = "10:hugetlb:/\n9:name=systemd:/\n8:pids:/\n7:blkio:/\n6:freezer:/\n\
+    pub(crate) const SELF_CGROUP: &str =
+        "10:hugetlb:/\n9:name=systemd:/\n8:pids:/\n7:blkio:/\n6:freezer:/\n\
         5:devices:/\n4:memory:/process_api/xyz\n3:cpuset:/\n2:cpuacct:/\n1:cpu:/\n0::/\n";
 
     /// A fake tree like this host's: separate cpu and cpuacct mounts, name=systemd, and
     /// (hybrid) a cgroup2 mount without controllers.
-    pub(crate) fn fake_tree(tmp: &Path, hybrid: bool, no_memsw: bool, skip: &[&str]) -> (Layout, Rc<FakeV1>) {
-        let names = ["blkio", "cpu", "cpuacct", "cpuset", "devices", "freezer", "hugetlb", "memory", "pids", "name=systemd"];
+    pub(crate) fn fake_tree(
+        tmp: &Path,
+        hybrid: bool,
+        no_memsw: bool,
+        skip: &[&str],
+    ) -> (Layout, Rc<FakeV1>) {
+        let names = "blkio cpu cpuacct cpuset devices freezer hugetlb memory pids name=systemd";
         let mut controllers = BTreeMap::new();
         let mut roots = Vec::new();
-        for n in names.iter().filter(|n| !skip.contains(n)) {
+        for n in names.split(' ').filter(|n| !skip.contains(n)) {
             let root = tmp.join(n.trim_start_matches("name="));
             fs::create_dir_all(&root).unwrap();
             controllers.insert(n.to_string(), root.clone());
@@ -599,16 +677,23 @@ pub(crate) mod tests {
             fs::create_dir_all(&unified).unwrap();
             roots.push((unified.clone(), vec!["cgroup2".into()]));
         }
-        let k = Rc::new(FakeV1 { roots, no_memsw, devices_log: RefCell::new(Vec::new()) });
+        let k = Rc::new(FakeV1 {
+            roots,
+            no_memsw,
+            devices_log: RefCell::new(Vec::new()),
+        });
         for (root, _) in &k.roots {
             k.populate(root, true);
         }
-        let layout = if hybrid { Layout::Hybrid { controllers, unified } } else { Layout::V1 { controllers } };
+        let layout = if hybrid {
+            Layout::Hybrid {
+                controllers,
+                unified,
+            }
+        } else {
+            Layout::V1 { controllers }
+        };
         (layout, k)
-    }
-
-    fn resources(json: &str) -> LinuxResources {
-        serde_json::from_str(json).unwrap()
     }
 
     fn setup(tmp: &Path, no_memsw: bool) -> (Manager, Rc<FakeV1>, fake::Installed) {
@@ -619,46 +704,46 @@ pub(crate) mod tests {
         (m, k, guard)
     }
 
-    fn mem_file(tmp: &Path, f: &str) -> String {
-        fs::read_to_string(tmp.join("memory/berth/t").join(f)).unwrap().trim().to_string()
+    fn cat(dir: &Path, f: &str) -> String {
+        fs::read_to_string(dir.join(f)).unwrap().trim().to_string()
     }
 
     #[test]
     fn memory_and_swap_are_written_in_an_order_the_kernel_accepts() {
         let tmp = tempfile::tempdir().unwrap();
         let (m, _k, _g) = setup(tmp.path(), false);
-        m.apply_resources(&resources(r#"{"memory":{"limit":67108864,"swap":134217728}}"#)).unwrap();
-        assert_eq!(mem_file(tmp.path(), "memory.limit_in_bytes"), "67108864");
-        assert_eq!(mem_file(tmp.path(), "memory.memsw.limit_in_bytes"), "134217728");
+        let d = tmp.path().join("memory/berth/t");
+        apply(&m, r#"{"memory":{"limit":67108864,"swap":134217728}}"#).unwrap();
+        assert_eq!(cat(&d, "memory.limit_in_bytes"), "67108864");
+        assert_eq!(cat(&d, "memory.memsw.limit_in_bytes"), "134217728");
         // raising both needs swap first, lowering both needs the limit first
-        m.apply_resources(&resources(r#"{"memory":{"limit":268435456,"swap":536870912}}"#)).unwrap();
-        assert_eq!(mem_file(tmp.path(), "memory.memsw.limit_in_bytes"), "536870912");
-        m.apply_resources(&resources(r#"{"memory":{"limit":33554432,"swap":67108864}}"#)).unwrap();
-        assert_eq!(mem_file(tmp.path(), "memory.limit_in_bytes"), "33554432");
+        apply(&m, r#"{"memory":{"limit":268435456,"swap":536870912}}"#).unwrap();
+        assert_eq!(cat(&d, "memory.memsw.limit_in_bytes"), "536870912");
+        apply(&m, r#"{"memory":{"limit":33554432,"swap":67108864}}"#).unwrap();
+        assert_eq!(cat(&d, "memory.limit_in_bytes"), "33554432");
         // -1 with swap unset: both unlimited
-        m.apply_resources(&resources(r#"{"memory":{"limit":-1}}"#)).unwrap();
-        assert_eq!(mem_file(tmp.path(), "memory.memsw.limit_in_bytes"), "-1");
-        assert_eq!(mem_file(tmp.path(), "memory.limit_in_bytes"), "-1");
-        let e = m.apply_resources(&resources(r#"{"memory":{"limit":100,"swap":50}}"#)).unwrap_err();
-        assert!(e.to_string().contains("memory.swap"), "{e}");
-        let e = m.apply_resources(&resources(r#"{"memory":{"swappiness":101}}"#)).unwrap_err();
-        assert!(e.to_string().contains("swappiness"), "{e}");
-        m.apply_resources(&resources(r#"{"memory":{"swappiness":18446744073709551615}}"#)).unwrap();
-        m.apply_resources(&resources(r#"{"memory":{"reservation":1000,"disableOOMKiller":true,"swappiness":0}}"#)).unwrap();
-        assert_eq!(mem_file(tmp.path(), "memory.soft_limit_in_bytes"), "1000");
-        assert_eq!(mem_file(tmp.path(), "memory.oom_control"), "1");
-        assert_eq!(mem_file(tmp.path(), "memory.swappiness"), "0");
+        apply(&m, r#"{"memory":{"limit":-1}}"#).unwrap();
+        assert_eq!(cat(&d, "memory.memsw.limit_in_bytes"), "-1");
+        assert_eq!(cat(&d, "memory.limit_in_bytes"), "-1");
+        apply_err(&m, r#"{"memory":{"limit":100,"swap":50}}"#, "memory.swap");
+        apply_err(&m, r#"{"memory":{"swappiness":101}}"#, "swappiness");
+        apply(&m, r#"{"memory":{"swappiness":18446744073709551615}}"#).unwrap();
+        let r = r#"{"memory":{"reservation":1000,"disableOOMKiller":true,"swappiness":0}}"#;
+        apply(&m, r).unwrap();
+        assert_eq!(cat(&d, "memory.soft_limit_in_bytes"), "1000");
+        assert_eq!(cat(&d, "memory.oom_control"), "1");
+        assert_eq!(cat(&d, "memory.swappiness"), "0");
     }
 
     #[test]
     fn without_swap_accounting_only_trivial_swap_values_pass() {
         let tmp = tempfile::tempdir().unwrap();
         let (m, _k, _g) = setup(tmp.path(), true);
-        for ok in [r#"{"limit":1000}"#, r#"{"limit":1000,"swap":-1}"#, r#"{"limit":1000,"swap":1000}"#, r#"{"limit":-1}"#] {
-            m.apply_resources(&resources(&format!(r#"{{"memory":{ok}}}"#))).unwrap();
+        for ok in ["1000", "1000,\"swap\":-1", "1000,\"swap\":1000", "-1"] {
+            apply(&m, &format!(r#"{{"memory":{{"limit":{ok}}}}}"#)).unwrap();
         }
-        let e = m.apply_resources(&resources(r#"{"memory":{"limit":1000,"swap":2000}}"#)).unwrap_err();
-        assert!(e.to_string().contains("memory.memsw.limit_in_bytes does not exist"), "{e}");
+        let bad = r#"{"memory":{"limit":1000,"swap":2000}}"#;
+        apply_err(&m, bad, "memory.memsw.limit_in_bytes does not exist");
     }
 
     #[test]
@@ -666,32 +751,49 @@ pub(crate) mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let (m, _k, _g) = setup(tmp.path(), false);
         // create() filled the new cpuset cgroups from their parents
-        let cs = |p: &str, f: &str| fs::read_to_string(tmp.path().join("cpuset").join(p).join(f)).unwrap();
-        assert_eq!((cs("berth", "cpuset.cpus"), cs("berth/t", "cpuset.mems")), ("0-3".into(), "0".into()));
-        m.apply_resources(&resources(
+        let cs = tmp.path().join("cpuset");
+        assert_eq!(cat(&cs.join("berth"), "cpuset.cpus"), "0-3");
+        assert_eq!(cat(&cs.join("berth/t"), "cpuset.mems"), "0");
+        apply(
+            &m,
             r#"{"cpu":{"quota":-1,"period":50000,"burst":10,"idle":1,"realtimePeriod":0},
                 "blockIO":{"weight":300,"throttleReadBpsDevice":[{"major":8,"minor":0,"rate":1048576}]},
                 "hugepageLimits":[{"pageSize":"2MB","limit":4194304}]}"#,
-        ))
+        )
         .unwrap();
-        let f = |p: &str| fs::read_to_string(tmp.path().join(p)).unwrap();
+        let f = |p: &str| cat(tmp.path(), p);
         assert_eq!(f("cpu/berth/t/cpu.cfs_quota_us"), "-1");
         assert_eq!(f("cpu/berth/t/cpu.cfs_period_us"), "50000");
         assert_eq!(f("cpu/berth/t/cpu.cfs_burst_us"), "10");
         assert_eq!(f("cpu/berth/t/cpu.idle"), "1");
         assert_eq!(f("blkio/berth/t/blkio.bfq.weight"), "300");
-        assert_eq!(f("blkio/berth/t/blkio.throttle.read_bps_device"), "8:0 1048576");
+        assert_eq!(
+            f("blkio/berth/t/blkio.throttle.read_bps_device"),
+            "8:0 1048576"
+        );
         assert_eq!(f("hugetlb/berth/t/hugetlb.2MB.limit_in_bytes"), "4194304");
         // cpu.shares that the kernel clamps is reported
-        m.apply_resources(&resources(r#"{"cpu":{"shares":512}}"#)).unwrap();
-        let e = m.apply_resources(&resources(r#"{"cpu":{"shares":1}}"#)).unwrap_err();
-        assert!(e.to_string().contains("minimum allowed cpu-shares is 2"), "{e}");
-        let e = m.apply_resources(&resources(r#"{"unified":{"memory.high":"1"}}"#)).unwrap_err();
-        assert!(e.to_string().contains("unified.memory.high"), "{e}");
-        let e = m.apply_resources(&resources(r#"{"network":{"classID":1}}"#)).unwrap_err();
-        assert!(e.to_string().contains("\"net_cls\" is not mounted"), "{e}");
-        let e = m.apply_resources(&resources(r#"{"hugepageLimits":[{"pageSize":"../x","limit":1}]}"#)).unwrap_err();
-        assert!(e.to_string().contains("pageSize"), "{e}");
+        apply(&m, r#"{"cpu":{"shares":512}}"#).unwrap();
+        apply_err(
+            &m,
+            r#"{"cpu":{"shares":1}}"#,
+            "minimum allowed cpu-shares is 2",
+        );
+        apply_err(
+            &m,
+            r#"{"unified":{"memory.high":"1"}}"#,
+            "unified.memory.high",
+        );
+        apply_err(
+            &m,
+            r#"{"network":{"classID":1}}"#,
+            "\"net_cls\" is not mounted",
+        );
+        apply_err(
+            &m,
+            r#"{"hugepageLimits":[{"pageSize":"../x","limit":1}]}"#,
+            "pageSize",
+        );
     }
 
     #[test]
@@ -701,10 +803,14 @@ pub(crate) mod tests {
         let m = Manager::with_layout(layout, Some("ctr/x"), "t", SELF_CGROUP).unwrap();
         assert_eq!(m.path(), "/process_api/xyz/ctr/x");
         let paths = m.fs_paths();
-        assert!(paths.contains(&tmp.path().join("memory/process_api/xyz/ctr/x")));
-        assert!(paths.contains(&tmp.path().join("pids/ctr/x")));
-        assert!(paths.contains(&tmp.path().join("unified/ctr/x")));
-        assert!(paths.contains(&tmp.path().join("systemd/ctr/x")));
+        for p in [
+            "memory/process_api/xyz/ctr/x",
+            "pids/ctr/x",
+            "unified/ctr/x",
+            "systemd/ctr/x",
+        ] {
+            assert!(paths.contains(&tmp.path().join(p)), "{p}");
+        }
         assert_eq!(m.v2_dir(), None);
     }
 
@@ -726,7 +832,11 @@ pub(crate) mod tests {
         }
         fn expected(&self, m: &Manager) -> Vec<(PathBuf, &'static str)> {
             let d = |ctrl: &str, file: &str| {
-                let dir = m.fs_paths().into_iter().find(|p| p.iter().any(|c| c == ctrl)).unwrap();
+                let dir = m
+                    .fs_paths()
+                    .into_iter()
+                    .find(|p| p.iter().any(|c| c == ctrl))
+                    .unwrap();
                 dir.join(file)
             };
             vec![
@@ -744,27 +854,17 @@ pub(crate) mod tests {
             ]
         }
         fn device_allowed(&self, kind: char, major: u32, minor: u32, access: i32) -> bool {
-            // Replay the devices.allow/deny writes through the rule parser and program.
+            // Replay the devices.allow/deny writes through an independent model.
             let log = self.kernel.devices_log.borrow();
             assert_eq!(log[0], "deny a");
-            let rules: Vec<LinuxDeviceCgroup> = log
-                .iter()
-                .map(|l| {
-                    let (verb, rule) = l.split_once(' ').unwrap();
-                    let mut parts = rule.split([' ', ':']);
-                    let t = parts.next().unwrap();
-                    let num = |s: Option<&str>| s.and_then(|s| s.parse::<i64>().ok()).unwrap_or(-1);
-                    let (maj, min) = (num(parts.next()), num(parts.next()));
-                    let access = parts.next().unwrap_or("rwm");
-                    serde_json::from_str(&format!(
-                        r#"{{"allow":{},"type":"{t}","major":{maj},"minor":{min},"access":"{access}"}}"#,
-                        verb == "allow"
-                    ))
-                    .unwrap()
-                })
-                .collect();
-            let prog = devices_bpf::program(&devices_bpf::parse_rules(&rules).unwrap());
-            run(&prog, if kind == 'b' { 1 } else { 2 }, major, minor, access) == 1
+            let rules: Vec<_> = log.iter().map(|l| v1_line_rule(l)).collect();
+            model(
+                &rules,
+                if kind == 'b' { 1 } else { 2 },
+                major,
+                minor,
+                access,
+            )
         }
     }
 }

@@ -56,7 +56,9 @@ pub(crate) fn swap_to_v2(swap: i64, limit: i64) -> Result<i64> {
         return Err(bad(format!("invalid memory limit {limit}")));
     }
     if swap < limit {
-        return Err(bad(format!("memory+swap limit must be >= the memory limit {limit}")));
+        return Err(bad(format!(
+            "memory+swap limit must be >= the memory limit {limit}"
+        )));
     }
     Ok(swap - limit)
 }
@@ -71,7 +73,10 @@ fn num(v: i64) -> Option<String> {
 }
 
 fn words(s: Option<String>) -> Vec<String> {
-    s.unwrap_or_default().split_whitespace().map(str::to_string).collect()
+    s.unwrap_or_default()
+        .split_whitespace()
+        .map(str::to_string)
+        .collect()
 }
 
 fn unsupported(setting: &str, value: impl ToString, reason: &str) -> Error {
@@ -125,10 +130,18 @@ impl V2 {
 
     fn set_memory(&self, avail: &[String], m: &LinuxMemory) -> Result<()> {
         if m.disable_oom_killer() == Some(true) {
-            return Err(unsupported("memory.disableOOMKiller", true, "cgroup v2 cannot disable the OOM killer"));
+            return Err(unsupported(
+                "memory.disableOOMKiller",
+                true,
+                "cgroup v2 cannot disable the OOM killer",
+            ));
         }
         if let Some(s) = m.swappiness().filter(|s| *s != u64::MAX) {
-            return Err(unsupported("memory.swappiness", s, "cgroup v2 has no per-cgroup swappiness"));
+            return Err(unsupported(
+                "memory.swappiness",
+                s,
+                "cgroup v2 has no per-cgroup swappiness",
+            ));
         }
         let limit = m.limit().unwrap_or(0);
         let swap = m.swap().unwrap_or(0);
@@ -148,7 +161,13 @@ impl V2 {
                 Ok(()) => {}
                 // No swap accounting: "max" and "0" are what we have anyway.
                 Err(e) if e.kind() == io::ErrorKind::NotFound && (v == "max" || v == "0") => {}
-                Err(source) => return Err(Error::Write { path, value: v, source }),
+                Err(source) => {
+                    return Err(Error::Write {
+                        path,
+                        value: v,
+                        source,
+                    })
+                }
             }
         }
         if let Some(v) = num(limit) {
@@ -163,26 +182,46 @@ impl V2 {
     fn set_cpu(&self, avail: &[String], c: &LinuxCpu) -> Result<()> {
         if c.realtime_runtime().unwrap_or(0) != 0 || c.realtime_period().unwrap_or(0) != 0 {
             let v = format!("{:?}/{:?}", c.realtime_runtime(), c.realtime_period());
-            return Err(unsupported("cpu.realtimeRuntime/realtimePeriod", v, "cgroup v2 has no realtime group scheduling"));
+            return Err(unsupported(
+                "cpu.realtimeRuntime/realtimePeriod",
+                v,
+                "cgroup v2 has no realtime group scheduling",
+            ));
         }
         let weight = shares_to_weight(c.shares().unwrap_or(0));
         if weight != 0 {
-            write(self.need(avail, "cpu", "cpu.shares")?, "cpu.weight", &weight.to_string())?;
+            write(
+                self.need(avail, "cpu", "cpu.shares")?,
+                "cpu.weight",
+                &weight.to_string(),
+            )?;
         }
         let quota = c.quota().unwrap_or(0);
         let period = c.period().unwrap_or(0);
         if quota != 0 || period != 0 {
-            let mut v = if quota > 0 { quota.to_string() } else { "max".into() };
+            let mut v = if quota > 0 {
+                quota.to_string()
+            } else {
+                "max".into()
+            };
             if period != 0 {
                 v += &format!(" {period}");
             }
             write(self.need(avail, "cpu", "cpu.quota")?, "cpu.max", &v)?;
         }
         if let Some(b) = c.burst() {
-            write(self.need(avail, "cpu", "cpu.burst")?, "cpu.max.burst", &b.to_string())?;
+            write(
+                self.need(avail, "cpu", "cpu.burst")?,
+                "cpu.max.burst",
+                &b.to_string(),
+            )?;
         }
         if let Some(i) = c.idle() {
-            write(self.need(avail, "cpu", "cpu.idle")?, "cpu.idle", &i.to_string())?;
+            write(
+                self.need(avail, "cpu", "cpu.idle")?,
+                "cpu.idle",
+                &i.to_string(),
+            )?;
         }
         for (value, file) in [(c.cpus(), "cpuset.cpus"), (c.mems(), "cpuset.mems")] {
             if let Some(v) = value.as_deref().filter(|v| !v.is_empty()) {
@@ -203,7 +242,11 @@ impl V2 {
             }
         }
         if let Some(w) = b.leaf_weight().filter(|w| *w != 0) {
-            return Err(unsupported("blockIO.leafWeight", w, "cgroup v2 has no leaf weight"));
+            return Err(unsupported(
+                "blockIO.leafWeight",
+                w,
+                "cgroup v2 has no leaf weight",
+            ));
         }
         for wd in b.weight_device().iter().flatten() {
             if let Some(w) = wd.weight() {
@@ -225,7 +268,11 @@ impl V2 {
         for (list, key) in throttles {
             for td in list.iter().flatten() {
                 let dir = self.need(avail, "io", "blockIO.throttle")?;
-                write(dir, "io.max", &format!("{}:{} {}={}", td.major(), td.minor(), key, td.rate()))?;
+                write(
+                    dir,
+                    "io.max",
+                    &format!("{}:{} {}={}", td.major(), td.minor(), key, td.rate()),
+                )?;
             }
         }
         Ok(())
@@ -233,7 +280,11 @@ impl V2 {
 
     fn set_other(&self, avail: &[String], r: &LinuxResources) -> Result<()> {
         if let Some(p) = r.pids() {
-            let v = if p.limit() > 0 { p.limit().to_string() } else { "max".into() };
+            let v = if p.limit() > 0 {
+                p.limit().to_string()
+            } else {
+                "max".into()
+            };
             write(self.need(avail, "pids", "pids.limit")?, "pids.max", &v)?;
         }
         if let Some(rules) = r.devices() {
@@ -250,10 +301,18 @@ impl V2 {
         }
         if let Some(net) = r.network() {
             if let Some(id) = net.class_id() {
-                return Err(unsupported("network.classID", id, "cgroup v2 has no net_cls controller"));
+                return Err(unsupported(
+                    "network.classID",
+                    id,
+                    "cgroup v2 has no net_cls controller",
+                ));
             }
             if net.priorities().as_ref().is_some_and(|p| !p.is_empty()) {
-                return Err(unsupported("network.priorities", "(set)", "cgroup v2 has no net_prio controller"));
+                return Err(unsupported(
+                    "network.priorities",
+                    "(set)",
+                    "cgroup v2 has no net_prio controller",
+                ));
             }
         }
         for (dev, l) in r.rdma().iter().flatten() {
@@ -270,7 +329,8 @@ impl V2 {
         let mut unified: Vec<_> = r.unified().iter().flatten().collect();
         unified.sort();
         for (key, value) in unified {
-            let valid = !key.is_empty() && !key.contains('/') && !key.starts_with('.') && key.contains('.');
+            let valid =
+                !key.is_empty() && !key.contains('/') && !key.starts_with('.') && key.contains('.');
             if !valid {
                 return Err(Error::InvalidValue {
                     setting: "unified".into(),
@@ -308,9 +368,17 @@ impl V2 {
         let v = if frozen { "1" } else { "0" };
         if let Err(source) = write_raw(&path, v) {
             if source.kind() == io::ErrorKind::NotFound && self.dir.is_dir() {
-                return Err(unsupported("freeze", v, "cgroup.freeze is missing (kernel older than 5.2)"));
+                return Err(unsupported(
+                    "freeze",
+                    v,
+                    "cgroup.freeze is missing (kernel older than 5.2)",
+                ));
             }
-            return Err(Error::Write { path, value: v.into(), source });
+            return Err(Error::Write {
+                path,
+                value: v.into(),
+                source,
+            });
         }
         if !self.wait_frozen(frozen)? {
             if frozen {
@@ -392,9 +460,9 @@ pub(crate) mod tests {
     use std::path::{Path, PathBuf};
     use std::rc::Rc;
 
-    use super::super::devices_bpf::Insn;
     use super::super::devices_bpf::tests::run;
-    use super::super::tests::Fixture;
+    use super::super::devices_bpf::Insn;
+    use super::super::tests::{apply, apply_err, Fixture};
     use super::super::{fake, Layout, Manager};
     use super::*;
 
@@ -423,8 +491,17 @@ pub(crate) mod tests {
             }
             for c in controllers.split_whitespace() {
                 let files: &[(&str, &str)] = match c {
-                    "memory" => &[("memory.max", "max"), ("memory.low", "0"), ("memory.high", "max")],
-                    "cpu" => &[("cpu.weight", "100"), ("cpu.max", "max 100000"), ("cpu.max.burst", "0"), ("cpu.idle", "0")],
+                    "memory" => &[
+                        ("memory.max", "max"),
+                        ("memory.low", "0"),
+                        ("memory.high", "max"),
+                    ],
+                    "cpu" => &[
+                        ("cpu.weight", "100"),
+                        ("cpu.max", "max 100000"),
+                        ("cpu.max.burst", "0"),
+                        ("cpu.idle", "0"),
+                    ],
                     "cpuset" => &[("cpuset.cpus", ""), ("cpuset.mems", "")],
                     "pids" => &[("pids.max", "max")],
                     "io" => &[("io.weight", "default 100"), ("io.max", "")],
@@ -443,7 +520,8 @@ pub(crate) mod tests {
 
     impl fake::Kernel for FakeV2 {
         fn mkdir(&self, dir: &Path) {
-            let ctrls = fs::read_to_string(dir.parent().unwrap().join("cgroup.subtree_control")).unwrap();
+            let ctrls =
+                fs::read_to_string(dir.parent().unwrap().join("cgroup.subtree_control")).unwrap();
             self.populate(dir, ctrls.trim());
         }
 
@@ -472,18 +550,26 @@ pub(crate) mod tests {
                             set.remove(c);
                         }
                     }
-                    Some(fs::write(file, set.into_iter().collect::<Vec<_>>().join(" ")))
+                    Some(fs::write(
+                        file,
+                        set.into_iter().collect::<Vec<_>>().join(" "),
+                    ))
                 }
                 "cgroup.freeze" => {
                     fs::write(file, value).unwrap();
-                    Some(fs::write(dir.join("cgroup.events"), format!("populated 1\nfrozen {value}\n")))
+                    Some(fs::write(
+                        dir.join("cgroup.events"),
+                        format!("populated 1\nfrozen {value}\n"),
+                    ))
                 }
                 _ => None,
             }
         }
 
         fn bpf(&self, dir: &Path, prog: &[Insn]) -> bool {
-            self.progs.borrow_mut().push((dir.to_path_buf(), prog.to_vec()));
+            self.progs
+                .borrow_mut()
+                .push((dir.to_path_buf(), prog.to_vec()));
             true
         }
     }
@@ -491,19 +577,18 @@ pub(crate) mod tests {
     pub(crate) fn fake_tree(tmp: &Path, controllers: &str, no_swap: bool) -> (Layout, Rc<FakeV2>) {
         let root = tmp.join("cgroup2");
         fs::create_dir_all(&root).unwrap();
-        let k = Rc::new(FakeV2 { no_swap, progs: RefCell::new(Vec::new()) });
+        let k = Rc::new(FakeV2 {
+            no_swap,
+            progs: RefCell::new(Vec::new()),
+        });
         k.populate(&root, controllers);
         (Layout::V2 { root }, k)
     }
 
     const ALL: &str = "cpuset cpu io memory hugetlb pids rdma";
 
-    fn resources(json: &str) -> LinuxResources {
-        serde_json::from_str(json).unwrap()
-    }
-
-    fn setup(tmp: &Path, controllers: &str, no_swap: bool) -> (Manager, Rc<FakeV2>, fake::Installed) {
-        let (layout, k) = fake_tree(tmp, controllers, no_swap);
+    fn setup(tmp: &Path, ctrls: &str, no_swap: bool) -> (Manager, Rc<FakeV2>, fake::Installed) {
+        let (layout, k) = fake_tree(tmp, ctrls, no_swap);
         let guard = fake::install(k.clone());
         let m = Manager::with_layout(layout, Some("/a/b/c"), "c", "0::/\n").unwrap();
         m.create().unwrap();
@@ -512,16 +597,23 @@ pub(crate) mod tests {
 
     #[test]
     fn conversions_match_runc() {
-        assert_eq!([0, 1, 2, 1024, 262_144, 1_000_000].map(shares_to_weight), [0, 1, 1, 39, 10000, 10000]);
-        assert_eq!([0, 10, 500, 1000].map(blkio_weight_to_io), [0, 1, 4950, 10000]);
-        assert_eq!(swap_to_v2(0, -1).unwrap(), -1);
-        assert_eq!(swap_to_v2(-1, 100).unwrap(), -1);
-        assert_eq!(swap_to_v2(0, 100).unwrap(), 0);
-        assert_eq!(swap_to_v2(300, 100).unwrap(), 200);
-        assert_eq!(swap_to_v2(100, 100).unwrap(), 0);
-        assert!(swap_to_v2(50, 100).is_err());
-        assert!(swap_to_v2(50, 0).is_err());
-        assert!(swap_to_v2(50, -1).is_err());
+        let weights = [0, 1, 2, 1024, 262_144, 1_000_000].map(shares_to_weight);
+        assert_eq!(weights, [0, 1, 1, 39, 10000, 10000]);
+        let io = [0, 10, 500, 1000].map(blkio_weight_to_io);
+        assert_eq!(io, [0, 1, 4950, 10000]);
+        let ok = [
+            (0, -1, -1),
+            (-1, 100, -1),
+            (0, 100, 0),
+            (300, 100, 200),
+            (100, 100, 0),
+        ];
+        for (swap, limit, want) in ok {
+            assert_eq!(swap_to_v2(swap, limit).unwrap(), want);
+        }
+        for (swap, limit) in [(50, 100), (50, 0), (50, -1)] {
+            assert!(swap_to_v2(swap, limit).is_err());
+        }
     }
 
     #[test]
@@ -534,8 +626,7 @@ pub(crate) mod tests {
         assert_eq!(sc("a/b"), "cpu cpuset hugetlb io memory pids rdma");
         assert_eq!(sc("a/b/c"), "");
         assert_eq!(m.v2_dir(), Some(r.join("a/b/c")));
-        // idempotent
-        m.create().unwrap();
+        m.create().unwrap(); // idempotent
     }
 
     #[test]
@@ -544,59 +635,90 @@ pub(crate) mod tests {
         let (m, _k, _g) = setup(tmp.path(), ALL, false);
         let d = m.v2_dir().unwrap();
         let f = |n: &str| fs::read_to_string(d.join(n)).unwrap();
-        m.apply_resources(&resources(
-            r#"{"memory":{"limit":1000,"swap":1000,"reservation":500},"cpu":{"period":50000,"burst":7,"idle":1},
-                "blockIO":{"weight":500,"throttleWriteIOPSDevice":[{"major":8,"minor":16,"rate":99}]},
-                "unified":{"memory.high":"4000","cgroup.type":"domain"}}"#,
-        ))
-        .unwrap();
-        assert_eq!((f("memory.max"), f("memory.swap.max"), f("memory.low")), ("1000".into(), "0".into(), "500".into()));
-        assert_eq!((f("cpu.max"), f("cpu.max.burst"), f("cpu.idle")), ("max 50000".into(), "7".into(), "1".into()));
-        assert_eq!((f("io.weight"), f("io.max")), ("4950".into(), "8:16 wiops=99".into()));
-        assert_eq!(f("memory.high"), "4000");
-        m.apply_resources(&resources(r#"{"memory":{"limit":-1},"cpu":{"quota":-5,"period":0}}"#)).unwrap();
-        assert_eq!((f("memory.max"), f("memory.swap.max"), f("cpu.max")), ("max".into(), "max".into(), "max".into()));
-        for (bad, what) in [
-            (r#"{"memory":{"disableOOMKiller":true}}"#, "disableOOMKiller"),
-            (r#"{"memory":{"swappiness":10}}"#, "swappiness"),
-            (r#"{"cpu":{"realtimeRuntime":1000}}"#, "realtime"),
-            (r#"{"network":{"classID":3}}"#, "classID"),
-            (r#"{"blockIO":{"leafWeight":30}}"#, "leafWeight"),
-            (r#"{"unified":{"../x.y":"1"}}"#, "unified"),
-            (r#"{"unified":{"misc.max":"1"}}"#, "\"misc\" is not enabled"),
-        ] {
-            let e = m.apply_resources(&resources(bad)).unwrap_err().to_string();
-            assert!(e.contains(what), "{e} should mention {what}");
+        let r = r#"{"memory":{"limit":1000,"swap":1000,"reservation":500},
+            "cpu":{"period":50000,"burst":7,"idle":1},
+            "blockIO":{"weight":500,"throttleWriteIOPSDevice":[{"major":8,"minor":16,"rate":99}]},
+            "unified":{"memory.high":"4000","cgroup.type":"domain"}}"#;
+        apply(&m, r).unwrap();
+        let want = [
+            ("memory.max", "1000"),
+            ("memory.swap.max", "0"),
+            ("memory.low", "500"),
+            ("cpu.max", "max 50000"),
+            ("cpu.max.burst", "7"),
+            ("cpu.idle", "1"),
+            ("io.weight", "4950"),
+            ("io.max", "8:16 wiops=99"),
+            ("memory.high", "4000"),
+        ];
+        for (file, v) in want {
+            assert_eq!(f(file), v, "{file}");
         }
+        apply(
+            &m,
+            r#"{"memory":{"limit":-1},"cpu":{"quota":-5,"period":0}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            [f("memory.max"), f("memory.swap.max"), f("cpu.max")],
+            ["max"; 3]
+        );
+        apply_err(
+            &m,
+            r#"{"memory":{"disableOOMKiller":true}}"#,
+            "disableOOMKiller",
+        );
+        apply_err(&m, r#"{"memory":{"swappiness":10}}"#, "swappiness");
+        apply_err(&m, r#"{"cpu":{"realtimeRuntime":1000}}"#, "realtime");
+        apply_err(&m, r#"{"network":{"classID":3}}"#, "classID");
+        apply_err(&m, r#"{"blockIO":{"leafWeight":30}}"#, "leafWeight");
+        apply_err(&m, r#"{"unified":{"../x.y":"1"}}"#, "unified");
+        apply_err(
+            &m,
+            r#"{"unified":{"misc.max":"1"}}"#,
+            "\"misc\" is not enabled",
+        );
         // -1 swappiness (u64::MAX) and disableOOMKiller=false are no-ops
-        m.apply_resources(&resources(r#"{"memory":{"swappiness":18446744073709551615,"disableOOMKiller":false}}"#)).unwrap();
+        let noop = r#"{"memory":{"swappiness":18446744073709551615,"disableOOMKiller":false}}"#;
+        apply(&m, noop).unwrap();
     }
 
     #[test]
     fn swap_without_swap_accounting() {
         let tmp = tempfile::tempdir().unwrap();
         let (m, _k, _g) = setup(tmp.path(), ALL, true);
-        m.apply_resources(&resources(r#"{"memory":{"limit":1000,"swap":1000}}"#)).unwrap();
-        m.apply_resources(&resources(r#"{"memory":{"limit":1000,"swap":-1}}"#)).unwrap();
-        let e = m.apply_resources(&resources(r#"{"memory":{"limit":1000,"swap":3000}}"#)).unwrap_err();
-        assert!(e.to_string().contains("memory.swap.max"), "{e}");
+        apply(&m, r#"{"memory":{"limit":1000,"swap":1000}}"#).unwrap();
+        apply(&m, r#"{"memory":{"limit":1000,"swap":-1}}"#).unwrap();
+        apply_err(
+            &m,
+            r#"{"memory":{"limit":1000,"swap":3000}}"#,
+            "memory.swap.max",
+        );
     }
 
     #[test]
     fn missing_controller_is_named() {
         let tmp = tempfile::tempdir().unwrap();
         let (m, _k, _g) = setup(tmp.path(), "cpu pids", false);
-        let e = m.apply_resources(&resources(r#"{"memory":{"limit":1000}}"#)).unwrap_err();
-        assert!(matches!(&e, Error::ControllerNotAvailable { controller, .. } if controller == "memory"), "{e}");
-        m.apply_resources(&resources(r#"{"pids":{"limit":0}}"#)).unwrap();
-        assert_eq!(fs::read_to_string(m.v2_dir().unwrap().join("pids.max")).unwrap(), "max");
+        let e = apply(&m, r#"{"memory":{"limit":1000}}"#).unwrap_err();
+        let named = matches!(&e, Error::ControllerNotAvailable { controller, .. } if controller == "memory");
+        assert!(named, "{e}");
+        apply(&m, r#"{"pids":{"limit":0}}"#).unwrap();
+        let pids_max = fs::read_to_string(m.v2_dir().unwrap().join("pids.max")).unwrap();
+        assert_eq!(pids_max, "max");
     }
 
     #[test]
     fn relative_path_under_own_cgroup() {
         let tmp = tempfile::tempdir().unwrap();
         let (layout, _k) = fake_tree(tmp.path(), ALL, false);
-        let m = Manager::with_layout(layout.clone(), Some("ctr"), "x", "0::/user.slice/s-1.scope\n").unwrap();
+        let m = Manager::with_layout(
+            layout.clone(),
+            Some("ctr"),
+            "x",
+            "0::/user.slice/s-1.scope\n",
+        )
+        .unwrap();
         assert_eq!(m.path(), "/user.slice/s-1.scope/ctr");
         let e = Manager::with_layout(layout, Some("ctr"), "x", "1:memory:/\n").unwrap_err();
         assert!(matches!(e, Error::OwnCgroupNotFound { .. }), "{e}");

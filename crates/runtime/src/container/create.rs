@@ -137,7 +137,7 @@ fn create_inner(
         cleanup.cgroup.as_ref().expect("just set")
     };
     if let Some(r) = bundle.spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
-        cgroup.apply_resources(r)?;
+        cgroup.apply_resources(&with_default_device_rules(r, &bundle.spec))?;
     }
     let fifo = dir.fifo();
     nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o622))
@@ -227,6 +227,47 @@ fn create_inner(
         rec,
         cgroup,
     })
+}
+
+/// runc's `AllowedDevices`: a spec whose device rules start with "deny all"
+/// (Podman, Docker) still expects the default devices, the ptys and mknod to
+/// work. Appended after the spec's rules (later rules win), plus an allow rule
+/// for every node in `linux.devices`. A spec without device rules is left as is.
+fn with_default_device_rules(
+    r: &oci_spec::runtime::LinuxResources,
+    spec: &oci_spec::runtime::Spec,
+) -> oci_spec::runtime::LinuxResources {
+    use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType};
+    let Some(rules) = r.devices() else {
+        return r.clone();
+    };
+    let rule = |typ: LinuxDeviceType, major: Option<i64>, minor: Option<i64>, access: &str| {
+        let mut d = LinuxDeviceCgroup::default();
+        d.set_allow(true);
+        d.set_typ(Some(typ));
+        d.set_major(major);
+        d.set_minor(minor);
+        d.set_access(Some(access.to_string()));
+        d
+    };
+    let c = LinuxDeviceType::C;
+    let mut all = rules.clone();
+    all.push(rule(c, None, None, "m"));
+    all.push(rule(LinuxDeviceType::B, None, None, "m"));
+    for (_, major, minor) in crate::rootfs::default_devices() {
+        all.push(rule(c, Some(major as i64), Some(minor as i64), "rwm"));
+    }
+    all.push(rule(c, Some(136), None, "rwm")); // /dev/pts/*
+    all.push(rule(c, Some(5), Some(2), "rwm")); // /dev/ptmx
+    all.push(rule(c, Some(10), Some(200), "rwm")); // /dev/net/tun
+    for d in spec.linux().as_ref().and_then(|l| l.devices().as_ref()).into_iter().flatten() {
+        if matches!(d.typ(), LinuxDeviceType::C | LinuxDeviceType::U | LinuxDeviceType::B) {
+            all.push(rule(d.typ(), Some(d.major()), Some(d.minor()), "rwm"));
+        }
+    }
+    let mut r = r.clone();
+    r.set_devices(Some(all));
+    r
 }
 
 fn write_id_maps(pid: i32, spec: &oci_spec::runtime::Spec) -> Result<()> {

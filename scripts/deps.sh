@@ -3,7 +3,7 @@
 # Usage: sudo scripts/deps.sh
 set -eu
 PKGS="build-essential pkg-config libseccomp-dev busybox-static iproute2 bsdutils
-      runc crun podman conmon uidmap fuse-overlayfs
+      runc crun podman conmon netavark uidmap fuse-overlayfs binutils
       qemu-system-x86 cpio dpkg-dev python3"
 missing=""
 for p in $PKGS; do

@@ -45,12 +45,18 @@ pub fn busybox_path() -> PathBuf {
 /// as a hard link, /etc/passwd, /etc/group and the usual empty dirs.
 pub fn make_busybox_rootfs(dest: &Path) {
     let bb = busybox_path();
-    for d in ["bin", "sbin", "usr/bin", "usr/sbin", "etc", "proc", "sys", "dev", "tmp", "root", "var/run", "run", "home"] {
+    for d in [
+        "bin", "sbin", "usr/bin", "usr/sbin", "etc", "proc", "sys", "dev", "tmp", "root",
+        "var/run", "run", "home",
+    ] {
         std::fs::create_dir_all(dest.join(d)).unwrap();
     }
     let target = dest.join("bin/busybox");
     std::fs::copy(&bb, &target).unwrap();
-    let list = Command::new(&bb).arg("--list-full").output().expect("busybox --list-full");
+    let list = Command::new(&bb)
+        .arg("--list-full")
+        .output()
+        .expect("busybox --list-full");
     for l in String::from_utf8_lossy(&list.stdout).lines() {
         let l = l.trim();
         if l.is_empty() || l == "bin/busybox" {
@@ -74,14 +80,21 @@ pub fn make_busybox_rootfs(dest: &Path) {
         "root:x:0:\ndaemon:x:1:\ntty:x:5:\nusers:x:100:\nnogroup:x:65534:\n",
     )
     .unwrap();
-    std::fs::set_permissions(dest.join("tmp"), std::os::unix::fs::PermissionsExt::from_mode(0o1777)).unwrap();
+    std::fs::set_permissions(
+        dest.join("tmp"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o1777),
+    )
+    .unwrap();
 }
 
 /// One shared pristine rootfs per test process; bundles copy it.
 fn pristine() -> &'static Path {
     static P: OnceLock<tempfile::TempDir> = OnceLock::new();
     P.get_or_init(|| {
-        let t = tempfile::Builder::new().prefix("berth-bb-").tempdir().unwrap();
+        let t = tempfile::Builder::new()
+            .prefix("berth-bb-")
+            .tempdir()
+            .unwrap();
         make_busybox_rootfs(t.path());
         t
     })
@@ -131,7 +144,10 @@ pub struct Bundle {
 
 impl Bundle {
     pub fn new(args: &[&str]) -> Bundle {
-        let tmp = tempfile::Builder::new().prefix("berth-bundle-").tempdir().unwrap();
+        let tmp = tempfile::Builder::new()
+            .prefix("berth-bundle-")
+            .tempdir()
+            .unwrap();
         let st = Command::new("cp")
             .arg("-a")
             .arg(pristine())
@@ -174,7 +190,11 @@ static SEQ: AtomicUsize = AtomicUsize::new(0);
 
 /// A unique container id for this test process.
 pub fn unique_id(prefix: &str) -> String {
-    format!("{prefix}-{}-{}", std::process::id(), SEQ.fetch_add(1, Ordering::SeqCst))
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::SeqCst)
+    )
 }
 
 /// A `berth-runtime` with a private `--root`. Dropping it force-deletes
@@ -193,7 +213,10 @@ impl Default for Runtime {
 impl Runtime {
     pub fn new() -> Runtime {
         Runtime {
-            root: tempfile::Builder::new().prefix("berth-rt-").tempdir().unwrap(),
+            root: tempfile::Builder::new()
+                .prefix("berth-rt-")
+                .tempdir()
+                .unwrap(),
             bin: runtime_bin(),
         }
     }
@@ -237,7 +260,10 @@ impl Runtime {
         b.edit(f);
         let id = unique_id("sh");
         let (code, out, err) = self.run(&b, &id);
-        assert_eq!(code, 0, "script {script:?} failed: stdout={out} stderr={err}");
+        assert_eq!(
+            code, 0,
+            "script {script:?} failed: stdout={out} stderr={err}"
+        );
         out
     }
 
@@ -255,7 +281,11 @@ impl Runtime {
 
     pub fn state(&self, id: &str) -> Value {
         let o = self.out(&["state", id]);
-        assert!(o.status.success(), "state {id}: {}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "state {id}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
         serde_json::from_slice(&o.stdout).unwrap()
     }
 
@@ -289,7 +319,13 @@ impl Drop for Runtime {
 pub fn pid_alive(pid: i32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(s) => {
-            let st = s.rsplit(')').next().unwrap_or("").split_whitespace().next().unwrap_or("");
+            let st = s
+                .rsplit(')')
+                .next()
+                .unwrap_or("")
+                .split_whitespace()
+                .next()
+                .unwrap_or("");
             st != "Z" && st != "X"
         }
         Err(_) => false,

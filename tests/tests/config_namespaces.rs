@@ -22,7 +22,10 @@ struct NetnsGuard(String);
 
 impl NetnsGuard {
     fn new(name: &str) -> NetnsGuard {
-        let st = Command::new("ip").args(["netns", "add", name]).status().expect("ip netns add");
+        let st = Command::new("ip")
+            .args(["netns", "add", name])
+            .status()
+            .expect("ip netns add");
         assert!(st.success(), "ip netns add {name}");
         NetnsGuard(name.to_string())
     }
@@ -61,18 +64,27 @@ fn set_namespaces(c: &mut Value, ns: Value) {
 #[test]
 fn pid_namespace_makes_the_process_pid_1() {
     let rt = Runtime::new();
-    let out = rt.sh("echo $$; cat /proc/self/stat | cut -d' ' -f4; ls /proc | grep -c '^[0-9]'", |_| {});
+    let out = rt.sh(
+        "echo $$; cat /proc/self/stat | cut -d' ' -f4; ls /proc | grep -c '^[0-9]'",
+        |_| {},
+    );
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines[0], "1", "the shell is not pid 1: {out}");
     // cat's parent is the shell, pid 1.
     assert_eq!(lines[1], "1", "{out}");
     // Only the shell, cat/ls and grep exist in the new pid namespace.
     let n: u32 = lines[2].parse().unwrap();
-    assert!(n <= 4, "too many processes visible in the pid namespace: {out}");
+    assert!(
+        n <= 4,
+        "too many processes visible in the pid namespace: {out}"
+    );
 
     // Without a pid namespace the shell is not pid 1.
     let out = rt.sh("echo $$", |c| {
-        set_namespaces(c, json!([{"type": "network"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}]));
+        set_namespaces(
+            c,
+            json!([{"type": "network"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}]),
+        );
     });
     assert_ne!(out.trim(), "1", "no pid namespace was requested");
 }
@@ -82,13 +94,22 @@ fn uts_namespace_sets_hostname_and_domainname() {
     let host_name = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
     let host_domain = std::fs::read_to_string("/proc/sys/kernel/domainname").unwrap();
     let rt = Runtime::new();
-    let out = rt.sh("hostname; cat /proc/sys/kernel/hostname /proc/sys/kernel/domainname", |c| {
-        c["hostname"] = json!("uts-inside");
-        c["domainname"] = json!("berth.example");
-    });
+    let out = rt.sh(
+        "hostname; cat /proc/sys/kernel/hostname /proc/sys/kernel/domainname",
+        |c| {
+            c["hostname"] = json!("uts-inside");
+            c["domainname"] = json!("berth.example");
+        },
+    );
     assert_eq!(out, "uts-inside\nuts-inside\nberth.example\n");
-    assert_eq!(std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap(), host_name);
-    assert_eq!(std::fs::read_to_string("/proc/sys/kernel/domainname").unwrap(), host_domain);
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap(),
+        host_name
+    );
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/kernel/domainname").unwrap(),
+        host_domain
+    );
 }
 
 #[test]
@@ -99,12 +120,19 @@ fn ipc_namespace_is_new_and_absent_without_it() {
     assert_ne!(inside.trim().parse::<u64>().unwrap(), host);
 
     let inside = rt.sh("stat -L -c %i /proc/self/ns/ipc", |c| {
-        set_namespaces(c, json!([{"type": "pid"}, {"type": "network"}, {"type": "uts"}, {"type": "mount"}]));
+        set_namespaces(
+            c,
+            json!([{"type": "pid"}, {"type": "network"}, {"type": "uts"}, {"type": "mount"}]),
+        );
         // mqueue belongs to the ipc namespace; the host's may not be mounted over.
         let m = c["mounts"].as_array_mut().unwrap();
         m.retain(|m| m["type"] != "mqueue");
     });
-    assert_eq!(inside.trim().parse::<u64>().unwrap(), host, "no ipc namespace was requested");
+    assert_eq!(
+        inside.trim().parse::<u64>().unwrap(),
+        host,
+        "no ipc namespace was requested"
+    );
 }
 
 #[test]
@@ -126,17 +154,30 @@ fn mount_namespace_keeps_container_mounts_off_the_host() {
     let b = Bundle::new(&["sleep", "30"]);
     let id = unique_id("mntns");
     let o = rt.create(&b, &id);
-    assert!(o.status.success(), "create: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "create: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let pid = rt.state(&id)["pid"].as_i64().unwrap();
     // Host and container mount namespaces differ.
-    assert_ne!(ns_inode("/proc/self/ns/mnt"), ns_inode(format!("/proc/{pid}/ns/mnt")));
+    assert_ne!(
+        ns_inode("/proc/self/ns/mnt"),
+        ns_inode(format!("/proc/{pid}/ns/mnt"))
+    );
     // The container's mounts (rootfs bind, /proc, /dev, ...) exist only in its namespace.
     let rootfs = std::fs::canonicalize(b.rootfs()).unwrap();
     let rootfs = rootfs.to_string_lossy();
     let host_mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    assert!(!host_mi.contains(rootfs.as_ref()), "container mounts leaked to the host:\n{host_mi}");
+    assert!(
+        !host_mi.contains(rootfs.as_ref()),
+        "container mounts leaked to the host:\n{host_mi}"
+    );
     let theirs = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap();
-    let procs: Vec<&str> = theirs.lines().filter(|l| l.split(' ').nth(4) == Some("/proc")).collect();
+    let procs: Vec<&str> = theirs
+        .lines()
+        .filter(|l| l.split(' ').nth(4) == Some("/proc"))
+        .collect();
     assert_eq!(procs.len(), 1, "{theirs}");
     assert!(procs[0].contains(" - proc "), "{theirs}");
     let o = rt.out(&["delete", "--force", &id]);
@@ -147,7 +188,10 @@ fn mount_namespace_keeps_container_mounts_off_the_host() {
 fn cgroup_namespace_shows_root_cgroup() {
     let rt = Runtime::new();
     let out = rt.sh("cat /proc/self/cgroup", |c| {
-        c["linux"]["namespaces"].as_array_mut().unwrap().push(json!({"type": "cgroup"}));
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "cgroup"}));
     });
     assert!(!out.is_empty());
     for l in out.lines() {
@@ -185,7 +229,10 @@ fn chmod(p: &Path, mode: u32) {
 #[test]
 fn user_namespace_maps_ids() {
     let rt = Runtime::new();
-    let data = tempfile::Builder::new().prefix("berth-userns-data-").tempdir().unwrap();
+    let data = tempfile::Builder::new()
+        .prefix("berth-userns-data-")
+        .tempdir()
+        .unwrap();
     chown_tree(data.path(), 100000, 100000);
     chmod(data.path(), 0o755);
     let mut b = Bundle::new(&[
@@ -197,7 +244,10 @@ fn user_namespace_maps_ids() {
     chmod(b.dir(), 0o755);
     let src = data.path().to_string_lossy().into_owned();
     b.edit(|c| {
-        c["linux"]["namespaces"].as_array_mut().unwrap().push(json!({"type": "user"}));
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "user"}));
         c["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
         c["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
         c["mounts"].as_array_mut().unwrap().push(json!({
@@ -206,14 +256,21 @@ fn user_namespace_maps_ids() {
     });
     let (code, out, err) = rt.run(&b, &unique_id("userns"));
     assert_eq!(code, 0, "stdout={out} stderr={err}");
-    let lines: Vec<Vec<&str>> = out.lines().map(|l| l.split_whitespace().collect()).collect();
+    let lines: Vec<Vec<&str>> = out
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
     assert_eq!(lines[0], ["0"], "{out}");
     assert_eq!(lines[1], ["0"], "{out}");
     assert_eq!(lines[2], ["0", "100000", "65536"], "{out}");
     assert_eq!(lines[3], ["0", "100000", "65536"], "{out}");
     assert_eq!(lines[4], ["0:0"], "{out}");
     let md = std::fs::metadata(data.path().join("made-inside")).unwrap();
-    assert_eq!((md.uid(), md.gid()), (100000, 100000), "file made by container root is not host 100000");
+    assert_eq!(
+        (md.uid(), md.gid()),
+        (100000, 100000),
+        "file made by container root is not host 100000"
+    );
 }
 
 #[test]
@@ -238,7 +295,13 @@ fn joins_existing_network_namespace_by_path() {
 fn joins_namespaces_of_a_running_process() {
     // A host process in its own net and uts namespaces with its own hostname.
     let child = Command::new("unshare")
-        .args(["--net", "--uts", "sh", "-c", "hostname joined-uts && exec sleep 1000"])
+        .args([
+            "--net",
+            "--uts",
+            "sh",
+            "-c",
+            "hostname joined-uts && exec sleep 1000",
+        ])
         .stdin(Stdio::null())
         .spawn()
         .expect("spawn unshare");
@@ -255,19 +318,22 @@ fn joins_namespaces_of_a_running_process() {
     let net = ns_inode(format!("/proc/{pid}/ns/net"));
     let uts = ns_inode(format!("/proc/{pid}/ns/uts"));
     let rt = Runtime::new();
-    let out = rt.sh("stat -L -c %i /proc/self/ns/net /proc/self/ns/uts; hostname", |c| {
-        c.as_object_mut().unwrap().remove("hostname");
-        set_namespaces(
-            c,
-            json!([
-                {"type": "pid"},
-                {"type": "network", "path": format!("/proc/{pid}/ns/net")},
-                {"type": "uts", "path": format!("/proc/{pid}/ns/uts")},
-                {"type": "ipc"},
-                {"type": "mount"}
-            ]),
-        );
-    });
+    let out = rt.sh(
+        "stat -L -c %i /proc/self/ns/net /proc/self/ns/uts; hostname",
+        |c| {
+            c.as_object_mut().unwrap().remove("hostname");
+            set_namespaces(
+                c,
+                json!([
+                    {"type": "pid"},
+                    {"type": "network", "path": format!("/proc/{pid}/ns/net")},
+                    {"type": "uts", "path": format!("/proc/{pid}/ns/uts")},
+                    {"type": "ipc"},
+                    {"type": "mount"}
+                ]),
+            );
+        },
+    );
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines[0].parse::<u64>().unwrap(), net, "{out}");
     assert_eq!(lines[1].parse::<u64>().unwrap(), uts, "{out}");
@@ -280,14 +346,24 @@ fn unknown_namespace_type_is_rejected() {
     let rt = Runtime::new();
     let mut b = Bundle::new(&["true"]);
     b.edit(|c| {
-        c["linux"]["namespaces"].as_array_mut().unwrap().push(json!({"type": "bogus"}));
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "bogus"}));
     });
     let id = unique_id("badns");
     let o = rt.create(&b, &id);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success(), "create accepted an unknown namespace");
-    assert!(err.contains("bogus"), "error does not name the bad namespace: {err}");
-    assert!(leftovers(&rt).is_empty(), "state left behind: {:?}", leftovers(&rt));
+    assert!(
+        err.contains("bogus"),
+        "error does not name the bad namespace: {err}"
+    );
+    assert!(
+        leftovers(&rt).is_empty(),
+        "state left behind: {:?}",
+        leftovers(&rt)
+    );
     assert!(!Path::new(&format!("/sys/fs/cgroup/memory/berth/{id}")).exists());
 }
 
@@ -297,13 +373,23 @@ fn sysctl_is_applied_inside_namespaces() {
     let host_shmmax = std::fs::read_to_string("/proc/sys/kernel/shmmax").unwrap();
     let want_fwd = if host_fwd.trim() == "1" { "0" } else { "1" };
     let rt = Runtime::new();
-    let out = rt.sh("cat /proc/sys/net/ipv4/ip_forward /proc/sys/kernel/shmmax", |c| {
-        c["linux"]["sysctl"] = json!({"net.ipv4.ip_forward": want_fwd, "kernel.shmmax": "123456789"});
-    });
+    let out = rt.sh(
+        "cat /proc/sys/net/ipv4/ip_forward /proc/sys/kernel/shmmax",
+        |c| {
+            c["linux"]["sysctl"] =
+                json!({"net.ipv4.ip_forward": want_fwd, "kernel.shmmax": "123456789"});
+        },
+    );
     assert_eq!(out, format!("{want_fwd}\n123456789\n"));
     // The host's values are untouched.
-    assert_eq!(std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap(), host_fwd);
-    assert_eq!(std::fs::read_to_string("/proc/sys/kernel/shmmax").unwrap(), host_shmmax);
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap(),
+        host_fwd
+    );
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/kernel/shmmax").unwrap(),
+        host_shmmax
+    );
 }
 
 #[test]
@@ -314,13 +400,23 @@ fn sysctl_of_a_shared_namespace_is_rejected() {
     let rt = Runtime::new();
     let mut b = Bundle::new(&["true"]);
     b.edit(|c| {
-        set_namespaces(c, json!([{"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}]));
+        set_namespaces(
+            c,
+            json!([{"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}]),
+        );
         c["linux"]["sysctl"] = json!({"net.ipv4.ip_forward": host_fwd.trim()});
     });
     let id = unique_id("sysctlhost");
     let o = rt.create(&b, &id);
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(!o.status.success(), "a net.* sysctl without a network namespace was accepted");
+    assert!(
+        !o.status.success(),
+        "a net.* sysctl without a network namespace was accepted"
+    );
     assert!(err.contains("net.ipv4.ip_forward"), "{err}");
-    assert!(leftovers(&rt).is_empty(), "state left behind: {:?}", leftovers(&rt));
+    assert!(
+        leftovers(&rt).is_empty(),
+        "state left behind: {:?}",
+        leftovers(&rt)
+    );
 }

@@ -74,6 +74,12 @@ pub struct Record {
     pub rootfs: PathBuf,
     pub created: String,
     pub cgroup_path: String,
+    /// `linux.cgroupsPath` as the config gave it.
+    #[serde(default)]
+    pub cgroup_spec: Option<String>,
+    /// /proc/self/cgroup of the process that created the container.
+    #[serde(default)]
+    pub creator_cgroup: String,
     #[serde(default)]
     pub annotations: HashMap<String, String>,
     #[serde(default)]
@@ -298,6 +304,8 @@ mod tests {
             rootfs: "/b/rootfs".into(),
             created: now_rfc3339(),
             cgroup_path: "/berth/c1".into(),
+            cgroup_spec: None,
+            creator_cgroup: String::new(),
             annotations: HashMap::new(),
             owner: "root".into(),
             started: false,

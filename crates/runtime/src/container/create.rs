@@ -125,6 +125,13 @@ fn create_inner(
         rootfs: bundle.rootfs.clone(),
         created: state::now_rfc3339(),
         cgroup_path: cgroup.path().to_string(),
+        cgroup_spec: bundle
+            .spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.cgroups_path().as_ref())
+            .map(|p| p.to_string_lossy().into_owned()),
+        creator_cgroup: std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default(),
         annotations: bundle.spec.annotations().clone().unwrap_or_default(),
         owner: "root".into(),
         started: false,

@@ -8,22 +8,18 @@ use nix::sys::signal::Signal;
 use std::time::Duration;
 
 pub fn delete(rt: &Runtime, id: &str, force: bool) -> Result<()> {
-    let dir = match Dir::open(&rt.root, id) {
-        Ok(d) => d,
-        Err(e) => return Err(e.into()),
-    };
+    let dir = Dir::open(&rt.root, id)?;
     // A create that was killed before writing its record: only --force cleans it.
     let rec = match dir.load() {
         Ok(r) => r,
-        Err(e) if force => {
-            let _ = e;
+        Err(_) if force => {
             dir.remove()?;
             return Ok(());
         }
         Err(e) => return Err(e.into()),
     };
     let status = super::status_of(&dir, &rec);
-    let m = cgroups::Manager::new(Some(&rec.cgroup_path), id).ok();
+    let m = super::cgroup_of(&rec).ok();
     match status {
         Status::Stopped => {}
         // runc deletes a created container (its init never ran user code).

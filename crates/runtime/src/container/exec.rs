@@ -2,7 +2,6 @@
 
 use super::wait::{supervise, Signals};
 use super::{sys, write_pid_file, Error, Result, Runtime};
-use crate::cgroups;
 use crate::init::{self, Init};
 use crate::namespaces::{self, Plan};
 use crate::rootfs::CgroupMounts;
@@ -42,7 +41,7 @@ pub fn exec(rt: &Runtime, opts: ExecOpts) -> Result<i32> {
         Some(s) => Some(seccomp::compile(s, Some(&rt.seccomp_cache()))?),
         None => None,
     };
-    let cgroup = cgroups::Manager::new(Some(&c.rec.cgroup_path), &opts.id)?;
+    let cgroup = super::cgroup_of(&c.rec)?;
     let mut our_console: Option<OwnedFd> = None;
     let console = match &opts.console_socket {
         Some(p) => Some(crate::console::connect(&p.to_string_lossy())?),

@@ -1,7 +1,6 @@
 //! `state`, `list`, `ps`.
 
 use super::{oci_state, Error, Result, Runtime};
-use crate::cgroups;
 use crate::state::Status;
 
 pub fn state(rt: &Runtime, id: &str) -> Result<serde_json::Value> {
@@ -68,7 +67,7 @@ pub fn ps(rt: &Runtime, id: &str, json: bool, ps_args: &[String]) -> Result<Stri
             what: "container not running",
         });
     }
-    let m = cgroups::Manager::new(Some(&c.rec.cgroup_path), id)?;
+    let m = super::cgroup_of(&c.rec)?;
     let pids = m.pids()?;
     if json {
         return Ok(serde_json::to_string(&pids).expect("json") + "\n");

@@ -2,7 +2,6 @@
 //! process in the container's cgroup.
 
 use super::{Error, Result, Runtime};
-use crate::cgroups;
 use crate::state::Status;
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
@@ -50,7 +49,7 @@ pub fn kill(rt: &Runtime, id: &str, sig: i32, all: bool) -> Result<()> {
         });
     }
     if all {
-        let m = cgroups::Manager::new(Some(&c.rec.cgroup_path), id)?;
+        let m = super::cgroup_of(&c.rec)?;
         let paused = c.status == Status::Paused;
         for pid in m.pids()? {
             let _ = raw_kill(pid, sig);

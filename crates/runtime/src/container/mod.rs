@@ -109,6 +109,20 @@ impl Runtime {
     }
 }
 
+/// The container's cgroups, resolved exactly as at create time (a relative
+/// cgroupsPath is relative to the creating process's cgroups, not ours).
+pub fn cgroup_of(rec: &Record) -> Result<cgroups::Manager> {
+    if rec.creator_cgroup.is_empty() {
+        return Ok(cgroups::Manager::new(Some(&rec.cgroup_path), &rec.id)?);
+    }
+    Ok(cgroups::Manager::with_layout(
+        cgroups::detect()?,
+        rec.cgroup_spec.as_deref(),
+        &rec.id,
+        &rec.creator_cgroup,
+    )?)
+}
+
 pub fn status_of(dir: &Dir, rec: &Record) -> Status {
     if rec.pid == 0 {
         return Status::Creating;
@@ -119,7 +133,7 @@ pub fn status_of(dir: &Dir, rec: &Record) -> Status {
     if dir.fifo().exists() {
         return Status::Created;
     }
-    if let Ok(m) = cgroups::Manager::new(Some(&rec.cgroup_path), &rec.id) {
+    if let Ok(m) = cgroup_of(rec) {
         if m.is_frozen().unwrap_or(false) {
             return Status::Paused;
         }

@@ -1,7 +1,6 @@
 //! `pause` / `resume`: the cgroup freezer.
 
 use super::{Error, Result, Runtime};
-use crate::cgroups;
 use crate::state::Status;
 
 pub fn pause(rt: &Runtime, id: &str) -> Result<()> {
@@ -13,7 +12,7 @@ pub fn pause(rt: &Runtime, id: &str) -> Result<()> {
             what: "only a running container can be paused",
         });
     }
-    cgroups::Manager::new(Some(&c.rec.cgroup_path), id)?.freeze()?;
+    super::cgroup_of(&c.rec)?.freeze()?;
     Ok(())
 }
 
@@ -26,6 +25,6 @@ pub fn resume(rt: &Runtime, id: &str) -> Result<()> {
             what: "container is not paused",
         });
     }
-    cgroups::Manager::new(Some(&c.rec.cgroup_path), id)?.thaw()?;
+    super::cgroup_of(&c.rec)?.thaw()?;
     Ok(())
 }

@@ -3,16 +3,16 @@
 # delete) of a busybox /bin/true bundle with Docker's default hardening, then a profile of
 # where berth-runtime's time goes. Regenerates bench/RESULTS.md. Run as root. See bench/README.md.
 #
-#   bench/runtime.sh                      # RUNS=60 WARMUP=5, profile included (~3 min)
+#   bench/runtime.sh                      # RUNS=100 WARMUP=5, profile included (~2 min)
 #   RUNS=100 bench/runtime.sh --no-profile
 #
-# Env: RUNS (default 60), WARMUP (5), BENCH_WORK (scratch dir, default /tmp/berth-bench),
+# Env: RUNS (default 100), WARMUP (5), BENCH_WORK (scratch dir, default /tmp/berth-bench),
 #      OUT (results file, default bench/RESULTS.md), BERTH_RUNTIME_BIN (skip the cargo build).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(dirname "$HERE")
-RUNS=${RUNS:-60}
+RUNS=${RUNS:-100}
 WARMUP=${WARMUP:-5}
 WORK=${BENCH_WORK:-/tmp/berth-bench}
 OUT=${OUT:-$HERE/RESULTS.md}
@@ -182,7 +182,7 @@ rss runc : "$RUNC" --root "$WORK/root-runc" run -b "$BUNDLE" bb-runc
 
 # ---------------------------------------------------------------- profile of berth-runtime
 if [ "$PROFILE" = 1 ]; then
-    PRUNS=$(( RUNS < 30 ? RUNS : 30 ))
+    PRUNS=$(( RUNS < 50 ? RUNS : 50 ))
     log "profile: variants (state root on tmpfs, no seccomp)"
     # fsync cost: the same run with the state root on a tmpfs (fsync is a no-op there).
     mkdir -p "$WORK/tmpfs-root"
@@ -255,6 +255,22 @@ PY
                 -e write,fsync,rmdir,unlinkat,unlink,rename,mount,umount2,pivot_root,clone,clone3,unshare,execve,prctl,nanosleep,clock_nanosleep,mkdir,mknodat,exit_group \
                 -- "$BERTH" --root "$WORK/root-berth" run -b "$BUNDLE" bb-berth </dev/null >/dev/null
         done
+    fi
+    # The attach wait inside loops of 20 runs, back to back and with 100 ms idle between runs:
+    # only writes of 0.3 ms or more are recorded, so tracing barely slows the loop.
+    if perf trace -e write -o /dev/null true >/dev/null 2>&1; then
+        perf trace -e write --duration 0.3 -o "$WORK/out/attach-b2b.txt" -- \
+            sh -c "for i in \$(seq 20); do $CMD_BERTH </dev/null; done"
+        perf trace -e write --duration 0.3 -o "$WORK/out/attach-idle.txt" -- \
+            sh -c "for i in \$(seq 20); do sleep 0.1; $CMD_BERTH </dev/null; done"
+        perf trace -e write --duration 0.3 -o "$WORK/out/attach-b2b-crun.txt" -- \
+            sh -c "for i in \$(seq 20); do $CMD_CRUN </dev/null; done"
+        perf trace -e write --duration 0.3 -o "$WORK/out/attach-b2b-runc.txt" -- \
+            sh -c "for i in \$(seq 20); do $CMD_RUNC </dev/null; done"
+        perf trace -e write --duration 0.3 -o "$WORK/out/attach-idle-crun.txt" -- \
+            sh -c "for i in \$(seq 20); do sleep 0.1; $CMD_CRUN </dev/null; done"
+        perf trace -e write --duration 0.3 -o "$WORK/out/attach-idle-runc.txt" -- \
+            sh -c "for i in \$(seq 20); do sleep 0.1; $CMD_RUNC </dev/null; done"
     fi
     if perf stat -e task-clock true >/dev/null 2>&1; then
         perf stat -r 20 -e task-clock,context-switches,cpu-migrations,page-faults \
@@ -570,11 +586,36 @@ if E.get("PROFILE") == "1" and os.path.exists(O + "/profile.json"):
     cgsetup = pick("mkdir", ["cgroup setup (mkdir, limits, devices)"]) + (P("pre_write") or 0.0) + pick("cg_rmdir", ["cgroup teardown (rmdir)"])
     sl = pick("sleep", ["polling sleeps"])
     nsl = P("sleeps") if pt else catn.get("polling sleeps", 0)
+    def loop_attach(path, n=20):
+        v = []
+        if os.path.exists(path):
+            for raw in open(path):
+                m = PT.match(raw)
+                # a pid written to cgroup.procs: a write of at most 8 bytes
+                c = re.search(r"count: (\d+)", m.group(6)) if m else None
+                if m and m.group(2) and m.group(5) == "write" and c and int(c.group(1)) <= 8:
+                    v.append(float(m.group(2)))
+        if not v:
+            return None
+        v = (v + [0.0] * n)[:max(n, len(v))]
+        return med(v)
+    a_b2b = loop_attach(O + "/attach-b2b.txt")
+    a_idle = loop_attach(O + "/attach-idle.txt")
+    a_crun = loop_attach(O + "/attach-idle-crun.txt")
+    a_runc = loop_attach(O + "/attach-idle-runc.txt")
+    b_crun = loop_attach(O + "/attach-b2b-crun.txt")
+    b_runc = loop_attach(O + "/attach-b2b-runc.txt")
+    loops = ""
+    if a_b2b is not None and a_idle is not None:
+        loops = (f"; in loops of 20 runs where only writes ≥ 0.3 ms are traced: median {a_b2b:.1f} ms "
+                 f"back to back, {a_idle:.1f} ms with 100 ms idle between runs (same loops: crun "
+                 f"{b_crun or 0:.1f} / {a_crun or 0:.1f} ms, runc {b_runc or 0:.1f} / {a_runc or 0:.1f} ms)")
     costs = [
         (attach, "cgroup v1 attach: writing the pid to the first cgroup.procs (10 hierarchies; only the first write is slow)",
          f"{src}; kernel floor measured alone: median {att_first:.1f} ms (min {att_min:.1f}, max "
          f"{att_max:.1f}) for a first write vs {att_second:.2f} ms for the next one: an RCU grace "
-         "period in percpu_down_write(cgroup_threadgroup_rwsem). runc and crun pay it too on v1"),
+         "period (cgroup_procs_write_start → percpu_down_write → rcu_sync_enter → synchronize_rcu)"
+         f"{loops}. berth's init waits for it before unshare (serial); runc and crun pay it too"),
         (ms(warm - tmpfs), "state files on ext4: 4 × (write, fsync, rename), exec fifo, dir removal",
          f"hyperfine, state root on ext4 ({ms(warm):.1f} ms) vs tmpfs ({ms(tmpfs):.1f} ms); "
          f"{src}: fsync {fs:.2f} ms in 4 calls, rename+unlink {(P('state_other') or 0):.2f} ms, "
@@ -601,7 +642,9 @@ if E.get("PROFILE") == "1" and os.path.exists(O + "/profile.json"):
           f"{perf.get('pf', '?')} page faults, {ms(perf.get('elapsed', 0)):.1f} ms elapsed: the run "
           "is mostly waiting off-CPU, not computing.")
     p("")
-    p("Costs, largest first (estimates; each from the measurement named):")
+    p("Costs, largest first (estimates; each from the measurement named). The perf-traced runs "
+      "are spaced apart by perf's own start-up, so they pay the attach wait in full, like a "
+      "sporadic start; hyperfine's back-to-back loop hides part of it:")
     p("")
     p("| # | cost | ms per run | how measured |")
     p("|---:|---|---:|---|")

@@ -88,8 +88,6 @@ pub fn stage1(init: Init, chan: Channel) -> ! {
 }
 
 fn stage1_inner(init: &Init, chan: &Channel) -> R<Option<i32>> {
-    chan.expect("CgroupJoined", |m| *m == Msg::CgroupJoined)
-        .map_err(|x| x.peer_text())?;
     namespaces::join_all(&init.plan.join).map_err(e)?;
     if init.plan.new_user {
         namespaces::unshare(nix::sched::CloneFlags::CLONE_NEWUSER, "user namespace").map_err(e)?;
@@ -101,7 +99,13 @@ fn stage1_inner(init: &Init, chan: &Channel) -> R<Option<i32>> {
         nix::unistd::setresgid(groot, groot, groot).map_err(|x| format!("setresgid 0 in user namespace: {x}"))?;
         nix::unistd::setresuid(root, root, root).map_err(|x| format!("setresuid 0 in user namespace: {x}"))?;
     }
-    namespaces::unshare(init.plan.new, "namespaces").map_err(e)?;
+    // The cgroup namespace is unshared by the container process once the
+    // parent has put it in its cgroups (its root is the cgroup at unshare time).
+    namespaces::unshare(
+        init.plan.new - nix::sched::CloneFlags::CLONE_NEWCGROUP,
+        "namespaces",
+    )
+    .map_err(e)?;
     if init.plan.new_pid {
         namespaces::unshare(nix::sched::CloneFlags::CLONE_NEWPID, "pid namespace").map_err(e)?;
     }
@@ -132,6 +136,9 @@ fn stage2_inner(init: &Init, chan: &Channel) -> R<Never> {
         Ok(m) => return Err(format!("sync: expected Continue, got {m:?}")),
         Err(_) => exit(1),
     };
+    if init.plan.new.contains(nix::sched::CloneFlags::CLONE_NEWCGROUP) {
+        namespaces::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP, "cgroup namespace").map_err(e)?;
+    }
     let terminal = init.process.terminal().unwrap_or(false);
     if !init.exec || terminal {
         nix::unistd::setsid().map_err(|x| format!("setsid: {x}"))?;

@@ -189,12 +189,13 @@ impl Dir {
     }
 }
 
-/// Temp file in the same directory, fsync, rename.
+/// Temp file in the same directory, then rename: readers see the old or
+/// the new content, never a torn write. No fsync: this is runtime state
+/// (tmpfs under /run by default) that does not outlive a reboot.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
     let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
     f.write_all(data).map_err(io(&tmp))?;
-    f.sync_all().map_err(io(&tmp))?;
     std::fs::rename(&tmp, path).map_err(io(path))
 }
 

@@ -5,14 +5,17 @@
 //!  parent P (host)                 stage-1 C1 (host ns)            init C2 (container ns)
 //!  ───────────────                 ────────────────────            ──────────────────────
 //!  fork ───────────────────────────▶ (non-dumpable)
-//!  add C1 to cgroups
-//!  send CgroupJoined ─────────────▶ setns(joined ns, user first)
-//!                                   unshare(NEWUSER)?
+//!  add C1 to cgroups (slow: an       setns(joined ns, user first)
+//!   RCU grace period on the first    unshare(NEWUSER)?
+//!   write; C1 works meanwhile)
 //!  write uid_map/gid_map  ◀──────── MapIds            (only with a new user ns)
-//!  send IdsMapped ────────────────▶ unshare(mnt,uts,ipc,net,cgroup,pid)
+//!  send IdsMapped ────────────────▶ unshare(mnt,uts,ipc,net,pid)
 //!                                   clone(CLONE_PARENT) ──────────▶ (pid 1 of a new pid ns)
-//!  ◀───────────────────────────────  Pid(C2); exit
-//!  send Continue{state} ──────────────────────────────────────────▶ mounts, devices ...
+//!  ◀───────────────────────────────  Pid(C2); exit                  waits for Continue
+//!  add C2 to cgroups (it may have
+//!   been cloned before C1 moved)
+//!  send Continue{state} ──────────────────────────────────────────▶ unshare(NEWCGROUP)?
+//!                                                                   mounts, devices ...
 //!  run createRuntime hooks ◀─────────────────────────────────────── RunHooks (if any)
 //!  send HooksDone ────────────────────────────────────────────────▶ createContainer hooks,
 //!                                                                   pivot_root, process setup
@@ -47,8 +50,6 @@ pub type Result<T> = std::result::Result<T, Error>;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub enum Msg {
-    /// P -> C1: C1's pid is in every cgroup hierarchy; go on.
-    CgroupJoined,
     /// C1 -> P: I unshared a user namespace; write my uid/gid maps.
     MapIds,
     /// P -> C1: maps written.
@@ -166,7 +167,6 @@ mod tests {
     fn round_trip_every_message() {
         let (a, b) = Channel::pair().unwrap();
         let msgs = vec![
-            Msg::CgroupJoined,
             Msg::MapIds,
             Msg::IdsMapped,
             Msg::Pid(42),

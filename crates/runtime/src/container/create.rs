@@ -177,8 +177,8 @@ fn create_inner(
     drop(init);
     drop(cchan);
     cleanup.pids.push(c1);
+    // Stage 1 sets up namespaces while this (slow) first cgroup write runs.
     cgroup.add_pid(c1)?;
-    pchan.send(&Msg::CgroupJoined)?;
     let pid = loop {
         match pchan.recv()? {
             Msg::MapIds => {
@@ -191,6 +191,8 @@ fn create_inner(
         }
     };
     cleanup.pids.insert(0, pid);
+    // The container process may have been cloned before stage 1 moved.
+    cgroup.add_pid(pid)?;
     let _ = nix::sys::wait::waitpid(Pid::from_raw(c1), None);
     cleanup.pids.retain(|p| *p != c1);
     rec.pid = pid;

@@ -100,9 +100,6 @@ pub fn exec(rt: &Runtime, opts: ExecOpts) -> Result<i32> {
     if let Err(e) = cgroup.add_pid(c1) {
         return Err(fail(&[c1], e.into()));
     }
-    if let Err(e) = pchan.send(&Msg::CgroupJoined) {
-        return Err(fail(&[c1], e.into()));
-    }
     let pid = match pchan.recv() {
         Ok(Msg::Pid(p)) => p,
         Ok(Msg::Error(e)) => return Err(fail(&[c1], Error::Child(e))),
@@ -110,6 +107,9 @@ pub fn exec(rt: &Runtime, opts: ExecOpts) -> Result<i32> {
         Err(e) => return Err(fail(&[c1], e.into())),
     };
     let _ = nix::sys::wait::waitpid(Pid::from_raw(c1), None);
+    if let Err(e) = cgroup.add_pid(pid) {
+        return Err(fail(&[pid], e.into()));
+    }
     let state = super::oci_state(&c.rec, c.status).to_string();
     if let Err(e) = pchan.send(&Msg::Continue { state }) {
         return Err(fail(&[pid], e.into()));

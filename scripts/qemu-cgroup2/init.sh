@@ -34,7 +34,8 @@ rootfs=/bundle/rootfs
 
 # 1. create + start, then read the cgroup from outside while the container runs
 echo detached > $rootfs/phase
-rt create --bundle /bundle c1 2>/tmp/err || { say create.error "$(cat /tmp/err)"; bye create; }
+rt --debug --log /tmp/create.log create --bundle /bundle c1 2>/tmp/err || { say create.error "$(cat /tmp/err)"; bye create; }
+say create.clone3 "$(grep -c CLONE_INTO_CGROUP /tmp/create.log)"
 say root_subtree_after "$(cat /sys/fs/cgroup/cgroup.subtree_control)"
 rt start c1 2>/tmp/err || { say start.error "$(cat /tmp/err)"; bye start; }
 i=0

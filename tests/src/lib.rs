@@ -87,18 +87,28 @@ pub fn make_busybox_rootfs(dest: &Path) {
     .unwrap();
 }
 
-/// One shared pristine rootfs per test process; bundles copy it.
+/// One pristine rootfs, built once under the target dir and reused by every
+/// test binary (built in a temp dir and renamed into place, so concurrent
+/// test binaries never see a half-made one); bundles copy it.
 fn pristine() -> &'static Path {
-    static P: OnceLock<tempfile::TempDir> = OnceLock::new();
+    static P: OnceLock<PathBuf> = OnceLock::new();
     P.get_or_init(|| {
-        let t = tempfile::Builder::new()
-            .prefix("berth-bb-")
-            .tempdir()
-            .unwrap();
-        make_busybox_rootfs(t.path());
-        t
+        let dir = target_dir().join("berth-test-rootfs");
+        let done = dir.join("busybox");
+        if done.join("bin/busybox").exists() {
+            return done;
+        }
+        std::fs::create_dir_all(&dir).unwrap();
+        let tmp = tempfile::Builder::new().prefix("tmp-").tempdir_in(&dir).unwrap();
+        make_busybox_rootfs(tmp.path());
+        let tmp = tmp.keep();
+        if std::fs::rename(&tmp, &done).is_err() {
+            // Another test binary won the race.
+            let _ = std::fs::remove_dir_all(&tmp);
+        }
+        done
     })
-    .path()
+    .as_path()
 }
 
 /// A base config like `berth-runtime spec` but non-interactive.
@@ -267,16 +277,30 @@ impl Runtime {
         out
     }
 
+    /// `create --bundle B ID`. stderr goes through a file, not a pipe: the
+    /// created container inherits it and would keep a pipe open until it exits.
     pub fn create(&self, b: &Bundle, id: &str) -> Output {
-        self.cmd()
+        let err = tempfile::tempfile().unwrap();
+        let status = self
+            .cmd()
             .args(["create", "--bundle"])
             .arg(b.dir())
             .arg(id)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .output()
-            .unwrap()
+            .stderr(err.try_clone().unwrap())
+            .status()
+            .unwrap();
+        use std::io::{Read, Seek};
+        let mut err = err;
+        err.seek(std::io::SeekFrom::Start(0)).unwrap();
+        let mut stderr = Vec::new();
+        err.read_to_end(&mut stderr).unwrap();
+        Output {
+            status,
+            stdout: Vec::new(),
+            stderr,
+        }
     }
 
     pub fn state(&self, id: &str) -> Value {

@@ -323,6 +323,11 @@ fn pure_cgroup_v2_in_qemu() {
         &eq("allowed"),
         "allowed outside the container",
     );
+    expect(
+        "create.clone3",
+        &eq("1"),
+        "1 (stage 1 started inside its cgroup with clone3 CLONE_INTO_CGROUP)",
+    );
     expect("host.status", &eq("running"), "running");
     expect(
         "host.cgroup_dir",

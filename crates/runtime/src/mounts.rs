@@ -214,14 +214,21 @@ fn in_root_how(flags: OFlag) -> OpenHow {
 /// RESOLVE_IN_ROOT, so symlinks (absolute or `..`) in the container's tree
 /// are resolved as if `root` were `/` and can never reach the host.
 pub fn open_in_root(root: &OwnedFd, path: &Path, kind: Kind) -> Result<OwnedFd> {
+    open_in_root_depth(root, path, kind, 0)
+}
+
+/// Symlinks followed while creating a path, like the kernel's MAXSYMLINKS.
+const MAX_LINKS: usize = 40;
+
+fn open_in_root_depth(root: &OwnedFd, path: &Path, kind: Kind, depth: usize) -> Result<OwnedFd> {
     let shown = path.display().to_string();
-    let comps: Vec<&std::ffi::OsStr> = path
-        .components()
-        .filter_map(|c| match c {
-            Component::Normal(s) => Some(s),
-            _ => None,
-        })
-        .collect();
+    if depth > MAX_LINKS {
+        return Err(Error::Sys {
+            op: "resolve",
+            path: shown,
+            source: nix::Error::ELOOP,
+        });
+    }
     if path.components().any(|c| c == Component::ParentDir) {
         // Lexical ".." is resolved by the kernel inside the root too, but a
         // destination that spells it out is almost certainly a mistake.
@@ -231,6 +238,13 @@ pub fn open_in_root(root: &OwnedFd, path: &Path, kind: Kind) -> Result<OwnedFd> 
             source: nix::Error::EINVAL,
         });
     }
+    let comps: Vec<&std::ffi::OsStr> = path
+        .components()
+        .filter_map(|c| match c {
+            Component::Normal(s) => Some(s),
+            _ => None,
+        })
+        .collect();
     let mut cur = std::path::PathBuf::from("/");
     for (i, name) in comps.iter().enumerate() {
         let last = i + 1 == comps.len();
@@ -251,10 +265,22 @@ pub fn open_in_root(root: &OwnedFd, path: &Path, kind: Kind) -> Result<OwnedFd> 
                 }
             }
             Err(nix::Error::ENOENT) => {
+                // A dangling symlink: create what it points to, resolved
+                // inside the root (as runc's securejoin does), then go on.
+                if let Ok(target) = nix::fcntl::readlinkat(&parent, *name) {
+                    let target = Path::new(&target);
+                    let base = if target.is_absolute() {
+                        std::path::PathBuf::from("/")
+                    } else {
+                        in_root_path(root, &parent)?
+                    };
+                    let mut next = lexical_join(&base, target);
+                    for rest in &comps[i + 1..] {
+                        next.push(rest);
+                    }
+                    return open_in_root_depth(root, &next, kind, depth + 1);
+                }
                 // Missing: create it in the (already safely resolved) parent.
-                // A dangling symlink also lands here: we then create the
-                // name next to it, which fails with EEXIST below — the kernel
-                // refuses to follow it out of the root.
                 let r = if want_dir {
                     nix::sys::stat::mkdirat(&parent, *name, Mode::from_bits_truncate(0o755))
                 } else {
@@ -279,12 +305,38 @@ pub fn open_in_root(root: &OwnedFd, path: &Path, kind: Kind) -> Result<OwnedFd> 
             Err(e) => return Err(sys("open", cur.display())(e)),
         }
     }
-    nix::fcntl::openat2(
-        root,
-        "/",
-        in_root_how(OFlag::O_PATH | OFlag::O_DIRECTORY),
-    )
-    .map_err(sys("open", shown))
+    nix::fcntl::openat2(root, "/", in_root_how(OFlag::O_PATH | OFlag::O_DIRECTORY))
+        .map_err(sys("open", shown))
+}
+
+/// Where an fd inside the root is, as a path from the root.
+fn in_root_path(root: &OwnedFd, fd: &OwnedFd) -> Result<std::path::PathBuf> {
+    let r = std::fs::read_link(fd_path(root)).map_err(|e| Error::Sys {
+        op: "readlink",
+        path: fd_path(root),
+        source: nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
+    })?;
+    let p = std::fs::read_link(fd_path(fd)).map_err(|e| Error::Sys {
+        op: "readlink",
+        path: fd_path(fd),
+        source: nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
+    })?;
+    Ok(Path::new("/").join(p.strip_prefix(&r).unwrap_or(Path::new(""))))
+}
+
+/// `base` + `rel` with "." and ".." applied lexically, never above "/".
+fn lexical_join(base: &Path, rel: &Path) -> std::path::PathBuf {
+    let mut out = std::path::PathBuf::from("/");
+    for c in base.components().chain(rel.components()) {
+        match c {
+            Component::Normal(s) => out.push(s),
+            Component::ParentDir => {
+                out.pop();
+            }
+            _ => {}
+        }
+    }
+    out
 }
 
 /// The procfs path that stands for an open fd, to use as a mount target.

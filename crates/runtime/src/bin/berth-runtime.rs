@@ -185,12 +185,26 @@ fn main() {
     match real_main(cli) {
         Ok(code) => std::process::exit(code),
         Err(e) => {
-            let msg = format!("{e:#}");
+            let msg = error_text(&e);
             log::error(&msg);
             eprintln!("berth-runtime: {msg}");
             std::process::exit(1);
         }
     }
+}
+
+/// The error and its causes on one line. Our error types already print
+/// their source (`"{path}: {source}"`), so a cause whose text is already in
+/// the line is skipped rather than repeated.
+fn error_text(e: &anyhow::Error) -> String {
+    let mut msg = e.to_string();
+    for cause in e.chain().skip(1) {
+        let c = cause.to_string();
+        if !msg.contains(&c) {
+            msg = format!("{msg}: {c}");
+        }
+    }
+    msg
 }
 
 fn real_main(cli: Cli) -> Result<i32> {

@@ -165,20 +165,45 @@ fn create_inner(
         cgroups: cgroups_for_mounts,
         exec: false,
     };
-    // SAFETY: berth-runtime is single-threaded here; the child only runs
-    // our own code up to execve or _exit.
-    let c1 = match unsafe { nix::unistd::fork() }.map_err(sys("fork"))? {
-        ForkResult::Child => {
-            drop(pchan);
-            init::stage1(init, cchan)
-        }
-        ForkResult::Parent { child } => child.as_raw(),
+    // On cgroup v2, start stage 1 directly inside the container's cgroup.
+    let into = cgroup.v2_dir().and_then(|d| {
+        nix::fcntl::open(
+            &d,
+            nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .ok()
+    });
+    let mut joined = false;
+    let forked = match &into {
+        Some(dir) => match crate::namespaces::fork_into_cgroup(dir) {
+            Ok(pid) => {
+                joined = true;
+                if pid != 0 {
+                    crate::log::debug("stage 1 started inside its cgroup (clone3 CLONE_INTO_CGROUP)");
+                }
+                Ok(pid)
+            }
+            // SAFETY: as below.
+            Err(_) => unsafe { nix::unistd::fork() }.map(fork_pid),
+        },
+        // SAFETY: berth-runtime is single-threaded here; the child only runs
+        // our own code up to execve or _exit.
+        None => unsafe { nix::unistd::fork() }.map(fork_pid),
     };
+    let c1 = forked.map_err(sys("fork"))?;
+    if c1 == 0 {
+        drop(pchan);
+        init::stage1(init, cchan)
+    }
+    drop(into);
     drop(init);
     drop(cchan);
     cleanup.pids.push(c1);
-    // Stage 1 sets up namespaces while this (slow) first cgroup write runs.
-    cgroup.add_pid(c1)?;
+    if !joined {
+        // Stage 1 sets up namespaces while this (slow) first cgroup write runs.
+        cgroup.add_pid(c1)?;
+    }
     let pid = loop {
         match pchan.recv()? {
             Msg::MapIds => {
@@ -192,7 +217,9 @@ fn create_inner(
     };
     cleanup.pids.insert(0, pid);
     // The container process may have been cloned before stage 1 moved.
-    cgroup.add_pid(pid)?;
+    if !joined {
+        cgroup.add_pid(pid)?;
+    }
     let _ = nix::sys::wait::waitpid(Pid::from_raw(c1), None);
     cleanup.pids.retain(|p| *p != c1);
     rec.pid = pid;
@@ -277,6 +304,13 @@ fn with_default_device_rules(
     let mut r = r.clone();
     r.set_devices(Some(all));
     r
+}
+
+fn fork_pid(r: ForkResult) -> i32 {
+    match r {
+        ForkResult::Child => 0,
+        ForkResult::Parent { child } => child.as_raw(),
+    }
 }
 
 fn write_id_maps(pid: i32, spec: &oci_spec::runtime::Spec) -> Result<()> {

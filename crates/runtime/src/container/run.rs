@@ -52,6 +52,12 @@ pub fn run(rt: &Runtime, mut opts: RunOpts) -> Result<i32> {
         }
         None => None,
     };
+    // Size the pty from our terminal before the process runs: a shell or
+    // editor reads its size at startup (supervise only tracks later changes).
+    if let (Some(m), Some((r, c))) = (&master, crate::console::get_size(0)) {
+        use std::os::fd::AsRawFd;
+        crate::console::set_size(m.as_raw_fd(), r, c);
+    }
     if let Err(e) = super::start::start(rt, &id) {
         let _ = super::delete::delete(rt, &id, true);
         return Err(e);

@@ -8,7 +8,10 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("console: {op}: {source}")]
-    Sys { op: &'static str, source: nix::Error },
+    Sys {
+        op: &'static str,
+        source: nix::Error,
+    },
     #[error("console socket {path}: {source}")]
     Connect {
         path: String,
@@ -85,7 +88,10 @@ pub fn attach_slave(slave: &OwnedFd) -> Result<()> {
         // no Rust object owns those numbers.
         let rc = unsafe { libc::dup2(slave.as_raw_fd(), fd) };
         if rc < 0 {
-            return Err(Error::Sys { op: "dup2 pty", source: nix::Error::last() });
+            return Err(Error::Sys {
+                op: "dup2 pty",
+                source: nix::Error::last(),
+            });
         }
     }
     // SAFETY: TIOCSCTTY with an integer argument on a valid fd.

@@ -137,7 +137,10 @@ mod tests {
             out.display()
         ));
         run("prestart", &h, "{\"id\":\"c\"}").unwrap();
-        assert_eq!(std::fs::read_to_string(&out).unwrap(), "{\"id\":\"c\"}arg1 bar\n");
+        assert_eq!(
+            std::fs::read_to_string(&out).unwrap(),
+            "{\"id\":\"c\"}arg1 bar\n"
+        );
     }
 
     #[test]
@@ -147,7 +150,10 @@ mod tests {
         assert!(e.contains("nope") && e.contains("3"), "{e}");
         let h = hook(r#"{"path":"/bin/sh","args":["sh","-c","sleep 5"],"timeout":1}"#);
         let t0 = Instant::now();
-        assert!(matches!(run("prestart", &h, "{}"), Err(Error::Timeout { .. })));
+        assert!(matches!(
+            run("prestart", &h, "{}"),
+            Err(Error::Timeout { .. })
+        ));
         assert!(t0.elapsed() < Duration::from_secs(4));
     }
 }

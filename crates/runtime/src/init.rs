@@ -96,8 +96,10 @@ fn stage1_inner(init: &Init, chan: &Channel) -> R<Option<i32>> {
             .map_err(|x| x.peer_text())?;
         let root = nix::unistd::Uid::from_raw(0);
         let groot = nix::unistd::Gid::from_raw(0);
-        nix::unistd::setresgid(groot, groot, groot).map_err(|x| format!("setresgid 0 in user namespace: {x}"))?;
-        nix::unistd::setresuid(root, root, root).map_err(|x| format!("setresuid 0 in user namespace: {x}"))?;
+        nix::unistd::setresgid(groot, groot, groot)
+            .map_err(|x| format!("setresgid 0 in user namespace: {x}"))?;
+        nix::unistd::setresuid(root, root, root)
+            .map_err(|x| format!("setresuid 0 in user namespace: {x}"))?;
     }
     // The cgroup namespace is unshared by the container process once the
     // parent has put it in its cgroups (its root is the cgroup at unshare time).
@@ -136,8 +138,13 @@ fn stage2_inner(init: &Init, chan: &Channel) -> R<Never> {
         Ok(m) => return Err(format!("sync: expected Continue, got {m:?}")),
         Err(_) => exit(1),
     };
-    if init.plan.new.contains(nix::sched::CloneFlags::CLONE_NEWCGROUP) {
-        namespaces::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP, "cgroup namespace").map_err(e)?;
+    if init
+        .plan
+        .new
+        .contains(nix::sched::CloneFlags::CLONE_NEWCGROUP)
+    {
+        namespaces::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP, "cgroup namespace")
+            .map_err(e)?;
     }
     let terminal = init.process.terminal().unwrap_or(false);
     if !init.exec || terminal {
@@ -147,7 +154,10 @@ fn stage2_inner(init: &Init, chan: &Channel) -> R<Never> {
     let hooks = init.spec.hooks().clone().unwrap_or_default();
     if !init.exec {
         if !init.plan.has_mount_ns() {
-            return Err("a mount namespace is required (add {\"type\":\"mount\"} to linux.namespaces)".into());
+            return Err(
+                "a mount namespace is required (add {\"type\":\"mount\"} to linux.namespaces)"
+                    .into(),
+            );
         }
         let ctx = rootfs::Ctx {
             m: &RealMounter,
@@ -155,8 +165,15 @@ fn stage2_inner(init: &Init, chan: &Channel) -> R<Never> {
             bundle: &init.bundle,
             spec: &init.spec,
             userns: init.plan.new_user
-                || init.plan.join.iter().any(|(t, _)| *t == oci_spec::runtime::LinuxNamespaceType::User),
-            cgroupns: init.plan.new.contains(nix::sched::CloneFlags::CLONE_NEWCGROUP),
+                || init
+                    .plan
+                    .join
+                    .iter()
+                    .any(|(t, _)| *t == oci_spec::runtime::LinuxNamespaceType::User),
+            cgroupns: init
+                .plan
+                .new
+                .contains(nix::sched::CloneFlags::CLONE_NEWCGROUP),
             cgroups: &init.cgroups,
         };
         rootfs::prepare(&ctx).map_err(e)?;
@@ -171,7 +188,10 @@ fn stage2_inner(init: &Init, chan: &Channel) -> R<Never> {
             );
         }
         let need_parent_hooks = hooks.prestart().as_ref().is_some_and(|h| !h.is_empty())
-            || hooks.create_runtime().as_ref().is_some_and(|h| !h.is_empty());
+            || hooks
+                .create_runtime()
+                .as_ref()
+                .is_some_and(|h| !h.is_empty());
         if need_parent_hooks {
             chan.send(&Msg::RunHooks).map_err(e)?;
             match chan.recv() {
@@ -232,7 +252,11 @@ fn stage2_inner(init: &Init, chan: &Channel) -> R<Never> {
         seccomp::load(f).map_err(e)?;
     }
     let in_userns = init.plan.new_user
-        || init.plan.join.iter().any(|(t, _)| *t == oci_spec::runtime::LinuxNamespaceType::User);
+        || init
+            .plan
+            .join
+            .iter()
+            .any(|(t, _)| *t == oci_spec::runtime::LinuxNamespaceType::User);
     let setgroups_denied = in_userns
         && std::fs::read_to_string("/proc/self/setgroups")
             .map(|s| s.trim() == "deny")

@@ -104,8 +104,8 @@ pub fn parse_options(opts: &[String]) -> Result<Options> {
                 o.recursive = true;
                 (MsFlags::MS_BIND | MsFlags::MS_REC, MsFlags::empty())
             }
-            "private" | "rprivate" | "shared" | "rshared" | "slave" | "rslave"
-            | "unbindable" | "runbindable" => {
+            "private" | "rprivate" | "shared" | "rshared" | "slave" | "rslave" | "unbindable"
+            | "runbindable" => {
                 o.propagation.push(propagation(opt).expect("listed"));
                 continue;
             }
@@ -364,10 +364,14 @@ mod tests {
 
     #[test]
     fn options() {
-        let o = parse_options(&s(&["rbind", "ro", "nosuid", "rslave", "mode=755", "size=1k"]))
-            .unwrap();
+        let o = parse_options(&s(&[
+            "rbind", "ro", "nosuid", "rslave", "mode=755", "size=1k",
+        ]))
+        .unwrap();
         assert!(o.bind && o.recursive);
-        assert!(o.flags.contains(MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_BIND));
+        assert!(o
+            .flags
+            .contains(MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_BIND));
         assert_eq!(o.propagation, vec![MsFlags::MS_SLAVE | MsFlags::MS_REC]);
         assert_eq!(o.data_string().unwrap(), "mode=755,size=1k");
         let o = parse_options(&s(&["ro", "rw"])).unwrap();
@@ -390,7 +394,10 @@ mod tests {
         open_in_root(&rfd, Path::new("/rel/f"), Kind::File).unwrap();
         // Both were created inside the root, never outside.
         assert!(std::fs::read_dir(&outside).unwrap().next().is_none());
-        assert!(root.join(outside.strip_prefix("/").unwrap()).join("x/y").is_dir());
+        assert!(root
+            .join(outside.strip_prefix("/").unwrap())
+            .join("x/y")
+            .is_dir());
         assert!(root.join("outside/f").is_file());
     }
 

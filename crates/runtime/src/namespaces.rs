@@ -108,7 +108,10 @@ impl Plan {
     /// Is there a mount namespace of the container's own (new or joined)?
     pub fn has_mount_ns(&self) -> bool {
         self.new.contains(CloneFlags::CLONE_NEWNS)
-            || self.join.iter().any(|(t, _)| *t == LinuxNamespaceType::Mount)
+            || self
+                .join
+                .iter()
+                .any(|(t, _)| *t == LinuxNamespaceType::Mount)
     }
 }
 
@@ -192,7 +195,6 @@ pub fn clone_parent() -> nix::Result<i32> {
     }
 }
 
-
 /// `struct clone_args` of clone3(2), up to the `cgroup` field (Linux 5.7).
 #[repr(C)]
 #[derive(Default)]
@@ -261,7 +263,10 @@ mod tests {
             CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC
         );
         let kinds: Vec<_> = p.join.iter().map(|(t, _)| *t).collect();
-        assert_eq!(kinds, vec![LinuxNamespaceType::User, LinuxNamespaceType::Network]);
+        assert_eq!(
+            kinds,
+            vec![LinuxNamespaceType::User, LinuxNamespaceType::Network]
+        );
         assert!(p.has_mount_ns());
     }
 }

@@ -100,7 +100,13 @@ pub fn drop_bounding(c: &LinuxCapabilities) -> Result<()> {
             match caps::drop(None, CapSet::Bounding, cap) {
                 Ok(()) => {}
                 // A capability the running kernel does not know: nothing to drop.
-                Err(_) if cap.index() > caps::runtime::thread_all_supported().iter().map(|c| c.index()).max().unwrap_or(40) => {}
+                Err(_)
+                    if cap.index()
+                        > caps::runtime::thread_all_supported()
+                            .iter()
+                            .map(|c| c.index())
+                            .max()
+                            .unwrap_or(40) => {}
                 Err(e) => return Err(Error::Caps(cap.to_string(), e.to_string())),
             }
         }
@@ -112,7 +118,10 @@ pub fn drop_bounding(c: &LinuxCapabilities) -> Result<()> {
 pub fn apply_caps(c: &LinuxCapabilities) -> Result<()> {
     let supported = caps::runtime::thread_all_supported();
     let keep = |s: &Option<Capabilities>| -> CapsHashSet {
-        to_caps(s).into_iter().filter(|c| supported.contains(c)).collect()
+        to_caps(s)
+            .into_iter()
+            .filter(|c| supported.contains(c))
+            .collect()
     };
     let permitted = keep(c.permitted());
     let effective = keep(c.effective());
@@ -122,8 +131,12 @@ pub fn apply_caps(c: &LinuxCapabilities) -> Result<()> {
     // Shrink effective first (it must stay a subset of permitted), then permitted.
     caps::set(None, CapSet::Effective, &effective)
         .map_err(|e| Error::Caps("effective".into(), e.to_string()))?;
-    caps::set(None, CapSet::Permitted, &permitted)
-        .map_err(|e| Error::Caps("permitted (effective must be a subset of it)".into(), e.to_string()))?;
+    caps::set(None, CapSet::Permitted, &permitted).map_err(|e| {
+        Error::Caps(
+            "permitted (effective must be a subset of it)".into(),
+            e.to_string(),
+        )
+    })?;
     caps::clear(None, CapSet::Ambient).map_err(|e| Error::Caps("ambient".into(), e.to_string()))?;
     // The kernel only lets a capability into the ambient set when it is both
     // permitted and inheritable; like runc, skip the others rather than fail

@@ -85,7 +85,10 @@ pub fn prepare(ctx: &Ctx) -> Result<()> {
     let linux = ctx.spec.linux().as_ref();
     let prop = linux
         .and_then(|l| l.rootfs_propagation().as_deref())
-        .map(|p| mounts::propagation(p).ok_or_else(|| Error::Unsupported(format!("rootfsPropagation {p}"))))
+        .map(|p| {
+            mounts::propagation(p)
+                .ok_or_else(|| Error::Unsupported(format!("rootfsPropagation {p}")))
+        })
         .transpose()?
         .unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC);
     ctx.m
@@ -170,8 +173,7 @@ fn mount_one(ctx: &Ctx, root: &OwnedFd, m: &Mount) -> Result<()> {
         // The fd still names the directory under the new mount: reopen.
         fd = open_in_root(root, dest, kind)?;
         target = fd_path(&fd);
-        let extra = opts.flags
-            - (MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
+        let extra = opts.flags - (MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
         if !extra.is_empty() {
             // A remount must repeat the flags the kernel locked on the source.
             let keep = mounts::locked_flags(&target) - opts.cleared;
@@ -189,11 +191,20 @@ fn mount_one(ctx: &Ctx, root: &OwnedFd, m: &Mount) -> Result<()> {
             // sysfs cannot be mounted in a user namespace without its own
             // network namespace: bind the host's, read-only like Docker.
             ctx.m
-                .mount(Some("/sys"), &target, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)
+                .mount(
+                    Some("/sys"),
+                    &target,
+                    None,
+                    MsFlags::MS_BIND | MsFlags::MS_REC,
+                    None,
+                )
                 .map_err(sys("bind mount", "/sys"))?;
             fd = open_in_root(root, dest, kind)?;
             target = fd_path(&fd);
-            flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | mounts::locked_flags(&target);
+            flags = MsFlags::MS_BIND
+                | MsFlags::MS_REMOUNT
+                | MsFlags::MS_RDONLY
+                | mounts::locked_flags(&target);
             ctx.m
                 .mount(None, &target, None, flags, None)
                 .map_err(sys("remount", &shown))?;
@@ -301,7 +312,11 @@ fn mount_cgroup(ctx: &Ctx, root: &OwnedFd, dest: &Path, opts: &mounts::Options) 
                 None,
                 &base_path,
                 None,
-                MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+                MsFlags::MS_REMOUNT
+                    | MsFlags::MS_RDONLY
+                    | MsFlags::MS_NOSUID
+                    | MsFlags::MS_NODEV
+                    | MsFlags::MS_NOEXEC,
                 Some("mode=755"),
             )
             .map_err(sys("remount ro", &shown))?;
@@ -309,11 +324,24 @@ fn mount_cgroup(ctx: &Ctx, root: &OwnedFd, dest: &Path, opts: &mounts::Options) 
     Ok(())
 }
 
-fn bind_ro(ctx: &Ctx, root: &OwnedFd, dest: &Path, src: &Path, flags: MsFlags, shown: &str) -> Result<()> {
+fn bind_ro(
+    ctx: &Ctx,
+    root: &OwnedFd,
+    dest: &Path,
+    src: &Path,
+    flags: MsFlags,
+    shown: &str,
+) -> Result<()> {
     let s = src.to_string_lossy();
     let fd = open_in_root(root, dest, Kind::Dir)?;
     ctx.m
-        .mount(Some(&s), &fd_path(&fd), None, MsFlags::MS_BIND | MsFlags::MS_REC, None)
+        .mount(
+            Some(&s),
+            &fd_path(&fd),
+            None,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None,
+        )
         .map_err(sys("bind cgroup", shown))?;
     let fd = open_in_root(root, dest, Kind::Dir)?;
     let target = fd_path(&fd);
@@ -349,7 +377,17 @@ fn create_devices(ctx: &Ctx, root: &OwnedFd) -> Result<()> {
             if listed.iter().any(|d| d.path() == Path::new(path)) {
                 continue;
             }
-            make_device(ctx, root, Path::new(path), SFlag::S_IFCHR, major, minor, 0o666, 0, 0)?;
+            make_device(
+                ctx,
+                root,
+                Path::new(path),
+                SFlag::S_IFCHR,
+                major,
+                minor,
+                0o666,
+                0,
+                0,
+            )?;
         }
         for d in &listed {
             let kind = match d.typ() {
@@ -419,7 +457,9 @@ fn make_device(
 ) -> Result<()> {
     let shown = path.display().to_string();
     let parent = path.parent().unwrap_or(Path::new("/dev"));
-    let name = path.file_name().ok_or_else(|| Error::Unsupported(shown.clone()))?;
+    let name = path
+        .file_name()
+        .ok_or_else(|| Error::Unsupported(shown.clone()))?;
     let dir = open_in_root(root, parent, Kind::Dir)?;
     // Work through the real directory (O_PATH fds cannot be used with mknodat).
     let dir = nix::fcntl::open(
@@ -439,8 +479,14 @@ fn make_device(
     }
     let _ = nix::unistd::unlinkat(&dir, name, nix::unistd::UnlinkatFlags::NoRemoveDir);
     let dev = nix::sys::stat::makedev(major, minor);
-    nix::sys::stat::mknodat(&dir, name, kind, Mode::from_bits_truncate(mode & 0o7777), dev)
-        .map_err(sys("mknod", &shown))?;
+    nix::sys::stat::mknodat(
+        &dir,
+        name,
+        kind,
+        Mode::from_bits_truncate(mode & 0o7777),
+        dev,
+    )
+    .map_err(sys("mknod", &shown))?;
     nix::unistd::fchownat(
         &dir,
         name,
@@ -465,10 +511,18 @@ pub fn pivot(m: &dyn Mounter, rootfs: &Path, no_pivot: bool) -> Result<()> {
         nix::unistd::chdir("/").map_err(sys("chdir", "/"))?;
         return Ok(());
     }
-    let old = open("/", OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
-        .map_err(sys("open", "/"))?;
-    let new = open(rootfs, OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
-        .map_err(sys("open", &shown))?;
+    let old = open(
+        "/",
+        OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(sys("open", "/"))?;
+    let new = open(
+        rootfs,
+        OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(sys("open", &shown))?;
     nix::unistd::fchdir(&new).map_err(sys("fchdir", &shown))?;
     nix::unistd::pivot_root(".", ".").map_err(sys("pivot_root", &shown))?;
     nix::unistd::fchdir(&old).map_err(sys("fchdir", "old root"))?;
@@ -496,16 +550,27 @@ pub fn finish(m: &dyn Mounter, spec: &Spec) -> Result<()> {
             })?;
         }
     }
-    for p in linux.and_then(|l| l.readonly_paths().clone()).unwrap_or_default() {
+    for p in linux
+        .and_then(|l| l.readonly_paths().clone())
+        .unwrap_or_default()
+    {
         match m.mount(Some(&p), &p, None, MsFlags::MS_BIND | MsFlags::MS_REC, None) {
             Ok(()) => {}
             Err(nix::Error::ENOENT) => continue,
             Err(e) => return Err(sys("bind", &p)(e)),
         }
-        let f = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_REC | mounts::locked_flags(&p);
-        m.mount(None, &p, None, f, None).map_err(sys("remount ro", &p))?;
+        let f = MsFlags::MS_BIND
+            | MsFlags::MS_REMOUNT
+            | MsFlags::MS_RDONLY
+            | MsFlags::MS_REC
+            | mounts::locked_flags(&p);
+        m.mount(None, &p, None, f, None)
+            .map_err(sys("remount ro", &p))?;
     }
-    for p in linux.and_then(|l| l.masked_paths().clone()).unwrap_or_default() {
+    for p in linux
+        .and_then(|l| l.masked_paths().clone())
+        .unwrap_or_default()
+    {
         let md = match std::fs::metadata(&p) {
             Ok(md) => md,
             Err(_) => continue,
@@ -520,9 +585,16 @@ pub fn finish(m: &dyn Mounter, spec: &Spec) -> Result<()> {
             Err(e) => return Err(sys("mask", &p)(e)),
         }
     }
-    if spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false) {
-        let f = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | mounts::locked_flags("/");
-        m.mount(None, "/", None, f, None).map_err(sys("remount ro", "/"))?;
+    if spec
+        .root()
+        .as_ref()
+        .and_then(|r| r.readonly())
+        .unwrap_or(false)
+    {
+        let f =
+            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | mounts::locked_flags("/");
+        m.mount(None, "/", None, f, None)
+            .map_err(sys("remount ro", "/"))?;
     }
     Ok(())
 }
@@ -548,8 +620,17 @@ mod tests {
     #[derive(Default)]
     struct Rec(RefCell<Vec<String>>);
     impl Mounter for Rec {
-        fn mount(&self, s: Option<&str>, t: &str, ty: Option<&str>, f: MsFlags, d: Option<&str>) -> nix::Result<()> {
-            self.0.borrow_mut().push(format!("mount {s:?} {t} {ty:?} {:x} {d:?}", f.bits()));
+        fn mount(
+            &self,
+            s: Option<&str>,
+            t: &str,
+            ty: Option<&str>,
+            f: MsFlags,
+            d: Option<&str>,
+        ) -> nix::Result<()> {
+            self.0
+                .borrow_mut()
+                .push(format!("mount {s:?} {t} {ty:?} {:x} {d:?}", f.bits()));
             Ok(())
         }
         fn umount(&self, t: &str, _f: MntFlags) -> nix::Result<()> {
@@ -574,20 +655,40 @@ mod tests {
         let cg = CgroupMounts::default();
         // mknod needs root; the recording test runs the mount plan with the
         // user namespace path (bind devices) so it works unprivileged too.
-        let ctx = Ctx { m: &rec, rootfs: &rootfs, bundle: t.path(), spec: &spec, userns: true, cgroupns: false, cgroups: &cg };
+        let ctx = Ctx {
+            m: &rec,
+            rootfs: &rootfs,
+            bundle: t.path(),
+            spec: &spec,
+            userns: true,
+            cgroupns: false,
+            cgroups: &cg,
+        };
         prepare(&ctx).unwrap();
         let calls = rec.0.borrow();
         assert!(calls[0].starts_with("mount None / None"), "{}", calls[0]);
         assert!(calls[0].contains(&format!("{:x}", MsFlags::MS_PRIVATE.bits())));
-        assert!(calls[1].contains("rootfs") && calls[1].contains(&format!("{:x}", (MsFlags::MS_BIND | MsFlags::MS_REC).bits())));
+        assert!(
+            calls[1].contains("rootfs")
+                && calls[1].contains(&format!(
+                    "{:x}",
+                    (MsFlags::MS_BIND | MsFlags::MS_REC).bits()
+                ))
+        );
         assert!(calls[2].contains("Some(\"proc\")"), "{}", calls[2]);
         assert!(calls[3].contains("Some(\"/tmp\")"), "{}", calls[3]);
         // ro bind needs a remount.
         assert!(calls[4].contains("None /proc/self/fd/"), "{}", calls[4]);
         // then the six default devices, bound from the host in a user ns.
-        assert_eq!(calls.iter().filter(|c| c.contains("Some(\"/dev/")).count(), 6);
+        assert_eq!(
+            calls.iter().filter(|c| c.contains("Some(\"/dev/")).count(),
+            6
+        );
         assert!(rootfs.join("data").is_dir());
         assert!(rootfs.join("dev/null").is_file());
-        assert_eq!(std::fs::read_link(rootfs.join("dev/ptmx")).unwrap(), Path::new("pts/ptmx"));
+        assert_eq!(
+            std::fs::read_link(rootfs.join("dev/ptmx")).unwrap(),
+            Path::new("pts/ptmx")
+        );
     }
 }

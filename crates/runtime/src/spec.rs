@@ -171,7 +171,6 @@ fn check_version(v: &str) -> Result<()> {
     }
 }
 
-
 /// The config `berth-runtime spec` writes: runc's default (busybox `sh` on a
 /// terminal, the usual mounts, masked paths and namespaces).
 pub fn default_spec(rootless: bool) -> serde_json::Value {

@@ -125,7 +125,8 @@ impl Dir {
             Err(e) => return Err(io(&path)(e)),
         }
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o711)).map_err(io(&path))?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o711))
+            .map_err(io(&path))?;
         Ok(Dir {
             path,
             id: id.to_string(),
@@ -286,10 +287,7 @@ mod tests {
     fn create_is_exclusive() {
         let t = tempfile::tempdir().unwrap();
         Dir::create(t.path(), "c1").unwrap();
-        assert!(matches!(
-            Dir::create(t.path(), "c1"),
-            Err(Error::Exists(_))
-        ));
+        assert!(matches!(Dir::create(t.path(), "c1"), Err(Error::Exists(_))));
         assert_eq!(list(t.path()).unwrap(), vec!["c1".to_string()]);
     }
 

@@ -37,7 +37,10 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("sync socket: {op}: {source}")]
-    Io { op: &'static str, source: nix::Error },
+    Io {
+        op: &'static str,
+        source: nix::Error,
+    },
     #[error("sync socket: peer closed the connection")]
     Closed,
     #[error("sync socket: bad message: {0}")]

@@ -266,7 +266,12 @@ fn real_main(cli: Cli) -> Result<i32> {
             for id in ids {
                 if let Err(e) = container::delete::delete(&rt, &id, force) {
                     // runc: deleting a missing container with --force is not an error.
-                    if force && matches!(e, container::Error::State(berth_runtime::state::Error::NotFound(_))) {
+                    if force
+                        && matches!(
+                            e,
+                            container::Error::State(berth_runtime::state::Error::NotFound(_))
+                        )
+                    {
                         continue;
                     }
                     failed = Some(e);
@@ -324,7 +329,8 @@ fn real_main(cli: Cli) -> Result<i32> {
         } => {
             let proc_ = match process {
                 Some(p) => {
-                    let data = std::fs::read(&p).with_context(|| format!("read {}", p.display()))?;
+                    let data =
+                        std::fs::read(&p).with_context(|| format!("read {}", p.display()))?;
                     serde_json::from_slice(&data)
                         .with_context(|| format!("parse process {}", p.display()))?
                 }
@@ -349,7 +355,12 @@ fn real_main(cli: Cli) -> Result<i32> {
                     if let Some(u) = user {
                         let (uid, gid) = match u.split_once(':') {
                             Some((a, b)) => (a.parse::<u32>()?, b.parse::<u32>()?),
-                            None => (u.parse::<u32>().with_context(|| format!("invalid --user {u:?}: use uid[:gid]"))?, 0),
+                            None => (
+                                u.parse::<u32>().with_context(|| {
+                                    format!("invalid --user {u:?}: use uid[:gid]")
+                                })?,
+                                0,
+                            ),
                         };
                         let mut us = p.user().clone();
                         us.set_uid(uid);
@@ -411,7 +422,11 @@ fn real_main(cli: Cli) -> Result<i32> {
             print!("{}", container::info::list(&rt, json, quiet)?);
             Ok(0)
         }
-        Cmd::Ps { format, id, ps_args } => {
+        Cmd::Ps {
+            format,
+            id,
+            ps_args,
+        } => {
             let json = match format.as_str() {
                 "json" => true,
                 "table" => false,
@@ -439,7 +454,10 @@ fn real_main(cli: Cli) -> Result<i32> {
             Ok(0)
         }
         Cmd::Features => {
-            println!("{}", serde_json::to_string_pretty(&berth_runtime::spec::features())?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&berth_runtime::spec::features())?
+            );
             Ok(0)
         }
     }

@@ -49,7 +49,8 @@ impl Cleanup {
         if let Some(m) = self.cgroup.take() {
             // Processes the container forked die with its init (pid ns) or here.
             for pid in m.pids().unwrap_or_default() {
-                let _ = nix::sys::signal::kill(Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+                let _ =
+                    nix::sys::signal::kill(Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
             }
             let _ = m.destroy();
         }
@@ -69,7 +70,12 @@ pub fn create(rt: &Runtime, opts: CreateOpts) -> Result<Created> {
         .ok_or_else(|| Error::Invalid("config.json has no process to run".into()))?;
     let plan = Plan::from_spec(&bundle.spec);
     // Compile seccomp before anything exists, so a bad profile leaves nothing.
-    let seccomp = match bundle.spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
+    let seccomp = match bundle
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.seccomp().as_ref())
+    {
         Some(s) => Some(seccomp::compile(s, Some(&rt.seccomp_cache()))?),
         None => None,
     };
@@ -97,7 +103,18 @@ pub fn create(rt: &Runtime, opts: CreateOpts) -> Result<Created> {
         cgroup: None,
         pids: Vec::new(),
     };
-    let r = create_inner(rt, opts, bundle, process, plan, seccomp, cgroup, console, &dir, &mut cleanup);
+    let r = create_inner(
+        rt,
+        opts,
+        bundle,
+        process,
+        plan,
+        seccomp,
+        cgroup,
+        console,
+        &dir,
+        &mut cleanup,
+    );
     if r.is_err() {
         cleanup.run();
     }
@@ -143,7 +160,12 @@ fn create_inner(
         cleanup.cgroup = Some(cgroup);
         cleanup.cgroup.as_ref().expect("just set")
     };
-    if let Some(r) = bundle.spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
+    if let Some(r) = bundle
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.resources().as_ref())
+    {
         cgroup.apply_resources(&with_default_device_rules(r, &bundle.spec))?;
     }
     let fifo = dir.fifo();
@@ -169,7 +191,9 @@ fn create_inner(
     let into = cgroup.v2_dir().and_then(|d| {
         nix::fcntl::open(
             &d,
-            nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::fcntl::OFlag::O_PATH
+                | nix::fcntl::OFlag::O_DIRECTORY
+                | nix::fcntl::OFlag::O_CLOEXEC,
             nix::sys::stat::Mode::empty(),
         )
         .ok()
@@ -180,7 +204,9 @@ fn create_inner(
             Ok(pid) => {
                 joined = true;
                 if pid != 0 {
-                    crate::log::debug("stage 1 started inside its cgroup (clone3 CLONE_INTO_CGROUP)");
+                    crate::log::debug(
+                        "stage 1 started inside its cgroup (clone3 CLONE_INTO_CGROUP)",
+                    );
                 }
                 Ok(pid)
             }
@@ -232,7 +258,11 @@ fn create_inner(
     loop {
         match pchan.recv() {
             Ok(Msg::RunHooks) => {
-                hooks::run_all("prestart", hooks.prestart().as_deref().unwrap_or(&[]), &state_json)?;
+                hooks::run_all(
+                    "prestart",
+                    hooks.prestart().as_deref().unwrap_or(&[]),
+                    &state_json,
+                )?;
                 hooks::run_all(
                     "createRuntime",
                     hooks.create_runtime().as_deref().unwrap_or(&[]),
@@ -296,8 +326,17 @@ fn with_default_device_rules(
     all.push(rule(c, Some(136), None, "rwm")); // /dev/pts/*
     all.push(rule(c, Some(5), Some(2), "rwm")); // /dev/ptmx
     all.push(rule(c, Some(10), Some(200), "rwm")); // /dev/net/tun
-    for d in spec.linux().as_ref().and_then(|l| l.devices().as_ref()).into_iter().flatten() {
-        if matches!(d.typ(), LinuxDeviceType::C | LinuxDeviceType::U | LinuxDeviceType::B) {
+    for d in spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.devices().as_ref())
+        .into_iter()
+        .flatten()
+    {
+        if matches!(
+            d.typ(),
+            LinuxDeviceType::C | LinuxDeviceType::U | LinuxDeviceType::B
+        ) {
             all.push(rule(d.typ(), Some(d.major()), Some(d.minor()), "rwm"));
         }
     }

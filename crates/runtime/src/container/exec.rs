@@ -64,7 +64,11 @@ pub fn exec(rt: &Runtime, opts: ExecOpts) -> Result<i32> {
         join: namespaces::of_process(c.rec.pid),
         ..Plan::default()
     };
-    let sigs = if opts.detach { None } else { Some(Signals::block()?) };
+    let sigs = if opts.detach {
+        None
+    } else {
+        Some(Signals::block()?)
+    };
     let (pchan, cchan) = Channel::pair()?;
     let init = Init {
         spec: spec.clone(),
@@ -117,7 +121,12 @@ pub fn exec(rt: &Runtime, opts: ExecOpts) -> Result<i32> {
     match pchan.recv() {
         Ok(Msg::Ready) => {}
         Ok(Msg::Error(e)) => return Err(fail(&[pid], Error::Child(e))),
-        Ok(m) => return Err(fail(&[pid], Error::Child(format!("sync: unexpected {m:?}")))),
+        Ok(m) => {
+            return Err(fail(
+                &[pid],
+                Error::Child(format!("sync: unexpected {m:?}")),
+            ))
+        }
         Err(e) => return Err(fail(&[pid], e.into())),
     }
     // The socket is close-on-exec in the child: EOF means execve succeeded.
@@ -127,7 +136,12 @@ pub fn exec(rt: &Runtime, opts: ExecOpts) -> Result<i32> {
             let _ = nix::sys::wait::waitpid(Pid::from_raw(pid), None);
             return Err(Error::Child(e));
         }
-        Ok(m) => return Err(fail(&[pid], Error::Child(format!("sync: unexpected {m:?}")))),
+        Ok(m) => {
+            return Err(fail(
+                &[pid],
+                Error::Child(format!("sync: unexpected {m:?}")),
+            ))
+        }
         Err(e) => return Err(fail(&[pid], e.into())),
     }
     if let Some(p) = &opts.pid_file {

@@ -27,7 +27,11 @@ pub fn list(rt: &Runtime, json: bool, quiet: bool) -> Result<String> {
         "OWNER".into(),
     ]];
     for c in &cs {
-        let pid = if c.status == Status::Stopped { 0 } else { c.rec.pid };
+        let pid = if c.status == Status::Stopped {
+            0
+        } else {
+            c.rec.pid
+        };
         rows.push([
             c.rec.id.clone(),
             pid.to_string(),
@@ -100,7 +104,11 @@ pub fn ps(rt: &Runtime, id: &str, json: bool, ps_args: &[String]) -> Result<Stri
         .ok_or_else(|| Error::Invalid("ps output has no PID column".into()))?;
     let mut res = format!("{header}\n");
     for l in lines {
-        if let Some(p) = l.split_whitespace().nth(col).and_then(|p| p.parse::<i32>().ok()) {
+        if let Some(p) = l
+            .split_whitespace()
+            .nth(col)
+            .and_then(|p| p.parse::<i32>().ok())
+        {
             if pids.contains(&p) {
                 res.push_str(l);
                 res.push('\n');

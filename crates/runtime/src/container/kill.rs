@@ -15,13 +15,28 @@ pub fn parse_signal(s: &str) -> Result<i32> {
         return Err(Error::Invalid(format!("invalid signal {s:?}")));
     }
     let up = s.to_ascii_uppercase();
-    let name = if up.starts_with("SIG") { up } else { format!("SIG{up}") };
+    let name = if up.starts_with("SIG") {
+        up
+    } else {
+        format!("SIG{up}")
+    };
     if let Some(rest) = name.strip_prefix("SIGRTMIN") {
-        let off: i32 = if rest.is_empty() { 0 } else { rest.trim_start_matches('+').parse().map_err(|_| Error::Invalid(format!("invalid signal {s:?}")))? };
+        let off: i32 = if rest.is_empty() {
+            0
+        } else {
+            rest.trim_start_matches('+')
+                .parse()
+                .map_err(|_| Error::Invalid(format!("invalid signal {s:?}")))?
+        };
         return Ok(libc::SIGRTMIN() + off);
     }
     if let Some(rest) = name.strip_prefix("SIGRTMAX") {
-        let off: i32 = if rest.is_empty() { 0 } else { rest.parse().map_err(|_| Error::Invalid(format!("invalid signal {s:?}")))? };
+        let off: i32 = if rest.is_empty() {
+            0
+        } else {
+            rest.parse()
+                .map_err(|_| Error::Invalid(format!("invalid signal {s:?}")))?
+        };
         return Ok(libc::SIGRTMAX() + off);
     }
     name.parse::<Signal>()
@@ -60,7 +75,8 @@ pub fn kill(rt: &Runtime, id: &str, sig: i32, all: bool) -> Result<()> {
         }
         return Ok(());
     }
-    raw_kill(Pid::from_raw(c.rec.pid).as_raw(), sig).map_err(super::sys(format!("kill {}", c.rec.pid)))
+    raw_kill(Pid::from_raw(c.rec.pid).as_raw(), sig)
+        .map_err(super::sys(format!("kill {}", c.rec.pid)))
 }
 
 #[cfg(test)]

@@ -41,10 +41,7 @@ pub enum Error {
         what: &'static str,
     },
     #[error("{op}: {source}")]
-    Sys {
-        op: String,
-        source: nix::Error,
-    },
+    Sys { op: String, source: nix::Error },
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,

@@ -37,7 +37,11 @@ pub fn run(rt: &Runtime, mut opts: RunOpts) -> Result<i32> {
         our_console = Some(OwnedFd::from(a));
         opts.create.console_fd = Some(OwnedFd::from(b));
     }
-    let sigs = if opts.detach { None } else { Some(Signals::block()?) };
+    let sigs = if opts.detach {
+        None
+    } else {
+        Some(Signals::block()?)
+    };
     let created = create(rt, opts.create)?;
     let master = match &our_console {
         Some(s) => {

@@ -28,7 +28,10 @@ pub fn start(rt: &Runtime, id: &str) -> Result<()> {
     let mut buf = [0u8; 1];
     let t0 = std::time::Instant::now();
     loop {
-        let mut pfd = [nix::poll::PollFd::new(fd.as_fd(), nix::poll::PollFlags::POLLIN)];
+        let mut pfd = [nix::poll::PollFd::new(
+            fd.as_fd(),
+            nix::poll::PollFlags::POLLIN,
+        )];
         let _ = nix::poll::poll(&mut pfd, nix::poll::PollTimeout::from(100u16));
         match nix::unistd::read(&fd, &mut buf) {
             Ok(1) => break,

@@ -119,7 +119,10 @@ pub fn supervise(sigs: &Signals, pid: i32, tty: Option<OwnedFd>) -> Result<i32> 
         }
         let mut fds = vec![PollFd::new(sigs.fd.as_fd(), PollFlags::POLLIN)];
         let mi = if master_open {
-            fds.push(PollFd::new(tty.as_ref().expect("tty").as_fd(), PollFlags::POLLIN));
+            fds.push(PollFd::new(
+                tty.as_ref().expect("tty").as_fd(),
+                PollFlags::POLLIN,
+            ));
             Some(fds.len() - 1)
         } else {
             None
@@ -131,7 +134,11 @@ pub fn supervise(sigs: &Signals, pid: i32, tty: Option<OwnedFd>) -> Result<i32> 
             None
         };
         // After exit, drain the pty briefly then stop.
-        let timeout = if code.is_some() { PollTimeout::from(50u16) } else { PollTimeout::NONE };
+        let timeout = if code.is_some() {
+            PollTimeout::from(50u16)
+        } else {
+            PollTimeout::NONE
+        };
         match poll(&mut fds, timeout) {
             Ok(0) => break,
             Ok(_) => {}
@@ -139,9 +146,9 @@ pub fn supervise(sigs: &Signals, pid: i32, tty: Option<OwnedFd>) -> Result<i32> 
             Err(e) => return Err(sys("poll")(e)),
         }
         let ready = |i: usize| {
-            fds[i]
-                .revents()
-                .is_some_and(|r| r.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR))
+            fds[i].revents().is_some_and(|r| {
+                r.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR)
+            })
         };
         let sig_ready = ready(0);
         let m_ready = mi.is_some_and(ready);

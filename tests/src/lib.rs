@@ -99,7 +99,10 @@ fn pristine() -> &'static Path {
             return done;
         }
         std::fs::create_dir_all(&dir).unwrap();
-        let tmp = tempfile::Builder::new().prefix("tmp-").tempdir_in(&dir).unwrap();
+        let tmp = tempfile::Builder::new()
+            .prefix("tmp-")
+            .tempdir_in(&dir)
+            .unwrap();
         make_busybox_rootfs(tmp.path());
         let tmp = tmp.keep();
         if std::fs::rename(&tmp, &done).is_err() {

@@ -175,12 +175,8 @@ fn mount_namespace_keeps_container_mounts_off_the_host() {
     let rt = Runtime::new();
     let b = Bundle::new(&["sleep", "30"]);
     let id = unique_id("mntns");
-    let o = rt.create(&b, &id);
-    assert!(
-        o.status.success(),
-        "create: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    let (ok, err) = create(&rt, &b, &id);
+    assert!(ok, "create: {err}");
     let pid = rt.state(&id)["pid"].as_i64().unwrap();
     // Host and container mount namespaces differ.
     assert_ne!(
@@ -415,29 +411,46 @@ fn sysctl_is_applied_inside_namespaces() {
 
 #[test]
 fn sysctl_of_a_shared_namespace_is_rejected() {
-    // No network namespace: net.* would change the host's. Use the host's
-    // current value so a runtime that wrongly accepts it changes nothing.
-    let host_fwd = std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap();
-    let rt = Runtime::new();
-    let mut b = Bundle::new(&["true"]);
-    b.edit(|c| {
-        set_namespaces(
-            c,
-            json!([{"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}]),
+    // Each would change the host's value: a net.* sysctl without a network
+    // namespace, an ipc one without an ipc namespace, and one that no
+    // namespace covers. The host's current values are used so a runtime that
+    // wrongly accepts them changes nothing.
+    let host = |k: &str| -> String {
+        std::fs::read_to_string(format!("/proc/sys/{}", k.replace('.', "/")))
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    let all = json!([{"type": "pid"}, {"type": "network"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}]);
+    let no_net = json!([{"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}]);
+    let no_ipc = json!([{"type": "pid"}, {"type": "network"}, {"type": "uts"}, {"type": "mount"}]);
+    for (key, ns) in [
+        ("net.ipv4.ip_forward", no_net),
+        ("kernel.shmmax", no_ipc),
+        ("vm.swappiness", all),
+    ] {
+        let rt = Runtime::new();
+        let mut b = Bundle::new(&["true"]);
+        b.edit(|c| {
+            set_namespaces(c, ns);
+            if key == "kernel.shmmax" {
+                c["mounts"]
+                    .as_array_mut()
+                    .unwrap()
+                    .retain(|m| m["type"] != "mqueue");
+            }
+            c["linux"]["sysctl"] = json!({key: host(key)});
+        });
+        let (ok, err) = create(&rt, &b, &unique_id("sysctlhost"));
+        assert!(
+            !ok,
+            "sysctl {key} was accepted without a namespace of its own"
         );
-        c["linux"]["sysctl"] = json!({"net.ipv4.ip_forward": host_fwd.trim()});
-    });
-    let id = unique_id("sysctlhost");
-    let o = rt.create(&b, &id);
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(
-        !o.status.success(),
-        "a net.* sysctl without a network namespace was accepted"
-    );
-    assert!(err.contains("net.ipv4.ip_forward"), "{err}");
-    assert!(
-        leftovers(&rt).is_empty(),
-        "state left behind: {:?}",
-        leftovers(&rt)
-    );
+        assert!(err.contains(key), "{err}");
+        assert!(
+            leftovers(&rt).is_empty(),
+            "state left behind: {:?}",
+            leftovers(&rt)
+        );
+    }
 }

@@ -472,11 +472,12 @@ fn missing_executable_leaves_nothing() {
 #[test]
 fn late_process_setup_failures_leave_nothing() {
     let rt = Runtime::new();
-    // cwd that does not exist (fails after pivot_root).
+    // A cwd that cannot exist (a missing one is created, as runc does;
+    // under a regular file it fails after pivot_root with ENOTDIR).
     let id = unique_id("failcwd");
     let mut b = marked(&id);
-    b.edit(|c| c["process"]["cwd"] = json!("/no/such/cwd"));
-    expect_clean_failure(&rt, &b, &id, "/no/such/cwd");
+    b.edit(|c| c["process"]["cwd"] = json!("/etc/passwd/x"));
+    expect_clean_failure(&rt, &b, &id, "/etc/passwd/x");
     // RLIMIT_NOFILE above fs.nr_open fails setrlimit even for root.
     let id = unique_id("failrlimit");
     let mut b = marked(&id);

@@ -22,8 +22,10 @@ pub struct Init {
     pub no_pivot: bool,
     pub preserve_fds: i32,
     pub console: Option<OwnedFd>,
-    /// Create: the exec.fifo to block on until `start`. Exec: None.
-    pub fifo: Option<PathBuf>,
+    /// Create: an O_PATH fd of the exec.fifo to block on until `start`,
+    /// opened by the parent (the state dir may not be searchable from a
+    /// user namespace). Exec: None.
+    pub fifo: Option<OwnedFd>,
     pub seccomp: Option<seccomp::Filter>,
     pub cgroups: CgroupMounts,
     /// Exec: set up the process only (no rootfs, hooks, hostname).
@@ -179,12 +181,8 @@ fn stage2_inner(init: &Init, chan: &Channel) -> R<Never> {
         rootfs::prepare(&ctx).map_err(e)?;
         if let Some(f) = &init.fifo {
             fifo_fd = Some(
-                nix::fcntl::open(
-                    f,
-                    nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
-                    nix::sys::stat::Mode::empty(),
-                )
-                .map_err(|x| format!("open {}: {x}", f.display()))?,
+                f.try_clone()
+                    .map_err(|x| format!("dup exec.fifo fd: {x}"))?,
             );
         }
         let need_parent_hooks = hooks.prestart().as_ref().is_some_and(|h| !h.is_empty())
@@ -207,6 +205,9 @@ fn stage2_inner(init: &Init, chan: &Channel) -> R<Never> {
         )
         .map_err(e)?;
         rootfs::pivot(&RealMounter, &init.rootfs, init.no_pivot).map_err(e)?;
+        // Like runc, create a missing cwd (inside the new root, before it may
+        // turn read-only); a failure shows up as chdir's error below.
+        let _ = std::fs::create_dir_all(init.process.cwd());
         rootfs::finish(&RealMounter, &init.spec).map_err(e)?;
         if init.plan.new.contains(nix::sched::CloneFlags::CLONE_NEWUTS) {
             if let Some(h) = init.spec.hostname() {

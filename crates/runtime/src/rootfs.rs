@@ -94,13 +94,14 @@ pub fn prepare(ctx: &Ctx) -> Result<()> {
     ctx.m
         .mount(None, "/", None, prop, None)
         .map_err(sys("make / propagation", "/"))?;
-    // pivot_root needs the new root's parent mount not to be shared.
-    if prop.contains(MsFlags::MS_SHARED) {
-        if let Some(parent) = mountpoint_of(ctx.rootfs.parent().unwrap_or(Path::new("/"))) {
-            ctx.m
-                .mount(None, &parent, None, MsFlags::MS_PRIVATE, None)
-                .map_err(sys("make private", &parent))?;
-        }
+    // pivot_root needs the new root's parent mount not to be shared, and the
+    // rootfs bind below must not propagate to the host: whatever the
+    // propagation asked for (a non-recursive one leaves it as it was), make
+    // a shared parent private, as runc does.
+    if let Some((parent, true)) = mountpoint_of(ctx.rootfs) {
+        ctx.m
+            .mount(None, &parent, None, MsFlags::MS_PRIVATE, None)
+            .map_err(sys("make private", &parent))?;
     }
     let rootfs = ctx.rootfs.to_string_lossy();
     ctx.m
@@ -538,6 +539,15 @@ pub fn pivot(m: &dyn Mounter, rootfs: &Path, no_pivot: bool) -> Result<()> {
 /// After pivot: sysctls, masked and read-only paths, read-only root.
 pub fn finish(m: &dyn Mounter, spec: &Spec) -> Result<()> {
     let linux = spec.linux().as_ref();
+    // An explicit rootfsPropagation applies to the new root itself (runc
+    // does this after pivot_root): before it, `prepare` could only set it on
+    // the old tree, and a shared root would have been made private there.
+    if let Some(p) = linux.and_then(|l| l.rootfs_propagation().as_deref()) {
+        let flags = mounts::propagation(p)
+            .ok_or_else(|| Error::Unsupported(format!("rootfsPropagation {p}")))?;
+        m.mount(None, "/", None, flags, None)
+            .map_err(sys("set rootfsPropagation", "/"))?;
+    }
     if let Some(sysctl) = linux.and_then(|l| l.sysctl().as_ref()) {
         let mut keys: Vec<&String> = sysctl.keys().collect();
         keys.sort();
@@ -599,14 +609,17 @@ pub fn finish(m: &dyn Mounter, spec: &Spec) -> Result<()> {
     Ok(())
 }
 
-/// The mount point that contains `path` (longest prefix in mountinfo).
-fn mountpoint_of(path: &Path) -> Option<String> {
+/// The mount point that contains `path` (longest prefix in mountinfo; the
+/// topmost of stacked mounts) and whether that mount is shared.
+fn mountpoint_of(path: &Path) -> Option<(String, bool)> {
     let mi = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-    let mut best: Option<String> = None;
+    let mut best: Option<(String, bool)> = None;
     for line in mi.lines() {
-        let mp = line.split(' ').nth(4)?;
-        if path.starts_with(mp) && best.as_ref().is_none_or(|b| mp.len() > b.len()) {
-            best = Some(mp.to_string());
+        let pre = line.split(" - ").next()?;
+        let mp = pre.split(' ').nth(4)?;
+        if path.starts_with(mp) && best.as_ref().is_none_or(|b| mp.len() >= b.0.len()) {
+            let shared = pre.split(' ').skip(6).any(|f| f.starts_with("shared:"));
+            best = Some((mp.to_string(), shared));
         }
     }
     best
@@ -665,7 +678,17 @@ mod tests {
             cgroups: &cg,
         };
         prepare(&ctx).unwrap();
-        let calls = rec.0.borrow();
+        // Where the test's tmp dir sits on a shared mount, `prepare` first
+        // makes that mount private: not part of the order checked here.
+        let private = format!(" None {:x} None", MsFlags::MS_PRIVATE.bits());
+        let calls: Vec<String> = rec
+            .0
+            .borrow()
+            .iter()
+            .enumerate()
+            .filter(|(i, c)| *i == 0 || !(c.starts_with("mount None /") && c.ends_with(&private)))
+            .map(|(_, c)| c.clone())
+            .collect();
         assert!(calls[0].starts_with("mount None / None"), "{}", calls[0]);
         assert!(calls[0].contains(&format!("{:x}", MsFlags::MS_PRIVATE.bits())));
         assert!(

@@ -156,6 +156,35 @@ pub fn validate(spec: &Spec) -> Result<()> {
             if k.is_empty() || k.contains("..") || k.contains('/') && k.starts_with('/') {
                 return Err(Error::Invalid(format!("invalid sysctl name {k:?}")));
             }
+            // Only namespaced sysctls, and only with their namespace (runc's
+            // rule): anything else would change the host's value.
+            let name = k.replace('/', ".");
+            let ipc = [
+                "kernel.msgmax",
+                "kernel.msgmnb",
+                "kernel.msgmni",
+                "kernel.sem",
+                "kernel.shmall",
+                "kernel.shmmax",
+                "kernel.shmmni",
+                "kernel.shm_rmid_forced",
+            ];
+            let needs = if ipc.contains(&name.as_str()) || name.starts_with("fs.mqueue.") {
+                LinuxNamespaceType::Ipc
+            } else if name.starts_with("net.") {
+                LinuxNamespaceType::Network
+            } else if name == "kernel.hostname" || name == "kernel.domainname" {
+                LinuxNamespaceType::Uts
+            } else {
+                return Err(Error::Invalid(format!(
+                    "sysctl {k:?} is not in a separate kernel namespace"
+                )));
+            };
+            if !seen.contains(&needs) {
+                return Err(Error::Invalid(format!(
+                    "sysctl {k:?} is not allowed without a {needs} namespace of the container's own"
+                )));
+            }
         }
     }
     Ok(())

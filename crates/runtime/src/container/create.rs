@@ -171,6 +171,21 @@ fn create_inner(
     let fifo = dir.fifo();
     nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o622))
         .map_err(sys(format!("mkfifo {}", fifo.display())))?;
+    // 0622 whatever the umask: the container process reopens it for writing
+    // after switching to process.user (or to a user namespace's root).
+    nix::sys::stat::fchmodat(
+        nix::fcntl::AT_FDCWD,
+        &fifo,
+        nix::sys::stat::Mode::from_bits_truncate(0o622),
+        nix::sys::stat::FchmodatFlags::FollowSymlink,
+    )
+    .map_err(sys(format!("chmod {}", fifo.display())))?;
+    let fifo_fd = nix::fcntl::open(
+        &fifo,
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(sys(format!("open {}", fifo.display())))?;
     let cgroups_for_mounts = CgroupMounts::discover(&cgroup.fs_paths());
     let (pchan, cchan) = Channel::pair()?;
     let init = Init {
@@ -182,7 +197,7 @@ fn create_inner(
         no_pivot: opts.no_pivot,
         preserve_fds: opts.preserve_fds,
         console: console.or(opts.console_fd.take()),
-        fifo: Some(fifo),
+        fifo: Some(fifo_fd),
         seccomp,
         cgroups: cgroups_for_mounts,
         exec: false,

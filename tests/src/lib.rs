@@ -382,3 +382,102 @@ pub fn find_in_path(name: &str) -> Option<PathBuf> {
                 .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
         })
 }
+
+// ---- command helpers shared by the lifecycle, exec and cli tests ----
+
+/// Captured result of one berth-runtime command.
+pub struct Res {
+    pub code: i32,
+    pub out: String,
+    pub err: String,
+}
+
+impl Res {
+    /// Panics with the command's output unless it exited 0.
+    pub fn ok(&self, what: &str) -> &Self {
+        assert_eq!(
+            self.code, 0,
+            "{what} failed: stdout={} stderr={}",
+            self.out, self.err
+        );
+        self
+    }
+}
+
+/// stdout/stderr go to anonymous files, not pipes: a container inherits the
+/// runtime's stdio and may outlive the command (create, run -d, exec -d).
+pub fn call_cmd(mut c: Command) -> Res {
+    use std::io::{Read, Seek};
+    let mut o = tempfile::tempfile().unwrap();
+    let mut e = tempfile::tempfile().unwrap();
+    let st = c
+        .stdin(Stdio::null())
+        .stdout(o.try_clone().unwrap())
+        .stderr(e.try_clone().unwrap())
+        .status()
+        .expect("spawn berth-runtime");
+    let mut out = String::new();
+    let mut err = String::new();
+    o.rewind().unwrap();
+    o.read_to_string(&mut out).unwrap();
+    e.rewind().unwrap();
+    e.read_to_string(&mut err).unwrap();
+    Res {
+        code: st.code().unwrap_or(-1),
+        out,
+        err,
+    }
+}
+
+/// `berth-runtime --root <private root> ARGS...` through [`call_cmd`].
+pub fn call(rt: &Runtime, args: &[&str]) -> Res {
+    let mut c = rt.cmd();
+    c.args(args);
+    call_cmd(c)
+}
+
+/// A (UTF-8) path as a command-line argument.
+pub fn path_str(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+/// `create --bundle B ID` through [`call`] (unlike [`Runtime::create`], with
+/// the captured result as a [`Res`]).
+pub fn create(rt: &Runtime, b: &Bundle, id: &str) -> Res {
+    call(rt, &["create", "--bundle", path_str(b.dir()), id])
+}
+
+/// create + start; returns the init's pid.
+pub fn started(rt: &Runtime, b: &Bundle, id: &str) -> i32 {
+    create(rt, b, id).ok("create");
+    call(rt, &["start", id]).ok("start");
+    rt.state(id)["pid"].as_i64().unwrap() as i32
+}
+
+/// Bind-mount a fresh host temp dir at /shared in the container.
+pub fn share(b: &mut Bundle) -> tempfile::TempDir {
+    let d = tempfile::Builder::new()
+        .prefix("berth-shared-")
+        .tempdir()
+        .unwrap();
+    let src = path_str(d.path()).to_string();
+    b.edit(|c| {
+        c["mounts"].as_array_mut().unwrap().push(
+            json!({"destination": "/shared", "type": "bind", "source": src, "options": ["rbind", "rw"]}),
+        )
+    });
+    d
+}
+
+/// Poll until `path` exists or `secs` pass.
+pub fn wait_file(path: &Path, secs: u64) -> bool {
+    wait_until(secs, || path.exists())
+}
+
+/// The trimmed content of `path`; empty if unreadable.
+pub fn read_trim(path: &Path) -> String {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}

@@ -60,6 +60,16 @@ pub fn exec(rt: &Runtime, opts: ExecOpts) -> Result<i32> {
         }
         None => None,
     };
+    let mut process = opts.process;
+    // A foreground tty we hold: the process starts with our terminal's size
+    // (it may read it before supervise could resize the pty).
+    if our_console.is_some() && process.console_size().is_none() {
+        if let Some((rows, cols)) = crate::console::get_size(0) {
+            process.set_console_size(
+                serde_json::from_value(serde_json::json!({"height": rows, "width": cols})).ok(),
+            );
+        }
+    }
     let plan = Plan {
         join: namespaces::of_process(c.rec.pid),
         ..Plan::default()
@@ -72,7 +82,7 @@ pub fn exec(rt: &Runtime, opts: ExecOpts) -> Result<i32> {
     let (pchan, cchan) = Channel::pair()?;
     let init = Init {
         spec: spec.clone(),
-        process: opts.process,
+        process,
         rootfs: c.rec.rootfs.clone(),
         bundle: c.rec.bundle.clone(),
         plan,

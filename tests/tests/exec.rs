@@ -3,8 +3,8 @@
 //! --cap, and refusal in a stopped container.
 
 use berth_integration::{
-    call, path_str as p, pid_alive, read_trim, share, started, unique_id, wait_file, wait_until,
-    Bundle, Runtime,
+    call, path_str as p, pid_alive, read_trim, share, started, unique_id, wait_until, Bundle,
+    Runtime,
 };
 use serde_json::json;
 use std::time::{Duration, Instant};

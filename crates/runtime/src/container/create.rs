@@ -125,7 +125,7 @@ pub fn create(rt: &Runtime, opts: CreateOpts) -> Result<Created> {
 fn create_inner(
     _rt: &Runtime,
     mut opts: CreateOpts,
-    bundle: spec::Bundle,
+    mut bundle: spec::Bundle,
     process: oci_spec::runtime::Process,
     plan: Plan,
     seccomp: Option<seccomp::Filter>,
@@ -155,6 +155,13 @@ fn create_inner(
     };
     dir.save_config(&bundle.spec)?;
     dir.save(&rec)?;
+    // The profile is compiled already (and saved with the config for exec):
+    // the children need not carry a second copy.
+    if let Some(l) = bundle.spec.linux_mut() {
+        l.set_seccomp(None);
+    }
+    let hooks = bundle.spec.hooks().clone().unwrap_or_default();
+    let id_maps = id_maps(&bundle.spec);
     cgroup.create()?;
     let cgroup = {
         cleanup.cgroup = Some(cgroup);
@@ -189,7 +196,7 @@ fn create_inner(
     let cgroups_for_mounts = CgroupMounts::discover(&cgroup.fs_paths());
     let (pchan, cchan) = Channel::pair()?;
     let init = Init {
-        spec: bundle.spec.clone(),
+        spec: bundle.spec,
         process,
         rootfs: bundle.rootfs.clone(),
         bundle: bundle.dir.clone(),
@@ -248,7 +255,7 @@ fn create_inner(
     let pid = loop {
         match pchan.recv()? {
             Msg::MapIds => {
-                write_id_maps(c1, &bundle.spec)?;
+                write_id_maps(c1, &id_maps)?;
                 pchan.send(&Msg::IdsMapped)?;
             }
             Msg::Pid(p) => break p,
@@ -269,7 +276,6 @@ fn create_inner(
     pchan.send(&Msg::Continue {
         state: state_json.clone(),
     })?;
-    let hooks = bundle.spec.hooks().clone().unwrap_or_default();
     loop {
         match pchan.recv() {
             Ok(Msg::RunHooks) => {
@@ -367,7 +373,8 @@ fn fork_pid(r: ForkResult) -> i32 {
     }
 }
 
-fn write_id_maps(pid: i32, spec: &oci_spec::runtime::Spec) -> Result<()> {
+/// The uid_map and gid_map file contents from linux.uidMappings/gidMappings.
+fn id_maps(spec: &oci_spec::runtime::Spec) -> (String, String) {
     let linux = spec.linux().as_ref();
     let fmt = |m: Option<&Vec<oci_spec::runtime::LinuxIdMapping>>| -> String {
         m.into_iter()
@@ -375,9 +382,14 @@ fn write_id_maps(pid: i32, spec: &oci_spec::runtime::Spec) -> Result<()> {
             .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
             .collect()
     };
-    let uid = fmt(linux.and_then(|l| l.uid_mappings().as_ref()));
-    let gid = fmt(linux.and_then(|l| l.gid_mappings().as_ref()));
-    for (file, data) in [("uid_map", uid), ("gid_map", gid)] {
+    (
+        fmt(linux.and_then(|l| l.uid_mappings().as_ref())),
+        fmt(linux.and_then(|l| l.gid_mappings().as_ref())),
+    )
+}
+
+fn write_id_maps(pid: i32, maps: &(String, String)) -> Result<()> {
+    for (file, data) in [("uid_map", &maps.0), ("gid_map", &maps.1)] {
         if data.is_empty() {
             continue;
         }

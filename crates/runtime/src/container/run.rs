@@ -15,8 +15,8 @@ pub struct RunOpts {
 /// Returns the container's exit code (0 when detached).
 pub fn run(rt: &Runtime, mut opts: RunOpts) -> Result<i32> {
     let id = opts.create.id.clone();
-    let spec = crate::spec::load(&opts.create.bundle)?;
-    let terminal = spec
+    // Only the terminal flag is needed here: create parses the bundle itself.
+    let terminal = crate::spec::load(&opts.create.bundle)?
         .spec
         .process()
         .as_ref()

@@ -525,7 +525,9 @@ fn killed_create_leaves_no_process() {
     let release = Release(hookdir.path().join("release"));
     b.edit(|c| {
         c["hooks"] = json!({"prestart": [{"path": "/bin/sh", "args": ["sh", "-c", format!(
-            "touch {}; while [ ! -e {} ]; do sleep 0.05; done", p(&running), p(&release.0))]}]})
+            // Also ends when the temp dir is gone, so a failed test leaks no hook.
+            "touch {}; while [ ! -e {} ] && [ -d {} ]; do sleep 0.05; done",
+            p(&running), p(&release.0), p(hookdir.path()))]}]})
     });
     let mut cmd = rt.cmd();
     cmd.args(["create", "--bundle", p(b.dir()), &id])

@@ -4,7 +4,8 @@
 set -eu
 PKGS="build-essential pkg-config libseccomp-dev busybox-static iproute2 bsdutils
       runc crun podman conmon netavark uidmap fuse-overlayfs binutils
-      qemu-system-x86 cpio dpkg-dev python3"
+      qemu-system-x86 cpio dpkg-dev python3
+      docker-registry skopeo umoci apache2-utils openssl debootstrap"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

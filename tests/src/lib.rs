@@ -3,6 +3,9 @@
 //! `berth-runtime` driver whose state root is private to each test and
 //! cleaned up even when the test fails.
 
+pub mod images;
+pub mod registry;
+
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

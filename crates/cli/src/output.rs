@@ -1,0 +1,229 @@
+//! Pull progress: one line per layer event when not on a terminal (Docker's
+//! plain output), indicatif bars on a terminal, nothing with -q.
+
+use berth_image::digest::Digest;
+use berth_image::pull::{Event, Progress};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::sync::Mutex;
+
+pub struct PullProgress {
+    quiet: bool,
+    bars: Option<(MultiProgress, Mutex<HashMap<String, ProgressBar>>)>,
+}
+
+impl PullProgress {
+    pub fn new(quiet: bool) -> PullProgress {
+        let bars = (!quiet && std::io::stdout().is_terminal())
+            .then(|| (MultiProgress::new(), Mutex::new(HashMap::new())));
+        PullProgress { quiet, bars }
+    }
+
+    pub fn finish(&self) {
+        if let Some((_, bars)) = &self.bars {
+            for b in bars
+                .lock()
+                .map(|m| m.values().cloned().collect::<Vec<_>>())
+                .unwrap_or_default()
+            {
+                b.finish();
+            }
+        }
+    }
+}
+
+fn short(d: &Digest) -> String {
+    d.hex().chars().take(12).collect()
+}
+
+impl Progress for PullProgress {
+    fn event(&self, layer: &Digest, what: Event) {
+        if self.quiet {
+            return;
+        }
+        let id = short(layer);
+        let Some((multi, bars)) = &self.bars else {
+            let line = match what {
+                Event::Exists => "Already exists",
+                Event::Waiting => "Pulling fs layer",
+                Event::Downloading(..) => return,
+                Event::Verifying => "Verifying Checksum",
+                Event::Extracting => "Extracting",
+                Event::Done => "Pull complete",
+            };
+            println!("{id}: {line}");
+            return;
+        };
+        let mut map = bars.lock().unwrap_or_else(|p| p.into_inner());
+        let bar = map.entry(id.clone()).or_insert_with(|| {
+            let b = multi.add(ProgressBar::new(0));
+            b.set_style(
+                ProgressStyle::with_template("{prefix}: {msg:<18} {bar:40} {bytes}/{total_bytes}")
+                    .expect("template")
+                    .progress_chars("=> "),
+            );
+            b.set_prefix(id.clone());
+            b
+        });
+        match what {
+            Event::Exists => bar.finish_with_message("Already exists"),
+            Event::Waiting => bar.set_message("Waiting"),
+            Event::Downloading(n, total) => {
+                if let Some(t) = total {
+                    bar.set_length(t);
+                }
+                bar.set_position(n);
+                bar.set_message("Downloading");
+            }
+            Event::Verifying => bar.set_message("Verifying Checksum"),
+            Event::Extracting => bar.set_message("Extracting"),
+            Event::Done => bar.finish_with_message("Pull complete"),
+        }
+    }
+}
+
+/// Docker's table layout: columns padded to the widest cell, 3 spaces apart.
+pub fn table(rows: &[Vec<String>]) -> String {
+    let cols = rows.iter().map(|r| r.len()).max().unwrap_or(0);
+    let mut w = vec![0usize; cols];
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            w[i] = w[i].max(c.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for r in rows {
+        let mut line = String::new();
+        for (i, c) in r.iter().enumerate() {
+            if i + 1 == r.len() {
+                line.push_str(c);
+            } else {
+                line.push_str(&format!("{c:<width$}   ", width = w[i]));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// Docker's sizes: decimal units, 3 significant digits ("4.26MB").
+pub fn human_size(n: u64) -> String {
+    let units = ["B", "kB", "MB", "GB", "TB", "PB"];
+    let mut v = n as f64;
+    let mut i = 0;
+    while v >= 1000.0 && i + 1 < units.len() {
+        v /= 1000.0;
+        i += 1;
+    }
+    let s = if v >= 100.0 || i == 0 {
+        format!("{v:.0}")
+    } else if v >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    };
+    let s = if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    };
+    format!("{s}{}", units[i])
+}
+
+/// "3 days ago" from an RFC 3339 time; "N/A" if it cannot be read.
+pub fn since(rfc3339: &str) -> String {
+    let Some(t) = parse_rfc3339(rfc3339) else {
+        return "N/A".into();
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let d = (now - t).max(0);
+    let (n, unit) = match d {
+        0..=59 => return "Less than a minute ago".into(),
+        60..=3599 => (d / 60, "minute"),
+        3600..=86399 => (d / 3600, "hour"),
+        86400..=1209599 => (d / 86400, "day"),
+        1209600..=5183999 => (d / 604800, "week"),
+        5184000..=63071999 => (d / 2592000, "month"),
+        _ => (d / 31536000, "year"),
+    };
+    let n = n.max(1);
+    if n == 1 {
+        let article = if unit == "hour" { "An" } else { "A" };
+        format!("{article} {unit} ago")
+    } else {
+        format!("{n} {unit}s ago")
+    }
+}
+
+/// Seconds since the epoch of "YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)".
+pub fn parse_rfc3339(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.len() < 20 {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, se) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let mut rest = &s[19..];
+    if let Some(r) = rest.strip_prefix('.') {
+        rest = r.trim_start_matches(|c: char| c.is_ascii_digit());
+    }
+    let off = match rest {
+        "Z" | "z" => 0,
+        r if r.len() == 6 && (r.starts_with('+') || r.starts_with('-')) => {
+            let sign = if r.starts_with('-') { -1 } else { 1 };
+            sign * (r.get(1..3)?.parse::<i64>().ok()? * 3600
+                + r.get(4..6)?.parse::<i64>().ok()? * 60)
+        }
+        _ => return None,
+    };
+    // days_from_civil (Howard Hinnant).
+    let y2 = if mo <= 2 { y - 1 } else { y };
+    let era = y2.div_euclid(400);
+    let yoe = y2 - era * 400;
+    let mp = (mo + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146097 + doe - 719468;
+    Some(days * 86400 + h * 3600 + mi * 60 + se - off)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(human_size(0), "0B");
+        assert_eq!(human_size(999), "999B");
+        assert_eq!(human_size(4_260_000), "4.26MB");
+        assert_eq!(human_size(12_345_678), "12.3MB");
+        assert_eq!(human_size(123_456_789), "123MB");
+        assert_eq!(human_size(2_000_000_000), "2GB");
+    }
+
+    #[test]
+    fn times() {
+        assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(
+            parse_rfc3339("2000-02-29T00:00:00.5+01:00"),
+            Some(951778800)
+        );
+        assert_eq!(parse_rfc3339("nope"), None);
+        assert_eq!(since("garbage"), "N/A");
+    }
+
+    #[test]
+    fn tables() {
+        let t = table(&[
+            vec!["A".into(), "BB".into()],
+            vec!["ccc".into(), "d".into()],
+        ]);
+        assert_eq!(t, "A     BB\nccc   d\n");
+    }
+}

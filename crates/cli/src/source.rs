@@ -1,0 +1,54 @@
+//! The registry client as the image store's `Source`.
+
+use berth_image::digest::Digest;
+use berth_image::pull::{Source, SourceError};
+use berth_image::reference::Reference;
+use berth_registry::{Client, ClientConfig};
+
+pub struct RegistrySource {
+    client: Client,
+}
+
+impl RegistrySource {
+    /// Credentials from Docker's config (`~/.docker/config.json`, helpers too);
+    /// `insecure` adds hosts reachable over plain http (loopback already is).
+    pub fn new(insecure: Vec<String>) -> anyhow::Result<RegistrySource> {
+        let mut cfg = ClientConfig {
+            insecure_hosts: insecure,
+            ..ClientConfig::default()
+        };
+        if let Some(p) = berth_registry::dockerconfig::default_path() {
+            if p.exists() {
+                cfg.credentials = berth_registry::dockerconfig::load(&p)?;
+            }
+        }
+        Ok(RegistrySource {
+            client: Client::new(cfg)?,
+        })
+    }
+}
+
+impl Source for RegistrySource {
+    fn manifest(
+        &self,
+        r: &Reference,
+        reference: &str,
+    ) -> Result<(Vec<u8>, String, Digest), SourceError> {
+        let m = self.client.fetch_manifest(&r.domain, &r.path, reference)?;
+        let d: Digest = m.digest.parse()?;
+        Ok((m.bytes, m.media_type, d))
+    }
+
+    fn blob(
+        &self,
+        r: &Reference,
+        digest: &Digest,
+        size: Option<u64>,
+        out: &mut std::fs::File,
+        progress: &mut dyn FnMut(u64, Option<u64>),
+    ) -> Result<(), SourceError> {
+        self.client
+            .fetch_blob(&r.domain, &r.path, digest.as_str(), size, out, progress)?;
+        Ok(())
+    }
+}

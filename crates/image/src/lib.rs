@@ -1,0 +1,16 @@
+//! berth image store: references, digests, the content store (blobs,
+//! resumable ingests, layer dirs by chain id), manifests and image
+//! configs, and the image database.
+
+pub mod db;
+pub mod digest;
+mod ingest;
+pub mod manifest;
+pub mod pull;
+pub mod reference;
+pub mod store;
+pub mod unpack;
+
+pub use digest::Digest;
+pub use reference::Reference;
+pub use store::{chain_ids, Store};

@@ -746,3 +746,61 @@ fn build_debian_minbase(l: &OciLayout) {
     umoci(&["gc", "--layout", layout]);
     std::fs::remove_dir_all(&rootfs).unwrap();
 }
+
+// ---------------------------------------------------------------------------
+// A big image (fault tests: kills and resumes mid-download)
+
+/// Bytes of random content in [`big_random_layout`]'s layer.
+pub const BIG_LAYER_BYTES: usize = 64 << 20;
+
+/// One gzip layer holding `/big.bin`, [`BIG_LAYER_BYTES`] of random bytes
+/// (so the compressed blob is about as large), tag `latest`, made with
+/// `umoci raw add-layer` of a GNU tar; cached like the other layouts.
+pub fn big_random_layout() -> OciLayout {
+    OciLayout::cached("big-random-64m", build_big_random)
+}
+
+fn build_big_random(l: &OciLayout) {
+    let layout = l.path();
+    let layout = layout.to_str().unwrap();
+    let img = l.image_arg("latest");
+    umoci(&["init", "--layout", layout]);
+    umoci(&["new", "--image", &img]);
+    let stage = l.tmp.path().join("stage");
+    std::fs::create_dir_all(&stage).unwrap();
+    let mut c = Command::new("head");
+    c.arg("-c")
+        .arg(BIG_LAYER_BYTES.to_string())
+        .arg("/dev/urandom")
+        .stdout(std::fs::File::create(stage.join("big.bin")).unwrap());
+    run(c);
+    let tar = l.tmp.path().join("big.tar");
+    let mut c = Command::new("tar");
+    c.arg("-C")
+        .arg(&stage)
+        .args(["--owner=0", "--group=0", "--numeric-owner", "-cf"])
+        .arg(&tar)
+        .arg("big.bin");
+    run(c);
+    umoci(&[
+        "raw",
+        "add-layer",
+        "--image",
+        &img,
+        "--history.created_by",
+        "berth-test: 64 MiB of random bytes",
+        tar.to_str().unwrap(),
+    ]);
+    umoci(&[
+        "config",
+        "--image",
+        &img,
+        "--os",
+        "linux",
+        "--architecture",
+        host_arch(),
+    ]);
+    std::fs::remove_dir_all(&stage).unwrap();
+    std::fs::remove_file(&tar).unwrap();
+    umoci(&["gc", "--layout", layout]);
+}

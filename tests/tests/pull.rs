@@ -41,6 +41,7 @@ impl Store {
             .arg(self.root.path())
             .args(args)
             .env("DOCKER_CONFIG", self.docker_config.path())
+            .env("BERTH_CONFIG", self.docker_config.path().join("berth.json"))
             .stdin(Stdio::null())
             .output()
             .unwrap()
@@ -325,4 +326,35 @@ fn corrupt_blob_in_registry_is_rejected_and_nothing_stored() {
         .filter(|n| !n.starts_with("tmp-"))
         .collect();
     assert!(layers.is_empty(), "{layers:?}");
+}
+
+#[test]
+fn docker_hub_names_go_through_a_configured_mirror() {
+    // No internet: a docker.io image can only come from the mirror.
+    let reg = Registry::start();
+    images::push(busybox(), "latest", &reg, "library/busybox:latest");
+    let s = Store::new();
+    std::fs::write(
+        s.docker_config.path().join("berth.json"),
+        serde_json::json!({"registry-mirrors": [format!("http://{}", reg.addr)]}).to_string(),
+    )
+    .unwrap();
+    let out = s.ok(&["pull", "busybox"]);
+    assert!(
+        out.trim_end().ends_with("docker.io/library/busybox:latest"),
+        "{out}"
+    );
+    let imgs = s.images();
+    assert_eq!(imgs[0]["Repository"], "busybox");
+    assert_eq!(imgs[0]["Tag"], "latest");
+    assert_eq!(s.inspect("busybox")["RepoTags"][0], "busybox:latest");
+    // A bad settings file is a clear error naming it.
+    std::fs::write(
+        s.docker_config.path().join("berth.json"),
+        "{\"registry-mirror\": 1}",
+    )
+    .unwrap();
+    let o = s.berth(&["pull", "busybox"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("berth.json"));
 }

@@ -2,6 +2,7 @@
 //! the work happens in the library crates.
 
 mod commands;
+mod config;
 mod output;
 mod source;
 
@@ -36,10 +37,28 @@ pub enum Cmd {
     Rmi(commands::rmi::Args),
     /// Give an image another name.
     Tag(commands::tag::Args),
+    /// Write images to a docker-archive or oci-archive tar.
+    Save(commands::save::Args),
+    /// Load images from a docker-archive or OCI-layout tar.
+    Load(commands::load::Args),
+    /// Make a one-layer image from a rootfs tarball.
+    Import(commands::import::Args),
+    /// Log in to a registry (stores the credentials in Docker's config.json).
+    Login(commands::login::LoginArgs),
+    /// Log out from a registry.
+    Logout(commands::login::LogoutArgs),
+    /// Show the history of an image.
+    History(commands::history::Args),
 }
 
 #[derive(Subcommand)]
 pub enum ImageCmd {
+    /// Write images to a docker-archive or oci-archive tar.
+    Save(commands::save::Args),
+    /// Load images from a docker-archive or OCI-layout tar.
+    Load(commands::load::Args),
+    /// Make a one-layer image from a rootfs tarball.
+    Import(commands::import::Args),
     /// Docker-shaped JSON of one or more images.
     Inspect(commands::inspect::Args),
     /// List images.
@@ -48,6 +67,10 @@ pub enum ImageCmd {
     Pull(commands::pull::Args),
     /// Remove images.
     Rm(commands::rmi::Args),
+    /// Show the history of an image.
+    History(commands::history::Args),
+    /// Remove unused images.
+    Prune(commands::prune::Args),
 }
 
 fn main() {
@@ -70,5 +93,12 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Cmd::Image(ImageCmd::Inspect(a)) => commands::inspect::run(&root, a),
         Cmd::Rmi(a) | Cmd::Image(ImageCmd::Rm(a)) => commands::rmi::run(&root, a),
         Cmd::Tag(a) => commands::tag::run(&root, a),
+        Cmd::Save(a) | Cmd::Image(ImageCmd::Save(a)) => commands::save::run(&root, a),
+        Cmd::Load(a) | Cmd::Image(ImageCmd::Load(a)) => commands::load::run(&root, a),
+        Cmd::Import(a) | Cmd::Image(ImageCmd::Import(a)) => commands::import::run(&root, a),
+        Cmd::Login(a) => commands::login::login(a),
+        Cmd::Logout(a) => commands::login::logout(a),
+        Cmd::History(a) | Cmd::Image(ImageCmd::History(a)) => commands::history::run(&root, a),
+        Cmd::Image(ImageCmd::Prune(a)) => commands::prune::run(&root, a),
     }
 }

@@ -11,10 +11,15 @@ pub struct RegistrySource {
 
 impl RegistrySource {
     /// Credentials from Docker's config (`~/.docker/config.json`, helpers too);
-    /// `insecure` adds hosts reachable over plain http (loopback already is).
+    /// insecure registries and mirrors from berth's config file, plus
+    /// `insecure` (hosts reachable over plain http; loopback already is).
     pub fn new(insecure: Vec<String>) -> anyhow::Result<RegistrySource> {
+        let settings = crate::config::load()?;
+        let mut hosts = settings.insecure_registries;
+        hosts.extend(insecure);
         let mut cfg = ClientConfig {
-            insecure_hosts: insecure,
+            insecure_hosts: hosts,
+            mirrors: settings.registry_mirrors,
             ..ClientConfig::default()
         };
         if let Some(p) = berth_registry::dockerconfig::default_path() {

@@ -677,6 +677,47 @@ fn set_tag_tx(
     Ok(old.filter(|o| o != image_id.as_str()))
 }
 
+impl Db {
+    /// Ids of the images no tag points at (Docker's "dangling" images; a
+    /// repo digest alone does not keep an image), oldest first.
+    pub fn dangling_images(&self) -> Result<Vec<Digest>> {
+        self.image_ids(
+            "SELECT id FROM images WHERE id NOT IN (SELECT image_id FROM tags) ORDER BY added, id",
+        )
+    }
+
+    /// Ids of every image, oldest first.
+    pub fn all_image_ids(&self) -> Result<Vec<Digest>> {
+        self.image_ids("SELECT id FROM images ORDER BY added, id")
+    }
+
+    fn image_ids(&self, sql: &str) -> Result<Vec<Digest>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(sql)
+            .map_err(self.err("list image ids"))?;
+        let rows = stmt
+            .query_map([], |r| r.get::<_, String>(0))
+            .map_err(self.err("list image ids"))?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(self.err("list image ids"))?;
+        rows.into_iter()
+            .map(|s| self.digest("image id", s))
+            .collect()
+    }
+
+    /// Removes repo digest `name` (`host/repo@sha256:…`, as stored);
+    /// whether it was there.
+    pub fn remove_repo_digest(&self, name: &str) -> Result<bool> {
+        let tx = self.write_tx("begin remove repo digest")?;
+        let n = tx
+            .execute("DELETE FROM repo_digests WHERE name = ?1", [name])
+            .map_err(self.err("remove repo digest"))?;
+        tx.commit().map_err(self.err("commit remove repo digest"))?;
+        Ok(n > 0)
+    }
+}
+
 #[cfg(test)]
 #[path = "db_tests.rs"]
 mod tests;

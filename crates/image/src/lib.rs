@@ -2,6 +2,7 @@
 //! resumable ingests, layer dirs by chain id), manifests and image
 //! configs, and the image database.
 
+pub mod archive;
 pub mod db;
 pub mod digest;
 mod ingest;

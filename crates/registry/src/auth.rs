@@ -292,7 +292,11 @@ fn fetch_token(
         }
         _ => return Err(bad_realm("not an http(s) url")),
     }
-    let mut scopes = vec![req.scope.to_string()];
+    let mut scopes: Vec<String> = Some(req.scope)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .into_iter()
+        .collect();
     for s in ch.param("scope").unwrap_or("").split(' ') {
         if !s.is_empty() && !scopes.iter().any(|x| x == s) {
             scopes.push(s.to_string());

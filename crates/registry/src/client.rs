@@ -272,7 +272,12 @@ impl Client {
     /// Sends `req`, answering one 401 with credentials or a token. Returns
     /// any response that is not a 401/403, 429 or 5xx.
     pub(crate) fn send(&self, req: &Request<'_>) -> std::result::Result<Response, Failure> {
-        let scope = format!("repository:{}:pull", req.repo);
+        // No repository (the `/v2/` check of a login): a token without scope.
+        let scope = if req.repo.is_empty() {
+            String::new()
+        } else {
+            format!("repository:{}:pull", req.repo)
+        };
         let areq = AuthRequest {
             host: &req.ep.host,
             key: &req.ep.api,
@@ -481,6 +486,34 @@ fn error_detail(body: &[u8]) -> String {
         format!(": {text}")
     } else {
         String::new()
+    }
+}
+
+impl Client {
+    /// Checks the configured credential of `host` the way `docker login`
+    /// does: GET `/v2/` on the registry itself (never a mirror), answering
+    /// its challenge (bearer token without scope, or Basic). Ok when the
+    /// registry accepts it; [`Error::Unauthorized`] when it refuses it.
+    pub fn check_login(&self, host: &str) -> Result<()> {
+        check_host(host)?;
+        let ep = Endpoint::registry(host, &self.cfg.insecure_hosts);
+        let what = format!("login to {host}");
+        let req = Request {
+            ep: &ep,
+            repo: "",
+            what: &what,
+            method: Method::GET,
+            path: "/v2/".to_string(),
+            headers: Vec::new(),
+        };
+        let mut retry = crate::retry::Retry::new(&ep.host, &what, self.cfg.max_retries);
+        loop {
+            match self.send(&req) {
+                Ok(resp) if resp.status().is_success() => return Ok(()),
+                Ok(resp) => return Err(self.status_error(&ep, &what, resp)),
+                Err(f) => retry.handle(f)?,
+            }
+        }
     }
 }
 

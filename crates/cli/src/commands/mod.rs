@@ -1,7 +1,13 @@
+pub mod history;
 pub mod images;
+pub mod import;
 pub mod inspect;
+pub mod load;
+pub mod login;
+pub mod prune;
 pub mod pull;
 pub mod rmi;
+pub mod save;
 pub mod tag;
 
 use anyhow::Context;

@@ -303,14 +303,10 @@ fn fetch_and_unpack(
             unpack::sniff(&magic[..n])
         }
     };
-    let reader = unpack::decompress(std::io::BufReader::with_capacity(256 * 1024, f), comp)
-        .map_err(|source| Error::Unpack {
-            digest: r.blob_digest.clone(),
-            source,
-        })?;
     let staging = store.layer_staging()?;
-    let out = unpack::unpack_layer(
-        reader,
+    let out = unpack_threaded(
+        f,
+        comp,
         staging.path(),
         &unpack::UnpackOptions {
             keep_ownership: nix::unistd::geteuid().is_root(),
@@ -331,4 +327,126 @@ fn fetch_and_unpack(
     store.commit_layer(staging, &r.chain_id)?;
     progress.event(&r.blob_digest, Event::Done);
     Ok(())
+}
+
+/// Decompression on its own thread, feeding the unpacker (which hashes the
+/// tar stream for the diff id and writes files) through a bounded channel:
+/// a layer then takes about max(decompress, untar) instead of their sum.
+fn unpack_threaded(
+    f: std::fs::File,
+    comp: unpack::Compression,
+    dest: &std::path::Path,
+    opts: &unpack::UnpackOptions,
+) -> std::result::Result<unpack::Unpacked, unpack::Error> {
+    use std::io::Read;
+    const CHUNK: usize = 256 * 1024;
+    let (tx, rx) = std::sync::mpsc::sync_channel::<std::io::Result<Vec<u8>>>(8);
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            let mut r = match unpack::decompress(std::io::BufReader::with_capacity(CHUNK, f), comp)
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    let _ = tx.send(Err(std::io::Error::other(e.to_string())));
+                    return;
+                }
+            };
+            loop {
+                let mut buf = vec![0u8; CHUNK];
+                match r.read(&mut buf) {
+                    Ok(0) => return,
+                    Ok(n) => {
+                        buf.truncate(n);
+                        // The unpacker stopped (error): nobody reads any more.
+                        if tx.send(Ok(buf)).is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        return;
+                    }
+                }
+            }
+        });
+        let reader = ChannelReader {
+            rx,
+            cur: Vec::new(),
+            pos: 0,
+        };
+        unpack::unpack_layer(reader, dest, opts)
+    })
+}
+
+/// `Read` over chunks arriving on a channel; end of stream when the sender
+/// is gone.
+struct ChannelReader {
+    rx: std::sync::mpsc::Receiver<std::io::Result<Vec<u8>>>,
+    cur: Vec<u8>,
+    pos: usize,
+}
+
+impl std::io::Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.pos == self.cur.len() {
+            match self.rx.recv() {
+                Ok(Ok(chunk)) => {
+                    self.cur = chunk;
+                    self.pos = 0;
+                }
+                Ok(Err(e)) => return Err(e),
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.cur.len() - self.pos);
+        buf[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    #[test]
+    fn channel_reader_delivers_everything_then_eof() {
+        let (tx, rx) = std::sync::mpsc::sync_channel(2);
+        let t = std::thread::spawn(move || {
+            for i in 0..100u8 {
+                tx.send(Ok(vec![i; 1000])).unwrap();
+            }
+        });
+        let mut r = ChannelReader {
+            rx,
+            cur: Vec::new(),
+            pos: 0,
+        };
+        let mut all = Vec::new();
+        r.read_to_end(&mut all).unwrap();
+        t.join().unwrap();
+        assert_eq!(all.len(), 100_000);
+        assert!(all
+            .chunks(1000)
+            .enumerate()
+            .all(|(i, c)| c.iter().all(|b| *b as usize == i)));
+    }
+
+    #[test]
+    fn channel_reader_passes_errors() {
+        let (tx, rx) = std::sync::mpsc::sync_channel(2);
+        tx.send(Ok(vec![1, 2, 3])).unwrap();
+        tx.send(Err(std::io::Error::other("corrupt gzip"))).unwrap();
+        drop(tx);
+        let mut r = ChannelReader {
+            rx,
+            cur: Vec::new(),
+            pos: 0,
+        };
+        let mut all = Vec::new();
+        let e = r.read_to_end(&mut all).unwrap_err();
+        assert_eq!(e.to_string(), "corrupt gzip");
+    }
 }

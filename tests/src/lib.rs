@@ -484,3 +484,93 @@ pub fn read_trim(path: &Path) -> String {
         .trim()
         .to_string()
 }
+
+// ---- helpers shared by the hooks, safety, cgroups, bad_input and terminal tests ----
+
+/// [`share`], but the host temp dir is named `<prefix>XXXXXX`.
+pub fn share_prefixed(b: &mut Bundle, prefix: &str) -> tempfile::TempDir {
+    let d = tempfile::Builder::new().prefix(prefix).tempdir().unwrap();
+    let src = path_str(d.path()).to_string();
+    b.edit(|c| {
+        c["mounts"].as_array_mut().unwrap().push(
+            json!({"destination": "/shared", "type": "bind", "source": src, "options": ["rbind", "rw"]}),
+        )
+    });
+    d
+}
+
+/// A spawned process, SIGKILLed and reaped on drop.
+pub struct Kid(pub std::process::Child);
+
+impl Kid {
+    pub fn pid(&self) -> i32 {
+        self.0.id() as i32
+    }
+
+    /// Poll for its exit for up to `secs`; `None` if it is still running.
+    pub fn wait_timeout(&mut self, secs: u64) -> Option<std::process::ExitStatus> {
+        let t0 = std::time::Instant::now();
+        while t0.elapsed() < std::time::Duration::from_secs(secs) {
+            if let Some(s) = self.0.try_wait().unwrap() {
+                return Some(s);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        None
+    }
+}
+
+impl Drop for Kid {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Where the host's cgroup hierarchies are mounted.
+pub const CG: &str = "/sys/fs/cgroup";
+
+/// Every hierarchy under [`CG`] a container gets a cgroup in on this
+/// (v1/hybrid) host, cgroup2 ("unified") included.
+pub const HIERARCHIES: &[&str] = &[
+    "blkio", "cpu", "cpuacct", "cpuset", "devices", "freezer", "memory", "pids", "unified",
+];
+
+/// Live processes (not us) whose command line mentions `marker`.
+pub fn procs_with(marker: &str) -> Vec<i32> {
+    let me = std::process::id() as i32;
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+            continue;
+        };
+        if String::from_utf8_lossy(&cmd).contains(marker) && pid_alive(pid) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// Nothing of `id` is left: no state dir under the runtime root, no cgroup
+/// dir in any of [`HIERARCHIES`], no process mentioning it.
+pub fn assert_no_state_cgroup_or_process(rt: &Runtime, id: &str) {
+    assert!(
+        !rt.root.path().join(id).exists(),
+        "state dir of {id} left behind"
+    );
+    for h in HIERARCHIES {
+        let d = Path::new(CG).join(h).join("berth").join(id);
+        assert!(!d.exists(), "cgroup dir left behind: {}", d.display());
+    }
+    assert!(
+        wait_until(3, || procs_with(id).is_empty()),
+        "processes left behind: {:?}",
+        procs_with(id)
+    );
+}

@@ -2,74 +2,12 @@
 //! exactly one clear line on stderr naming the problem, and leaves nothing
 //! behind (no state dir, no cgroup, no process).
 
-use berth_integration::{pid_alive, unique_id, wait_until, Bundle, Runtime};
+use berth_integration::{
+    call, path_str as p, pid_alive, procs_with, unique_id, wait_until, Bundle, Runtime, CG,
+    HIERARCHIES,
+};
 use serde_json::{json, Value};
-use std::io::{Read, Seek};
 use std::path::Path;
-use std::process::{Command, Stdio};
-
-struct Res {
-    code: i32,
-    out: String,
-    err: String,
-}
-
-/// stdout/stderr to files: a created container keeps the runtime's stdio.
-fn call_cmd(mut c: Command) -> Res {
-    let mut o = tempfile::tempfile().unwrap();
-    let mut e = tempfile::tempfile().unwrap();
-    let st = c
-        .stdin(Stdio::null())
-        .stdout(o.try_clone().unwrap())
-        .stderr(e.try_clone().unwrap())
-        .status()
-        .expect("spawn berth-runtime");
-    let (mut out, mut err) = (String::new(), String::new());
-    o.rewind().unwrap();
-    o.read_to_string(&mut out).unwrap();
-    e.rewind().unwrap();
-    e.read_to_string(&mut err).unwrap();
-    Res {
-        code: st.code().unwrap_or(-1),
-        out,
-        err,
-    }
-}
-
-fn call(rt: &Runtime, args: &[&str]) -> Res {
-    let mut c = rt.cmd();
-    c.args(args);
-    call_cmd(c)
-}
-
-fn p(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
-
-const CG: &str = "/sys/fs/cgroup";
-const HIERARCHIES: &[&str] = &[
-    "blkio", "cpu", "cpuacct", "cpuset", "devices", "freezer", "memory", "pids", "unified",
-];
-
-fn procs_with(marker: &str) -> Vec<i32> {
-    let me = std::process::id() as i32;
-    let mut out = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        if pid == me {
-            continue;
-        }
-        let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
-            continue;
-        };
-        if String::from_utf8_lossy(&cmd).contains(marker) && pid_alive(pid) {
-            out.push(pid);
-        }
-    }
-    out
-}
 
 /// Nothing of `id` exists: no entry under the runtime root (but the seccomp
 /// cache), no cgroup, no process.

@@ -3,97 +3,26 @@
 //! container, cgroupsPath forms, and removal on delete. (Pure v2 is covered
 //! under qemu elsewhere.)
 
-use berth_integration::{pid_alive, unique_id, wait_until, Bundle, Runtime};
+use berth_integration::{
+    call, path_str as p, pid_alive, share, started, unique_id, wait_until, Bundle, Runtime, CG,
+};
 use serde_json::{json, Value};
-use std::io::{Read, Seek};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-// ---- helpers ----
-
-struct Res {
-    code: i32,
-    out: String,
-    err: String,
-}
-
-impl Res {
-    fn ok(&self, what: &str) -> &Self {
-        assert_eq!(
-            self.code, 0,
-            "{what} failed: stdout={} stderr={}",
-            self.out, self.err
-        );
-        self
-    }
-}
-
-/// stdout/stderr to files: a created container keeps the runtime's stdio.
-fn call_cmd(mut c: Command) -> Res {
-    let mut o = tempfile::tempfile().unwrap();
-    let mut e = tempfile::tempfile().unwrap();
-    let st = c
-        .stdin(Stdio::null())
-        .stdout(o.try_clone().unwrap())
-        .stderr(e.try_clone().unwrap())
-        .status()
-        .expect("spawn berth-runtime");
-    let (mut out, mut err) = (String::new(), String::new());
-    o.rewind().unwrap();
-    o.read_to_string(&mut out).unwrap();
-    e.rewind().unwrap();
-    e.read_to_string(&mut err).unwrap();
-    Res {
-        code: st.code().unwrap_or(-1),
-        out,
-        err,
-    }
-}
-
-fn call(rt: &Runtime, args: &[&str]) -> Res {
-    let mut c = rt.cmd();
-    c.args(args);
-    call_cmd(c)
-}
-
-fn p(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
-
-/// create + start; returns the init's pid.
-fn started(rt: &Runtime, b: &Bundle, id: &str) -> i32 {
-    call(rt, &["create", "--bundle", p(b.dir()), id]).ok("create");
-    call(rt, &["start", id]).ok("start");
-    rt.state(id)["pid"].as_i64().unwrap() as i32
-}
-
-fn share(b: &mut Bundle) -> tempfile::TempDir {
-    let d = tempfile::Builder::new()
-        .prefix("berth-shared-")
-        .tempdir()
-        .unwrap();
-    let src = p(d.path()).to_string();
-    b.edit(|c| {
-        c["mounts"].as_array_mut().unwrap().push(
-            json!({"destination": "/shared", "type": "bind", "source": src, "options": ["rbind", "rw"]}),
-        )
-    });
-    d
-}
+// ---- helpers (each test file is its own crate; shared ones are in berth_integration) ----
 
 fn resources(b: &mut Bundle, r: Value) {
     b.edit(|c| c["linux"]["resources"] = r);
 }
 
+/// Unlike `berth_integration::read_trim`, panics if `path` is unreadable.
 fn read_trim(path: &Path) -> String {
     std::fs::read_to_string(path)
         .unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
         .trim()
         .to_string()
 }
-
-const CG: &str = "/sys/fs/cgroup";
 
 /// The v1 controllers every container gets a cgroup in on this host.
 const V1: &[&str] = &[

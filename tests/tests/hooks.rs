@@ -2,88 +2,16 @@
 //! namespaces, with the state on stdin, its args and env; failing or hung
 //! create-time hooks fail `create` and leave nothing behind.
 
-use berth_integration::{pid_alive, unique_id, wait_until, Bundle, Runtime};
+use berth_integration::{
+    assert_no_state_cgroup_or_process as assert_nothing_left, call, call_cmd, create,
+    path_str as p, procs_with, read_trim as read, share_prefixed, unique_id, wait_until, Bundle,
+    Runtime,
+};
 use serde_json::{json, Value};
-use std::io::{Read, Seek};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-// ---- helpers ----
-
-struct Res {
-    code: i32,
-    out: String,
-    err: String,
-}
-
-impl Res {
-    fn ok(&self, what: &str) -> &Self {
-        assert_eq!(
-            self.code, 0,
-            "{what} failed: stdout={} stderr={}",
-            self.out, self.err
-        );
-        self
-    }
-}
-
-/// stdout/stderr to files: a created container keeps the runtime's stdio.
-fn call_cmd(mut c: Command) -> Res {
-    let mut o = tempfile::tempfile().unwrap();
-    let mut e = tempfile::tempfile().unwrap();
-    let st = c
-        .stdin(Stdio::null())
-        .stdout(o.try_clone().unwrap())
-        .stderr(e.try_clone().unwrap())
-        .status()
-        .expect("spawn berth-runtime");
-    let (mut out, mut err) = (String::new(), String::new());
-    o.rewind().unwrap();
-    o.read_to_string(&mut out).unwrap();
-    e.rewind().unwrap();
-    e.read_to_string(&mut err).unwrap();
-    Res {
-        code: st.code().unwrap_or(-1),
-        out,
-        err,
-    }
-}
-
-fn call(rt: &Runtime, args: &[&str]) -> Res {
-    let mut c = rt.cmd();
-    c.args(args);
-    call_cmd(c)
-}
-
-fn p(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
-
-fn create(rt: &Runtime, b: &Bundle, id: &str) -> Res {
-    call(rt, &["create", "--bundle", p(b.dir()), id])
-}
-
-fn share(b: &mut Bundle) -> tempfile::TempDir {
-    let d = tempfile::Builder::new()
-        .prefix("berth-hooks-")
-        .tempdir()
-        .unwrap();
-    let src = p(d.path()).to_string();
-    b.edit(|c| {
-        c["mounts"].as_array_mut().unwrap().push(
-            json!({"destination": "/shared", "type": "bind", "source": src, "options": ["rbind", "rw"]}),
-        )
-    });
-    d
-}
-
-fn read(path: &Path) -> String {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .trim()
-        .to_string()
-}
+// ---- helpers (each test file is its own crate; shared ones are in berth_integration) ----
 
 fn json_of(path: &Path) -> Value {
     serde_json::from_str(&read(path))
@@ -120,48 +48,6 @@ fn container_hook(stage: &str) -> Value {
     json!({"path": "/bin/sh", "args": ["sh", "-c", script, "c1"], "env": [format!("HOOKVAR={stage}-val")]})
 }
 
-const CG: &str = "/sys/fs/cgroup";
-const HIERARCHIES: &[&str] = &[
-    "blkio", "cpu", "cpuacct", "cpuset", "devices", "freezer", "memory", "pids", "unified",
-];
-
-/// Live processes (not us) whose command line mentions `marker`.
-fn procs_with(marker: &str) -> Vec<i32> {
-    let me = std::process::id() as i32;
-    let mut out = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        if pid == me {
-            continue;
-        }
-        let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
-            continue;
-        };
-        if String::from_utf8_lossy(&cmd).contains(marker) && pid_alive(pid) {
-            out.push(pid);
-        }
-    }
-    out
-}
-
-fn assert_nothing_left(rt: &Runtime, id: &str) {
-    assert!(
-        !rt.root.path().join(id).exists(),
-        "state dir of {id} left behind"
-    );
-    for h in HIERARCHIES {
-        let d = Path::new(CG).join(h).join("berth").join(id);
-        assert!(!d.exists(), "cgroup dir left behind: {}", d.display());
-    }
-    assert!(
-        wait_until(3, || procs_with(id).is_empty()),
-        "processes left behind: {:?}",
-        procs_with(id)
-    );
-}
-
 fn ns_of(pid: &str, ns: &str) -> String {
     std::fs::read_link(format!("/proc/{pid}/ns/{ns}"))
         .unwrap()
@@ -174,7 +60,7 @@ fn ns_of(pid: &str, ns: &str) -> String {
 #[test]
 fn every_stage_runs_at_its_time_with_state_args_and_env() {
     let mut b = Bundle::new(&["sh", "-c", "touch /shared/ran; exec sleep 1000"]);
-    let sh = share(&mut b);
+    let sh = share_prefixed(&mut b, "berth-hooks-");
     let d: PathBuf = sh.path().to_path_buf();
     b.edit(|c| {
         c["hooks"] = json!({
@@ -336,7 +222,7 @@ fn failing_create_time_hooks_fail_create_and_leave_nothing() {
     for stage in ["prestart", "createRuntime", "createContainer"] {
         let id = unique_id("hookfail");
         let mut b = Bundle::new(&["sh", "-c", &format!("touch /shared/ran; sleep 1000 # {id}")]);
-        let sh = share(&mut b);
+        let sh = share_prefixed(&mut b, "berth-hooks-");
         b.edit(|c| c["hooks"] = json!({ stage: failing(stage) }));
         let r = create(&rt, &b, &id);
         assert_ne!(r.code, 0, "{stage}: create succeeded with a failing hook");

@@ -2,95 +2,20 @@
 //! /proc/<pid>/exe (CVE-2019-5736), no host fd leaks into it, and a failure at
 //! any step of create leaves nothing behind.
 
-use berth_integration::{pid_alive, runtime_bin, unique_id, wait_until, Bundle, Runtime};
+use berth_integration::{
+    assert_no_state_cgroup_or_process, call, create, path_str as p, procs_with, runtime_bin, share,
+    unique_id, wait_until, Bundle, Kid, Runtime,
+};
 use serde_json::{json, Value};
-use std::io::{Read, Seek};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-// ---- helpers ----
-
-struct Res {
-    code: i32,
-    out: String,
-    err: String,
-}
-
-impl Res {
-    fn ok(&self, what: &str) -> &Self {
-        assert_eq!(
-            self.code, 0,
-            "{what} failed: stdout={} stderr={}",
-            self.out, self.err
-        );
-        self
-    }
-}
-
-/// stdout/stderr to files: a created container keeps the runtime's stdio.
-fn call_cmd(mut c: Command) -> Res {
-    let mut o = tempfile::tempfile().unwrap();
-    let mut e = tempfile::tempfile().unwrap();
-    let st = c
-        .stdin(Stdio::null())
-        .stdout(o.try_clone().unwrap())
-        .stderr(e.try_clone().unwrap())
-        .status()
-        .expect("spawn berth-runtime");
-    let (mut out, mut err) = (String::new(), String::new());
-    o.rewind().unwrap();
-    o.read_to_string(&mut out).unwrap();
-    e.rewind().unwrap();
-    e.read_to_string(&mut err).unwrap();
-    Res {
-        code: st.code().unwrap_or(-1),
-        out,
-        err,
-    }
-}
-
-fn call(rt: &Runtime, args: &[&str]) -> Res {
-    let mut c = rt.cmd();
-    c.args(args);
-    call_cmd(c)
-}
-
-fn p(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
-
-fn create(rt: &Runtime, b: &Bundle, id: &str) -> Res {
-    call(rt, &["create", "--bundle", p(b.dir()), id])
-}
-
-fn share(b: &mut Bundle) -> tempfile::TempDir {
-    let d = tempfile::Builder::new()
-        .prefix("berth-shared-")
-        .tempdir()
-        .unwrap();
-    let src = p(d.path()).to_string();
-    b.edit(|c| {
-        c["mounts"].as_array_mut().unwrap().push(
-            json!({"destination": "/shared", "type": "bind", "source": src, "options": ["rbind", "rw"]}),
-        )
-    });
-    d
-}
+// ---- helpers (each test file is its own crate; shared ones are in berth_integration) ----
 
 fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
-}
-
-/// A spawned process, SIGKILLed and reaped on drop.
-struct Kid(Child);
-
-impl Drop for Kid {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// Touches a file on drop (releases a hook that waits for it).
@@ -134,46 +59,10 @@ impl BinCopy {
     }
 }
 
-const CG: &str = "/sys/fs/cgroup";
-const HIERARCHIES: &[&str] = &[
-    "blkio", "cpu", "cpuacct", "cpuset", "devices", "freezer", "memory", "pids", "unified",
-];
-
-/// Live processes (not us) whose command line mentions `marker`.
-fn procs_with(marker: &str) -> Vec<i32> {
-    let me = std::process::id() as i32;
-    let mut out = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        if pid == me {
-            continue;
-        }
-        let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
-            continue;
-        };
-        if String::from_utf8_lossy(&cmd).contains(marker) && pid_alive(pid) {
-            out.push(pid);
-        }
-    }
-    out
-}
-
+/// Nothing of `id` is left (state dir, cgroup, process), and `list` no
+/// longer shows it.
 fn assert_nothing_left(rt: &Runtime, id: &str) {
-    assert!(
-        !rt.root.path().join(id).exists(),
-        "state dir of {id} left behind"
-    );
-    for h in HIERARCHIES {
-        let d = Path::new(CG).join(h).join("berth").join(id);
-        assert!(!d.exists(), "cgroup dir left behind: {}", d.display());
-    }
-    assert!(
-        wait_until(3, || procs_with(id).is_empty()),
-        "processes left behind: {:?}",
-        procs_with(id)
-    );
+    assert_no_state_cgroup_or_process(rt, id);
     let l = call(rt, &["list", "-q"]);
     assert!(!l.out.contains(id), "{id} still listed");
 }

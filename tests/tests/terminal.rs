@@ -2,88 +2,19 @@
 //! pty master over SCM_RIGHTS, as from runc), and `run`/`exec` holding the
 //! pty in the foreground under a real terminal (`script`).
 
-use berth_integration::{pid_alive, unique_id, wait_until, Bundle, Runtime};
+use berth_integration::{
+    call, path_str as p, pid_alive, unique_id, wait_until, Bundle, Kid, Runtime,
+};
 use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
 use serde_json::json;
-use std::io::{IoSliceMut, Read, Seek, Write};
+use std::io::{IoSliceMut, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-// ---- helpers ----
-
-struct Res {
-    code: i32,
-    out: String,
-    err: String,
-}
-
-impl Res {
-    fn ok(&self, what: &str) -> &Self {
-        assert_eq!(
-            self.code, 0,
-            "{what} failed: stdout={} stderr={}",
-            self.out, self.err
-        );
-        self
-    }
-}
-
-fn call_cmd(mut c: Command) -> Res {
-    let mut o = tempfile::tempfile().unwrap();
-    let mut e = tempfile::tempfile().unwrap();
-    let st = c
-        .stdin(Stdio::null())
-        .stdout(o.try_clone().unwrap())
-        .stderr(e.try_clone().unwrap())
-        .status()
-        .expect("spawn berth-runtime");
-    let (mut out, mut err) = (String::new(), String::new());
-    o.rewind().unwrap();
-    o.read_to_string(&mut out).unwrap();
-    e.rewind().unwrap();
-    e.read_to_string(&mut err).unwrap();
-    Res {
-        code: st.code().unwrap_or(-1),
-        out,
-        err,
-    }
-}
-
-fn call(rt: &Runtime, args: &[&str]) -> Res {
-    let mut c = rt.cmd();
-    c.args(args);
-    call_cmd(c)
-}
-
-fn p(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
-
-/// A spawned process, SIGKILLed and reaped on drop.
-struct Kid(Child);
-
-impl Kid {
-    fn wait_timeout(&mut self, secs: u64) -> Option<std::process::ExitStatus> {
-        let t0 = Instant::now();
-        while t0.elapsed() < Duration::from_secs(secs) {
-            if let Some(s) = self.0.try_wait().unwrap() {
-                return Some(s);
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        None
-    }
-}
-
-impl Drop for Kid {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+// ---- helpers (each test file is its own crate; shared ones are in berth_integration) ----
 
 /// The engine's end of `--console-socket`: a listening unix socket in a
 /// temp dir (both removed on drop).

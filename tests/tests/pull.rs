@@ -358,3 +358,48 @@ fn docker_hub_names_go_through_a_configured_mirror() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("berth.json"));
 }
+
+/// Age a file's mtime by `secs` (as if written that long ago).
+fn age(p: &Path, secs: u64) {
+    let t = std::time::SystemTime::now() - std::time::Duration::from_secs(secs);
+    let f = std::fs::File::options().write(true).open(p).unwrap();
+    f.set_modified(t).unwrap();
+}
+
+#[test]
+fn image_prune_collects_old_orphan_blobs_only() {
+    let reg = Registry::start();
+    let layout = images::multiplatform_layout();
+    let index = images::push_index(&layout, "index", &reg, "multi:1", images::Format::Oci);
+    let s = Store::new();
+    let r = reg.image_ref("multi:1");
+    s.ok(&["pull", "-q", "--platform", "linux/amd64", &r]);
+    let blobs = s.root.path().join("blobs/sha256");
+    // Two orphans, as a killed pull leaves them: one old, one fresh.
+    let old = b"an old orphan blob".to_vec();
+    let fresh = b"a fresh orphan blob".to_vec();
+    let old_p = blobs.join(images::sha256_hex(&old));
+    let fresh_p = blobs.join(images::sha256_hex(&fresh));
+    std::fs::write(&old_p, &old).unwrap();
+    std::fs::write(&fresh_p, &fresh).unwrap();
+    // Everything of the image (the index included) is old too.
+    for e in std::fs::read_dir(&blobs).unwrap() {
+        let p = e.unwrap().path();
+        if p != fresh_p {
+            age(&p, 7200);
+        }
+    }
+    let before: Vec<_> = std::fs::read_dir(&blobs).unwrap().collect();
+    s.ok(&["image", "prune", "-f"]);
+    assert!(!old_p.exists(), "old orphan kept");
+    assert!(
+        fresh_p.exists(),
+        "fresh orphan (a pull in progress?) removed"
+    );
+    assert!(
+        blobs.join(&index[7..]).exists(),
+        "the index blob behind the repo digest was removed"
+    );
+    assert_eq!(std::fs::read_dir(&blobs).unwrap().count(), before.len() - 1);
+    assert_eq!(s.images().len(), 1);
+}

@@ -549,7 +549,8 @@ impl Db {
         self.conn
             .query_row(
                 "SELECT EXISTS(SELECT 1 FROM image_layers WHERE blob_digest = ?1)
-                     OR EXISTS(SELECT 1 FROM images WHERE id = ?1 OR manifest_digest = ?1)",
+                     OR EXISTS(SELECT 1 FROM images WHERE id = ?1 OR manifest_digest = ?1)
+                     OR EXISTS(SELECT 1 FROM repo_digests WHERE substr(name, -length(?1)) = ?1)",
                 [digest.as_str()],
                 |r| r.get(0),
             )

@@ -41,6 +41,7 @@ pub fn run(root: &Path, a: Args) -> anyhow::Result<i32> {
         }
         reclaimed += remove(&store, &db, &id, &mut lines)?;
     }
+    reclaimed += collect_orphan_blobs(&store, &db)?;
     if !lines.is_empty() {
         println!("Deleted Images:");
         for l in &lines {
@@ -137,4 +138,28 @@ pub(crate) fn tree_size(dir: &Path) -> u64 {
         }
     }
     total
+}
+
+/// Verified blobs that no image references: left by a pull that failed or
+/// was killed after some blobs were stored. Only those older than an hour
+/// go, so a pull still running (it records its image right after its last
+/// blob) never loses one.
+fn collect_orphan_blobs(store: &Store, db: &Db) -> anyhow::Result<u64> {
+    const MIN_AGE: std::time::Duration = std::time::Duration::from_secs(3600);
+    let mut freed = 0;
+    for d in store.list_blobs()? {
+        let path = store.blob_path(&d);
+        let Ok(md) = std::fs::metadata(&path) else {
+            continue;
+        };
+        let old = md
+            .modified()
+            .ok()
+            .and_then(|m| m.elapsed().ok())
+            .is_some_and(|age| age >= MIN_AGE);
+        if old && !db.blob_in_use(&d)? && store.remove_blob(&d)? {
+            freed += md.len();
+        }
+    }
+    Ok(freed)
 }

@@ -49,6 +49,11 @@ pub enum Cmd {
     Logout(commands::login::LogoutArgs),
     /// Show the history of an image.
     History(commands::history::Args),
+    /// Run a command in a new container.
+    ///
+    /// There is no container state yet: the container is always removed when
+    /// it exits, with or without --rm.
+    Run(commands::run::Args),
 }
 
 #[derive(Subcommand)]
@@ -100,5 +105,6 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Cmd::Logout(a) => commands::login::logout(a),
         Cmd::History(a) | Cmd::Image(ImageCmd::History(a)) => commands::history::run(&root, a),
         Cmd::Image(ImageCmd::Prune(a)) => commands::prune::run(&root, a),
+        Cmd::Run(a) => commands::run::run(&root, a),
     }
 }

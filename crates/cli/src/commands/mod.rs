@@ -7,6 +7,7 @@ pub mod login;
 pub mod prune;
 pub mod pull;
 pub mod rmi;
+pub mod run;
 pub mod save;
 pub mod tag;
 

@@ -2,9 +2,10 @@
 
 use crate::output::PullProgress;
 use crate::source::RegistrySource;
+use berth_image::db::Db;
 use berth_image::manifest::Platform;
-use berth_image::pull::{pull, Options};
-use berth_image::Reference;
+use berth_image::pull::{pull, Options, Pulled};
+use berth_image::{Reference, Store};
 use std::path::Path;
 
 #[derive(clap::Args)]
@@ -32,12 +33,6 @@ pub fn run(root: &Path, a: Args) -> anyhow::Result<i32> {
         None => Platform::host(),
     };
     let (store, db) = super::open(root)?;
-    let insecure = if a.tls_verify {
-        Vec::new()
-    } else {
-        vec![reference.domain.clone()]
-    };
-    let source = RegistrySource::new(insecure)?;
     let progress = PullProgress::new(a.quiet);
     if !a.quiet {
         let tag = reference
@@ -47,15 +42,13 @@ pub fn run(root: &Path, a: Args) -> anyhow::Result<i32> {
             .unwrap_or_else(|| "latest".into());
         println!("{}: Pulling from {}", tag, reference.familiar_name());
     }
-    let pulled = pull(
+    let pulled = fetch(
         &store,
         &db,
-        &source,
         &reference,
-        &Options {
-            platform,
-            parallel: a.parallel,
-        },
+        platform,
+        a.tls_verify,
+        a.parallel,
         &progress,
     )?;
     progress.finish();
@@ -74,4 +67,30 @@ pub fn run(root: &Path, a: Args) -> anyhow::Result<i32> {
         println!("{}", reference);
     }
     Ok(0)
+}
+
+/// Pulls `reference` into the store (shared by `pull` and `run`).
+pub fn fetch(
+    store: &Store,
+    db: &Db,
+    reference: &Reference,
+    platform: Platform,
+    tls_verify: bool,
+    parallel: usize,
+    progress: &PullProgress,
+) -> anyhow::Result<Pulled> {
+    let insecure = if tls_verify {
+        Vec::new()
+    } else {
+        vec![reference.domain.clone()]
+    };
+    let source = RegistrySource::new(insecure)?;
+    Ok(pull(
+        store,
+        db,
+        &source,
+        reference,
+        &Options { platform, parallel },
+        progress,
+    )?)
 }

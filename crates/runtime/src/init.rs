@@ -282,13 +282,13 @@ fn stage2_inner(init: &Init, chan: &Channel) -> R<Never> {
     let cargs = process::cstrings(&args).map_err(e)?;
     let cenv = process::cstrings(&env).map_err(e)?;
     // Nothing of the host beyond stdio and the preserved fds may reach the
-    // container: mark the rest close-on-exec (the sync socket included).
+    // container: close the rest, but for the sync socket and the fifo, which
+    // are close-on-exec.
     let mut keep: Vec<RawFd> = vec![chan.raw_fd()];
     if let Some(f) = &fifo_fd {
         keep.push(f.as_raw_fd());
     }
     process::close_fds_from(3 + init.preserve_fds, &keep);
-    process::cloexec_fds_from(3 + init.preserve_fds, &[]);
     chan.send(&Msg::Ready).map_err(e)?;
     if !init.exec {
         match chan.recv() {

@@ -251,23 +251,6 @@ pub fn close_fds_from(from: i32, keep: &[i32]) {
     }
 }
 
-/// Mark every fd >= `from` except `keep` close-on-exec.
-pub fn cloexec_fds_from(from: i32, keep: &[i32]) {
-    let Ok(rd) = std::fs::read_dir("/proc/self/fd") else {
-        return;
-    };
-    let fds: Vec<i32> = rd
-        .flatten()
-        .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse().ok()))
-        .collect();
-    for fd in fds {
-        if fd >= from && !keep.contains(&fd) {
-            // SAFETY: fcntl on an fd number; failure (already closed) is harmless.
-            unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

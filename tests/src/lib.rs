@@ -3,6 +3,7 @@
 //! `berth-runtime` driver whose state root is private to each test and
 //! cleaned up even when the test fails.
 
+pub mod engine;
 pub mod images;
 pub mod registry;
 
@@ -307,6 +308,15 @@ impl Runtime {
             stdout: Vec::new(),
             stderr,
         }
+    }
+
+    /// `create` reduced to (success, stderr text).
+    pub fn try_create(&self, b: &Bundle, id: &str) -> (bool, String) {
+        let o = self.create(b, id);
+        (
+            o.status.success(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
     }
 
     pub fn state(&self, id: &str) -> Value {

@@ -51,28 +51,6 @@ fn leftovers(rt: &Runtime) -> Vec<String> {
         .collect()
 }
 
-/// `create` with the container's stdio on a file, not a pipe: a created
-/// container keeps its stdio open, so waiting for a pipe's EOF would hang.
-/// Returns (success, stderr).
-fn create(rt: &Runtime, b: &Bundle, id: &str) -> (bool, String) {
-    let log = b.dir().join("create.log");
-    let f = std::fs::File::create(&log).unwrap();
-    let st = rt
-        .cmd()
-        .args(["create", "--bundle"])
-        .arg(b.dir())
-        .arg(id)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(f)
-        .status()
-        .unwrap();
-    (
-        st.success(),
-        std::fs::read_to_string(&log).unwrap_or_default(),
-    )
-}
-
 fn ns_inode(path: impl AsRef<Path>) -> u64 {
     std::fs::metadata(path.as_ref())
         .unwrap_or_else(|e| panic!("stat {}: {e}", path.as_ref().display()))
@@ -175,7 +153,7 @@ fn mount_namespace_keeps_container_mounts_off_the_host() {
     let rt = Runtime::new();
     let b = Bundle::new(&["sleep", "30"]);
     let id = unique_id("mntns");
-    let (ok, err) = create(&rt, &b, &id);
+    let (ok, err) = rt.try_create(&b, &id);
     assert!(ok, "create: {err}");
     let pid = rt.state(&id)["pid"].as_i64().unwrap();
     // Host and container mount namespaces differ.
@@ -370,7 +348,7 @@ fn unknown_namespace_type_is_rejected() {
             .push(json!({"type": "bogus"}));
     });
     let id = unique_id("badns");
-    let (ok, err) = create(&rt, &b, &id);
+    let (ok, err) = rt.try_create(&b, &id);
     assert!(!ok, "create accepted an unknown namespace");
     assert!(
         err.contains("bogus"),
@@ -441,7 +419,7 @@ fn sysctl_of_a_shared_namespace_is_rejected() {
             }
             c["linux"]["sysctl"] = json!({key: host(key)});
         });
-        let (ok, err) = create(&rt, &b, &unique_id("sysctlhost"));
+        let (ok, err) = rt.try_create(&b, &unique_id("sysctlhost"));
         assert!(
             !ok,
             "sysctl {key} was accepted without a namespace of its own"

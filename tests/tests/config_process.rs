@@ -4,28 +4,6 @@
 use berth_integration::{unique_id, Bundle, Runtime};
 use serde_json::{json, Value};
 use std::path::Path;
-use std::process::Stdio;
-
-/// `create` with the container's stdio on a file (a created container keeps
-/// its stdio open: waiting for a pipe's EOF would hang). (success, stderr)
-fn create(rt: &Runtime, b: &Bundle, id: &str) -> (bool, String) {
-    let log = b.dir().join("create.log");
-    let f = std::fs::File::create(&log).unwrap();
-    let st = rt
-        .cmd()
-        .args(["create", "--bundle"])
-        .arg(b.dir())
-        .arg(id)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(f)
-        .status()
-        .unwrap();
-    (
-        st.success(),
-        std::fs::read_to_string(&log).unwrap_or_default(),
-    )
-}
 
 /// Container ids left as state dirs under the runtime's root.
 fn leftovers(rt: &Runtime) -> Vec<String> {
@@ -40,7 +18,7 @@ fn leftovers(rt: &Runtime) -> Vec<String> {
 /// `create` must fail with an error mentioning `needle`, leaving nothing.
 fn assert_rejected(rt: &Runtime, b: &Bundle, needle: &str) {
     let id = unique_id("reject");
-    let (ok, err) = create(rt, b, &id);
+    let (ok, err) = rt.try_create(b, &id);
     assert!(!ok, "create accepted a config it should reject ({needle})");
     assert!(
         err.contains(needle),

@@ -322,6 +322,18 @@ impl Inner {
     }
 }
 
+/// The `rdma.max` line for one device (same syntax on v1 and v2).
+fn rdma_limit(dev: &str, l: &oci_spec::runtime::LinuxRdma) -> String {
+    let mut v = dev.to_string();
+    if let Some(h) = l.hca_handles() {
+        v += &format!(" hca_handle={h}");
+    }
+    if let Some(o) = l.hca_objects() {
+        v += &format!(" hca_object={o}");
+    }
+    v
+}
+
 /// A container's cgroup in every mounted hierarchy.
 pub struct Manager {
     layout: Layout,

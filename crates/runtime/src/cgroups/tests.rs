@@ -210,3 +210,15 @@ fn conformance_hybrid() {
 fn conformance_v2() {
     conformance::<v2::tests::V2Fixture>();
 }
+
+#[test]
+fn rdma_limit_line() {
+    let l: oci_spec::runtime::LinuxRdma =
+        serde_json::from_str(r#"{"hcaHandles":3,"hcaObjects":10}"#).unwrap();
+    assert_eq!(
+        super::rdma_limit("mlx4_0", &l),
+        "mlx4_0 hca_handle=3 hca_object=10"
+    );
+    let l: oci_spec::runtime::LinuxRdma = serde_json::from_str(r#"{"hcaObjects":7}"#).unwrap();
+    assert_eq!(super::rdma_limit("mlx5_1", &l), "mlx5_1 hca_object=7");
+}

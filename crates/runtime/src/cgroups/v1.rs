@@ -320,13 +320,7 @@ impl V1 {
             }
         }
         for (dev, l) in r.rdma().iter().flatten() {
-            let mut v = dev.clone();
-            if let Some(h) = l.hca_handles() {
-                v += &format!(" hca_handle={h}");
-            }
-            if let Some(o) = l.hca_objects() {
-                v += &format!(" hca_object={o}");
-            }
+            let v = super::rdma_limit(dev, l);
             write(self.need("rdma", "rdma")?, "rdma.max", &v)?;
         }
         if let Some((k, v)) = r.unified().iter().flatten().next() {

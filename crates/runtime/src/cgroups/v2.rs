@@ -316,13 +316,7 @@ impl V2 {
             }
         }
         for (dev, l) in r.rdma().iter().flatten() {
-            let mut v = dev.clone();
-            if let Some(h) = l.hca_handles() {
-                v += &format!(" hca_handle={h}");
-            }
-            if let Some(o) = l.hca_objects() {
-                v += &format!(" hca_object={o}");
-            }
+            let v = super::rdma_limit(dev, l);
             write(self.need(avail, "rdma", "rdma")?, "rdma.max", &v)?;
         }
         // linux.resources.unified: raw cgroup v2 files, applied last (they win).

@@ -243,6 +243,7 @@ fn real_main(cli: Cli) -> Result<i32> {
                     console_fd: None,
                     no_pivot,
                     preserve_fds,
+                    loaded: None,
                 },
             )?;
             Ok(0)
@@ -303,6 +304,7 @@ fn real_main(cli: Cli) -> Result<i32> {
                     console_fd: None,
                     no_pivot,
                     preserve_fds,
+                    loaded: None,
                 },
                 detach,
                 keep,

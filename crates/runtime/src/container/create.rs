@@ -23,6 +23,8 @@ pub struct CreateOpts {
     pub console_fd: Option<OwnedFd>,
     pub no_pivot: bool,
     pub preserve_fds: i32,
+    /// The bundle, if the caller has loaded it already (`run` does).
+    pub loaded: Option<spec::Bundle>,
 }
 
 pub struct Created {
@@ -60,9 +62,12 @@ impl Cleanup {
     }
 }
 
-pub fn create(rt: &Runtime, opts: CreateOpts) -> Result<Created> {
+pub fn create(rt: &Runtime, mut opts: CreateOpts) -> Result<Created> {
     state::validate_id(&opts.id)?;
-    let bundle = spec::load(&opts.bundle)?;
+    let bundle = match opts.loaded.take() {
+        Some(b) => b,
+        None => spec::load(&opts.bundle)?,
+    };
     let process = bundle
         .spec
         .process()

@@ -15,13 +15,15 @@ pub struct RunOpts {
 /// Returns the container's exit code (0 when detached).
 pub fn run(rt: &Runtime, mut opts: RunOpts) -> Result<i32> {
     let id = opts.create.id.clone();
-    // Only the terminal flag is needed here: create parses the bundle itself.
-    let terminal = crate::spec::load(&opts.create.bundle)?
+    // Parsed once: create takes it from here.
+    let bundle = crate::spec::load(&opts.create.bundle)?;
+    let terminal = bundle
         .spec
         .process()
         .as_ref()
         .and_then(|p| p.terminal())
         .unwrap_or(false);
+    opts.create.loaded = Some(bundle);
     // A terminal without a console socket in the foreground: we hold the pty.
     let mut our_console: Option<OwnedFd> = None;
     if terminal && opts.create.console_socket.is_none() {

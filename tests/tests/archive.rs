@@ -4,25 +4,16 @@
 //!
 //! Needs root, skopeo, umoci, podman and Debian's docker-registry.
 
+use berth_integration::engine::{berth_bin, Opts, Store};
 use berth_integration::images::{self, OciLayout};
 use berth_integration::registry::Registry;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
-
-fn berth_bin() -> PathBuf {
-    let p = berth_integration::target_dir().join("berth");
-    assert!(
-        p.exists(),
-        "{} missing: cargo build --workspace --bins",
-        p.display()
-    );
-    p
-}
 
 fn show(o: &Output) -> String {
     format!(
@@ -32,77 +23,20 @@ fn show(o: &Output) -> String {
     )
 }
 
-struct Store {
-    root: tempfile::TempDir,
+/// This file's stores set neither `DOCKER_CONFIG` nor `BERTH_CONFIG`.
+fn new_store() -> Store {
+    Store::with(Opts {
+        docker_config: false,
+        berth_config: false,
+        ..Opts::default()
+    })
 }
 
-impl Store {
-    fn new() -> Store {
-        Store {
-            root: tempfile::Builder::new()
-                .prefix("berth-store-")
-                .tempdir()
-                .unwrap(),
-        }
-    }
+trait StoreExt {
+    fn assert_empty(&self);
+}
 
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(berth_bin());
-        c.arg("--root").arg(self.root.path()).args(args);
-        c
-    }
-
-    fn berth(&self, args: &[&str]) -> Output {
-        self.cmd(args).stdin(Stdio::null()).output().unwrap()
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let o = self.berth(args);
-        assert!(o.status.success(), "berth {args:?} failed: {}", show(&o));
-        String::from_utf8(o.stdout).unwrap()
-    }
-
-    fn inspect(&self, r: &str) -> Value {
-        let v: Value = serde_json::from_str(&self.ok(&["image", "inspect", r])).unwrap();
-        v[0].clone()
-    }
-
-    fn diff_ids(&self, r: &str) -> Vec<String> {
-        self.inspect(r)["RootFS"]["Layers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_str().unwrap().to_string())
-            .collect()
-    }
-
-    /// The unpacked dir of each layer of an image, bottom first.
-    fn layer_dirs(&self, r: &str) -> Vec<PathBuf> {
-        let mut chain: Option<String> = None;
-        let mut out = Vec::new();
-        for d in self.diff_ids(r) {
-            let c = match &chain {
-                None => d.clone(),
-                Some(prev) => format!(
-                    "sha256:{}",
-                    images::sha256_hex(format!("{prev} {d}").as_bytes())
-                ),
-            };
-            out.push(self.root.path().join("layers").join(&c[7..]).join("diff"));
-            chain = Some(c);
-        }
-        out
-    }
-
-    fn entries(&self, sub: &str) -> Vec<String> {
-        match std::fs::read_dir(self.root.path().join(sub)) {
-            Ok(rd) => rd
-                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                .collect(),
-            Err(_) => Vec::new(),
-        }
-    }
-
+impl StoreExt for Store {
     /// Nothing stored: no image, no layer (or staging) dir, no blob, no temp.
     fn assert_empty(&self) {
         assert_eq!(self.ok(&["images", "-q"]).trim(), "", "an image was stored");
@@ -266,7 +200,7 @@ fn path_str(p: &Path) -> &str {
 fn save_is_read_by_skopeo_and_podman_and_round_trips() {
     let reg = Registry::start();
     images::push(whiteouts(), "latest", &reg, "wh:1");
-    let s = Store::new();
+    let s = new_store();
     let r = reg.image_ref("wh:1");
     s.ok(&["pull", "-q", &r]);
     let insp = s.inspect(&r);
@@ -335,7 +269,7 @@ fn save_is_read_by_skopeo_and_podman_and_round_trips() {
 
     // berth save -> berth load into fresh stores: same image, same layer dirs.
     for archive in [&docker, &oci] {
-        let s2 = Store::new();
+        let s2 = new_store();
         let out = s2.ok(&["load", "-i", path_str(archive)]);
         assert_eq!(
             out.trim(),
@@ -357,7 +291,7 @@ fn save_is_read_by_skopeo_and_podman_and_round_trips() {
     }
 
     // From stdin, and save to stdout.
-    let s3 = Store::new();
+    let s3 = new_store();
     let mut c = s3.cmd(&["load", "-q"]);
     c.stdin(std::fs::File::open(&docker).unwrap());
     let o = c.output().unwrap();
@@ -371,7 +305,7 @@ fn save_is_read_by_skopeo_and_podman_and_round_trips() {
         .status()
         .unwrap();
     assert!(st.success());
-    let s4 = Store::new();
+    let s4 = new_store();
     s4.ok(&["load", "-i", path_str(&gz)]);
     assert_eq!(s4.inspect(&r)["Id"], id.as_str());
     let o = s3.cmd(&["save", &r]).stdin(Stdio::null()).output().unwrap();
@@ -396,7 +330,7 @@ fn podman_save_is_loaded_by_berth() {
     for format in ["docker-archive", "oci-archive"] {
         let f = out.path().join(format!("{format}.tar"));
         pm.ok(&["save", "--format", format, "-o", path_str(&f), &r]);
-        let s = Store::new();
+        let s = new_store();
         let o = s.ok(&["load", "-i", path_str(&f)]);
         assert!(o.contains(&format!("Loaded image: {r}")), "{format}: {o}");
         let bi = s.inspect(&r);
@@ -429,7 +363,7 @@ fn import_rootfs_tarball() {
         .status()
         .unwrap();
     assert!(st.success());
-    let s = Store::new();
+    let s = new_store();
     let out = s.ok(&[
         "import",
         "--change",
@@ -487,7 +421,7 @@ fn import_rootfs_tarball() {
         .status()
         .unwrap();
     assert!(st.success());
-    let s2 = Store::new();
+    let s2 = new_store();
     let o = s2
         .cmd(&["import", "-m", "from a pipe", "-"])
         .stdin(std::fs::File::open(&gz).unwrap())
@@ -500,7 +434,7 @@ fn import_rootfs_tarball() {
     assert_eq!(s2.diff_ids(&id2), layers);
 
     // A bad --change stores nothing.
-    let s3 = Store::new();
+    let s3 = new_store();
     let o = s3.berth(&["import", "-c", "RUN rm -rf /", path_str(&tar)]);
     assert!(!o.status.success());
     assert!(show(&o).contains("invalid --change"), "{}", show(&o));
@@ -572,7 +506,7 @@ fn docker_archive(layer: &[u8], diff_id: &str, edit: impl FnOnce(&mut Value)) ->
 }
 
 fn load_fails(archive: &[u8], expect: &str) {
-    let s = Store::new();
+    let s = new_store();
     let mut child = s
         .cmd(&["load"])
         .stdin(Stdio::piped())
@@ -596,7 +530,7 @@ fn hostile_archives_change_nothing() {
     let layer = tar_of(&[("hello", b"hi\n")]);
     let diff_id = format!("sha256:{}", images::sha256_hex(&layer));
     // The good archive loads (so the failures below are the hostile part).
-    let s = Store::new();
+    let s = new_store();
     let f = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(f.path(), docker_archive(&layer, &diff_id, |_| {})).unwrap();
     let out = s.ok(&["load", "-i", path_str(f.path())]);
@@ -699,7 +633,7 @@ fn hostile_archives_change_nothing() {
 
 #[test]
 fn save_refuses_a_terminal_and_missing_images() {
-    let s = Store::new();
+    let s = new_store();
     let o = s.berth(&["save", "nosuch:1"]);
     assert!(!o.status.success());
     assert!(show(&o).contains("no such image: nosuch:1"), "{}", show(&o));

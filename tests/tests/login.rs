@@ -2,55 +2,33 @@
 //! Basic auth and behind Docker Hub-style bearer tokens. DOCKER_CONFIG is
 //! always a temp dir.
 
-use berth_integration::images::{self, OciLayout};
+use berth_integration::engine::{busybox, text, Opts, Store};
+use berth_integration::images;
 use berth_integration::registry::{b64, Registry};
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
-use std::sync::OnceLock;
+use std::process::{Output, Stdio};
 
-fn berth_bin() -> PathBuf {
-    let p = berth_integration::target_dir().join("berth");
-    assert!(
-        p.exists(),
-        "{} missing: cargo build --workspace --bins",
-        p.display()
-    );
-    p
-}
-
-fn busybox() -> &'static OciLayout {
-    static L: OnceLock<OciLayout> = OnceLock::new();
-    L.get_or_init(images::busybox_oci_layout)
-}
-
-struct Env {
-    root: tempfile::TempDir,
-    docker_config: tempfile::TempDir,
-}
+/// A store with a private `DOCKER_CONFIG`, no `BERTH_CONFIG` and no `HOME`.
+struct Env(Store);
 
 impl Env {
     fn new() -> Env {
-        Env {
-            root: tempfile::Builder::new()
-                .prefix("berth-store-")
-                .tempdir()
-                .unwrap(),
-            docker_config: tempfile::tempdir().unwrap(),
-        }
+        Env(Store::with(Opts {
+            berth_config: false,
+            ..Opts::default()
+        }))
     }
 
     fn config_path(&self) -> PathBuf {
-        self.docker_config.path().join("config.json")
+        self.0.docker_config.path().join("config.json")
     }
 
     fn berth_in(&self, args: &[&str], stdin: &[u8]) -> Output {
-        let mut c = Command::new(berth_bin())
-            .arg("--root")
-            .arg(self.root.path())
-            .args(args)
-            .env("DOCKER_CONFIG", self.docker_config.path())
+        let mut c = self
+            .0
+            .cmd(args)
             .env_remove("HOME")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -64,14 +42,6 @@ impl Env {
     fn berth(&self, args: &[&str]) -> Output {
         self.berth_in(args, b"")
     }
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 /// The whole cycle against `reg` (user `alice`, password `s3cret`).

@@ -1,104 +1,12 @@
 //! `berth pull` against a real registry (Debian's docker-registry on
 //! loopback) with images made by umoci/skopeo, not by berth.
 
-use berth_integration::images::{self, OciLayout};
+use berth_integration::engine::{busybox, Store};
+use berth_integration::images;
 use berth_integration::registry::Registry;
-use serde_json::Value;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::sync::OnceLock;
-
-fn berth_bin() -> PathBuf {
-    let p = berth_integration::target_dir().join("berth");
-    assert!(
-        p.exists(),
-        "{} missing: cargo build --workspace --bins",
-        p.display()
-    );
-    p
-}
-
-struct Store {
-    root: tempfile::TempDir,
-    docker_config: tempfile::TempDir,
-}
-
-impl Store {
-    fn new() -> Store {
-        Store {
-            root: tempfile::Builder::new()
-                .prefix("berth-store-")
-                .tempdir()
-                .unwrap(),
-            docker_config: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    fn berth(&self, args: &[&str]) -> Output {
-        Command::new(berth_bin())
-            .arg("--root")
-            .arg(self.root.path())
-            .args(args)
-            .env("DOCKER_CONFIG", self.docker_config.path())
-            .env("BERTH_CONFIG", self.docker_config.path().join("berth.json"))
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let o = self.berth(args);
-        assert!(
-            o.status.success(),
-            "berth {args:?} failed: {}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        );
-        String::from_utf8(o.stdout).unwrap()
-    }
-
-    fn images(&self) -> Vec<Value> {
-        self.ok(&["images", "--format", "json"])
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
-    }
-
-    fn inspect(&self, r: &str) -> Value {
-        let v: Value = serde_json::from_str(&self.ok(&["image", "inspect", r])).unwrap();
-        v[0].clone()
-    }
-
-    /// The unpacked dir of each layer of an image, bottom first.
-    fn layer_dirs(&self, r: &str) -> Vec<PathBuf> {
-        let diff_ids: Vec<String> = self.inspect(r)["RootFS"]["Layers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_str().unwrap().to_string())
-            .collect();
-        let mut chain: Option<String> = None;
-        let mut out = Vec::new();
-        for d in diff_ids {
-            let c = match &chain {
-                None => d.clone(),
-                Some(prev) => format!(
-                    "sha256:{}",
-                    images::sha256_hex(format!("{prev} {d}").as_bytes())
-                ),
-            };
-            out.push(self.root.path().join("layers").join(&c[7..]).join("diff"));
-            chain = Some(c);
-        }
-        out
-    }
-}
-
-fn busybox() -> &'static OciLayout {
-    static L: OnceLock<OciLayout> = OnceLock::new();
-    L.get_or_init(images::busybox_oci_layout)
-}
+use std::path::Path;
+use std::process::Command;
 
 #[test]
 fn pull_busybox_oci_then_up_to_date() {

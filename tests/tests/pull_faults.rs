@@ -7,89 +7,33 @@
 //! Downloads are slowed down by a throttling TCP proxy written here (plain
 //! http on loopback), which also records the requests berth sends.
 
+use berth_integration::engine::{busybox, text, Opts, Store};
 use berth_integration::images::{self, OciLayout};
 use berth_integration::registry::Registry;
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Output};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-fn berth_bin() -> PathBuf {
-    let p = berth_integration::target_dir().join("berth");
-    assert!(
-        p.exists(),
-        "{} missing: cargo build --workspace --bins",
-        p.display()
-    );
-    p
+/// This file's stores set `DOCKER_CONFIG` but not `BERTH_CONFIG`.
+fn new_store() -> Store {
+    Store::with(Opts {
+        berth_config: false,
+        ..Opts::default()
+    })
 }
 
-struct Store {
-    root: tempfile::TempDir,
-    docker_config: tempfile::TempDir,
+/// What these tests look at in a store.
+trait StoreExt {
+    fn layers(&self) -> Vec<String>;
+    fn blobs(&self) -> Vec<String>;
+    fn ingest_bytes(&self) -> u64;
 }
 
-impl Store {
-    fn new() -> Store {
-        Store {
-            root: tempfile::Builder::new()
-                .prefix("berth-store-")
-                .tempdir()
-                .unwrap(),
-            docker_config: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(berth_bin());
-        c.arg("--root")
-            .arg(self.root.path())
-            .args(args)
-            .env("DOCKER_CONFIG", self.docker_config.path())
-            .stdin(Stdio::null());
-        c
-    }
-
-    fn berth(&self, args: &[&str]) -> Output {
-        self.cmd(args).output().unwrap()
-    }
-
-    fn spawn(&self, args: &[&str]) -> Child {
-        self.cmd(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap()
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let o = self.berth(args);
-        assert!(o.status.success(), "berth {args:?} failed: {}", text(&o));
-        String::from_utf8(o.stdout).unwrap()
-    }
-
-    fn images(&self) -> Vec<Value> {
-        self.ok(&["images", "--format", "json"])
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
-    }
-
-    fn names(&self, sub: &str) -> Vec<String> {
-        let mut v: Vec<String> = match std::fs::read_dir(self.root.path().join(sub)) {
-            Ok(rd) => rd
-                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                .collect(),
-            Err(_) => Vec::new(),
-        };
-        v.sort();
-        v
-    }
-
+impl StoreExt for Store {
     /// Committed layer dirs (not staging `tmp-*`).
     fn layers(&self) -> Vec<String> {
         self.names("layers")
@@ -115,22 +59,9 @@ impl Store {
     }
 }
 
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
 fn big() -> &'static OciLayout {
     static L: OnceLock<OciLayout> = OnceLock::new();
     L.get_or_init(images::big_random_layout)
-}
-
-fn busybox() -> &'static OciLayout {
-    static L: OnceLock<OciLayout> = OnceLock::new();
-    L.get_or_init(images::busybox_oci_layout)
 }
 
 /// The digests (`hex`) an image should leave in `blobs/`: manifest, config
@@ -285,7 +216,7 @@ fn concurrent_pulls_into_one_store_share_every_blob_and_layer() {
     images::push(big(), "latest", &reg, "big:1");
     // The big one through a throttle, so both pulls overlap on its ingest.
     let proxy = Proxy::start(&reg.addr, 24 << 20);
-    let s = Store::new();
+    let s = new_store();
     let wr = reg.image_ref("wh:1");
     let br = proxy.image_ref("big:1");
     let kids = vec![
@@ -318,7 +249,7 @@ fn kill_9_mid_download_leaves_nothing_visible_and_the_next_pull_resumes() {
     let reg = Registry::start();
     images::push(big(), "latest", &reg, "big:1");
     let proxy = Proxy::start(&reg.addr, 8 << 20);
-    let s = Store::new();
+    let s = new_store();
     let r = proxy.image_ref("big:1");
     let mut child = s.spawn(&["pull", &r]);
     wait_until("a partial download", Duration::from_secs(60), || {
@@ -354,7 +285,7 @@ fn registry_killed_mid_pull_gives_a_clear_error_and_nothing_visible() {
     let reg = Registry::start();
     images::push(big(), "latest", &reg, "big:1");
     let proxy = Proxy::start(&reg.addr, 8 << 20);
-    let s = Store::new();
+    let s = new_store();
     let child = s.spawn(&["pull", &proxy.image_ref("big:1")]);
     wait_until("a partial download", Duration::from_secs(60), || {
         s.ingest_bytes() > 4 << 20
@@ -412,7 +343,7 @@ fn config_diff_ids_not_matching_the_layers_is_an_error_and_nothing_stored() {
     let reg = Registry::start();
     let l = busybox_with_wrong_diff_id();
     images::push(&l, "latest", &reg, "lies:1");
-    let s = Store::new();
+    let s = new_store();
     let o = s.berth(&["pull", &reg.image_ref("lies:1")]);
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
@@ -427,7 +358,7 @@ fn history_and_image_prune() {
     let reg = Registry::start();
     let wh = images::multilayer_with_whiteouts();
     images::push(&wh, "latest", &reg, "wh:1");
-    let s = Store::new();
+    let s = new_store();
     let r = reg.image_ref("wh:1");
     s.ok(&["pull", "-q", &r]);
     // history: newest first, Docker's columns, one row per history entry.

@@ -1,26 +1,12 @@
 //! `berth run` end to end: an image pushed to a real loopback registry is
 //! pulled on the way and run for real (overlay rootfs, in-process runtime).
 
-use berth_integration::images::{self, OciLayout};
+use berth_integration::engine::{self, busybox};
+use berth_integration::images;
 use berth_integration::registry::Registry;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use std::sync::OnceLock;
-
-fn berth_bin() -> PathBuf {
-    let p = berth_integration::target_dir().join("berth");
-    assert!(
-        p.exists(),
-        "{} missing: cargo build --workspace --bins",
-        p.display()
-    );
-    p
-}
-
-fn busybox() -> &'static OciLayout {
-    static L: OnceLock<OciLayout> = OnceLock::new();
-    L.get_or_init(images::busybox_oci_layout)
-}
 
 /// One registry with busybox pushed, shared by the tests.
 fn registry() -> &'static (Registry, String) {
@@ -33,32 +19,20 @@ fn registry() -> &'static (Registry, String) {
     })
 }
 
-struct Store {
-    root: tempfile::TempDir,
-    docker_config: tempfile::TempDir,
-}
+/// The shared store (prefix `berth-run-`); every command is followed by
+/// [`Store::assert_clean`].
+struct Store(engine::Store);
 
 impl Store {
     fn new() -> Store {
-        Store {
-            root: tempfile::Builder::new()
-                .prefix("berth-run-")
-                .tempdir()
-                .unwrap(),
-            docker_config: tempfile::tempdir().unwrap(),
-        }
+        Store(engine::Store::with(engine::Opts {
+            prefix: "berth-run-",
+            ..engine::Opts::default()
+        }))
     }
 
     fn berth(&self, args: &[&str]) -> Output {
-        let o = Command::new(berth_bin())
-            .arg("--root")
-            .arg(self.root.path())
-            .args(args)
-            .env("DOCKER_CONFIG", self.docker_config.path())
-            .env("BERTH_CONFIG", self.docker_config.path().join("berth.json"))
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
+        let o = self.0.berth(args);
         self.assert_clean();
         o
     }
@@ -86,20 +60,20 @@ impl Store {
 
     /// No overlay mount left under the store, no container dir left.
     fn assert_clean(&self) {
-        let root = self.root.path().to_str().unwrap();
+        let root = self.0.root.path().to_str().unwrap();
         let mounts = std::fs::read_to_string("/proc/mounts").unwrap();
         assert!(
             !mounts.lines().any(|l| l.contains(root)),
             "mount left under {root}: {mounts}"
         );
-        let c = self.root.path().join("containers");
+        let c = self.0.root.path().join("containers");
         if c.exists() {
             assert_eq!(std::fs::read_dir(&c).unwrap().count(), 0, "{c:?} not empty");
         }
     }
 
     fn layer_dirs(&self) -> Vec<PathBuf> {
-        std::fs::read_dir(self.root.path().join("layers"))
+        std::fs::read_dir(self.0.root.path().join("layers"))
             .unwrap()
             .map(|e| e.unwrap().path().join("diff"))
             .filter(|p| p.is_dir())

@@ -50,10 +50,70 @@ pub enum Cmd {
     /// Show the history of an image.
     History(commands::history::Args),
     /// Run a command in a new container.
-    ///
-    /// There is no container state yet: the container is always removed when
-    /// it exits, with or without --rm.
     Run(commands::run::Args),
+    /// Create a new container (not started).
+    Create(commands::run::CreateArgs),
+    /// Start stopped containers.
+    Start(commands::container::StartArgs),
+    /// Stop running containers (stop signal, then SIGKILL).
+    Stop(commands::container::StopArgs),
+    /// Send a signal to running containers.
+    Kill(commands::container::KillArgs),
+    /// Stop and start containers.
+    Restart(commands::container::StopArgs),
+    /// Remove containers.
+    Rm(commands::container::RmArgs),
+    /// List containers.
+    Ps(commands::ps::Args),
+    /// Show a container's logs.
+    Logs(commands::logs::Args),
+    /// Run a command in a running container.
+    Exec(commands::exec::Args),
+    /// Docker-shaped JSON of containers or images.
+    Inspect(commands::cinspect::Args),
+    /// Wait for containers to stop and print their exit codes.
+    Wait(commands::container::WaitArgs),
+    /// Rename a container.
+    Rename(commands::container::RenameArgs),
+    /// Container subcommands.
+    #[command(subcommand)]
+    Container(ContainerCmd),
+    /// The per-container monitor (started by `run -d` and `start`).
+    #[command(name = "__monitor", hide = true)]
+    Monitor { id: String },
+}
+
+#[derive(Subcommand)]
+pub enum ContainerCmd {
+    /// List containers.
+    #[command(alias = "ps", alias = "list")]
+    Ls(commands::ps::Args),
+    /// Run a command in a new container.
+    Run(commands::run::Args),
+    /// Create a new container (not started).
+    Create(commands::run::CreateArgs),
+    /// Start stopped containers.
+    Start(commands::container::StartArgs),
+    /// Stop running containers.
+    Stop(commands::container::StopArgs),
+    /// Send a signal to running containers.
+    Kill(commands::container::KillArgs),
+    /// Stop and start containers.
+    Restart(commands::container::StopArgs),
+    /// Remove containers.
+    Rm(commands::container::RmArgs),
+    /// Show a container's logs.
+    Logs(commands::logs::Args),
+    /// Run a command in a running container.
+    Exec(commands::exec::Args),
+    /// Docker-shaped JSON of containers.
+    Inspect(commands::cinspect::Args),
+    /// Wait for containers to stop.
+    Wait(commands::container::WaitArgs),
+    /// Rename a container.
+    Rename(commands::container::RenameArgs),
+    /// Remove all stopped containers.
+    Prune(commands::container::PruneArgs),
 }
 
 #[derive(Subcommand)]
@@ -105,6 +165,30 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Cmd::Logout(a) => commands::login::logout(a),
         Cmd::History(a) | Cmd::Image(ImageCmd::History(a)) => commands::history::run(&root, a),
         Cmd::Image(ImageCmd::Prune(a)) => commands::prune::run(&root, a),
-        Cmd::Run(a) => commands::run::run(&root, a),
+        Cmd::Run(a) | Cmd::Container(ContainerCmd::Run(a)) => commands::run::run(&root, a),
+        Cmd::Create(a) | Cmd::Container(ContainerCmd::Create(a)) => commands::run::create(&root, a),
+        Cmd::Start(a) | Cmd::Container(ContainerCmd::Start(a)) => {
+            commands::container::start(&root, a)
+        }
+        Cmd::Stop(a) | Cmd::Container(ContainerCmd::Stop(a)) => commands::container::stop(&root, a),
+        Cmd::Kill(a) | Cmd::Container(ContainerCmd::Kill(a)) => commands::container::kill(&root, a),
+        Cmd::Restart(a) | Cmd::Container(ContainerCmd::Restart(a)) => {
+            commands::container::restart(&root, a)
+        }
+        Cmd::Rm(a) | Cmd::Container(ContainerCmd::Rm(a)) => commands::container::rm(&root, a),
+        Cmd::Ps(a) | Cmd::Container(ContainerCmd::Ls(a)) => commands::ps::run(&root, a),
+        Cmd::Logs(a) | Cmd::Container(ContainerCmd::Logs(a)) => commands::logs::run(&root, a),
+        Cmd::Exec(a) | Cmd::Container(ContainerCmd::Exec(a)) => commands::exec::run(&root, a),
+        Cmd::Inspect(a) => commands::cinspect::run(&root, a),
+        Cmd::Container(ContainerCmd::Inspect(mut a)) => {
+            a.kind = Some("container".into());
+            commands::cinspect::run(&root, a)
+        }
+        Cmd::Wait(a) | Cmd::Container(ContainerCmd::Wait(a)) => commands::container::wait(&root, a),
+        Cmd::Rename(a) | Cmd::Container(ContainerCmd::Rename(a)) => {
+            commands::container::rename(&root, a)
+        }
+        Cmd::Container(ContainerCmd::Prune(a)) => commands::container::prune(&root, a),
+        Cmd::Monitor { id } => Ok(berth_engine::container::monitor::main(&root, &id)),
     }
 }

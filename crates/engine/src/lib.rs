@@ -1,9 +1,11 @@
 //! berth-engine: containers. Turns an image plus `run` options into an OCI
-//! bundle (config.json + an overlay rootfs) and runs it with the runtime
-//! library in-process.
+//! bundle (config.json + an overlay rootfs), runs it with the runtime
+//! library in-process (attached, or under a per-container monitor), and
+//! keeps container state in the store's SQLite database.
 
+pub mod container;
+pub mod db;
 pub mod rootfs;
-pub mod run;
 pub mod spec_gen;
 
-pub use run::{run_image, Error, RunOptions};
+pub use container::{Config, Engine, Error};

@@ -3,9 +3,12 @@
 //!
 //! Layout under `<root>/containers/<id>/`: `l/<n>` symlinks to the layer dirs
 //! (short names keep the mount options under a page with many layers),
-//! `upper/`, `work/`, `merged/`.
+//! `upper/`, `work/`, `merged/`. [`prepare`] makes the dirs when the
+//! container is created; [`mount`] mounts `merged/` when it starts (again
+//! after a reboot) and [`unmount`] undoes it when it stops.
 
-use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::mount::{mount as mount2, umount2, MntFlags, MsFlags};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
@@ -17,6 +20,8 @@ pub enum Error {
     },
     #[error("mount overlay on {path}: {source} (does the kernel support overlayfs?)")]
     Mount { path: PathBuf, source: nix::Error },
+    #[error("unmount {path}: {source}")]
+    Unmount { path: PathBuf, source: nix::Error },
     #[error("mount options for {layers} layers are too long ({len} bytes)")]
     TooManyLayers { layers: usize, len: usize },
 }
@@ -28,106 +33,132 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
     }
 }
 
-/// A mounted overlay; [`Overlay::remove`] unmounts it and deletes its dirs.
-#[derive(Debug)]
-pub struct Overlay {
-    dir: PathBuf,
-    mounted: bool,
+/// The page the kernel copies mount options into.
+const PAGE: usize = 4096;
+
+/// Makes `dir` (which must not exist) with links to `lower` (top-most
+/// layer first) and empty `upper`, `work` and `merged` dirs.
+pub fn prepare(dir: &Path, lower: &[PathBuf]) -> Result<(), Error> {
+    std::fs::create_dir(dir).map_err(io(dir))?;
+    let links = dir.join("l");
+    std::fs::create_dir(&links).map_err(io(&links))?;
+    for (i, l) in lower.iter().enumerate() {
+        let link = links.join(i.to_string());
+        std::os::unix::fs::symlink(l, &link).map_err(io(&link))?;
+    }
+    for d in ["upper", "work", "merged"] {
+        let p = dir.join(d);
+        std::fs::create_dir(&p).map_err(io(&p))?;
+    }
+    let opts = options(dir)?;
+    if opts.len() >= PAGE {
+        return Err(Error::TooManyLayers {
+            layers: lower.len(),
+            len: opts.len(),
+        });
+    }
+    Ok(())
 }
 
-impl Overlay {
-    /// Mounts `lower` (top-most layer first) under `dir`, which must not exist.
-    pub fn mount(dir: &Path, lower: &[PathBuf]) -> Result<Overlay, Error> {
-        std::fs::create_dir_all(dir).map_err(io(dir))?;
-        let mut ov = Overlay {
-            dir: dir.to_path_buf(),
-            mounted: false,
-        };
-        if let Err(e) = ov.setup(lower) {
-            let _ = ov.remove();
-            return Err(e);
+/// The lower dirs `l/<n>` points at, top-most first.
+pub fn lowers(dir: &Path) -> Result<Vec<PathBuf>, Error> {
+    let links = dir.join("l");
+    let mut n = 0;
+    let mut out = Vec::new();
+    loop {
+        let link = links.join(n.to_string());
+        match std::fs::read_link(&link) {
+            Ok(p) => out.push(p),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(io(&link)(e)),
         }
-        Ok(ov)
+        n += 1;
     }
+}
 
-    fn setup(&mut self, lower: &[PathBuf]) -> Result<(), Error> {
-        let links = self.dir.join("l");
-        std::fs::create_dir(&links).map_err(io(&links))?;
-        let mut names = Vec::new();
-        for (i, l) in lower.iter().enumerate() {
-            let link = links.join(i.to_string());
-            std::os::unix::fs::symlink(l, &link).map_err(io(&link))?;
-            names.push(format!("l/{i}"));
-        }
-        if names.is_empty() {
-            // An image without layers: overlay needs one lower dir.
-            let empty = self.dir.join("empty");
+fn options(dir: &Path) -> Result<String, Error> {
+    let n = lowers(dir)?.len();
+    let names: Vec<String> = if n == 0 {
+        // An image without layers: overlay needs one lower dir.
+        let empty = dir.join("empty");
+        if !empty.exists() {
             std::fs::create_dir(&empty).map_err(io(&empty))?;
-            names.push("empty".into());
         }
-        for d in ["upper", "work", "merged"] {
-            let p = self.dir.join(d);
-            std::fs::create_dir(&p).map_err(io(&p))?;
-        }
-        let opts = format!("lowerdir={},upperdir=upper,workdir=work", names.join(":"));
-        let page = 4096;
-        if opts.len() >= page {
-            return Err(Error::TooManyLayers {
-                layers: lower.len(),
-                len: opts.len(),
-            });
-        }
-        // Relative paths resolve against the cwd of the mounting process.
-        let prev = std::env::current_dir().map_err(io(Path::new(".")))?;
-        std::env::set_current_dir(&self.dir).map_err(io(&self.dir))?;
-        let r = mount(
-            Some("overlay"),
-            "merged",
-            Some("overlay"),
-            MsFlags::empty(),
-            Some(opts.as_str()),
-        );
-        let back = std::env::set_current_dir(&prev).map_err(io(&prev));
-        r.map_err(|source| Error::Mount {
-            path: self.merged(),
+        vec!["empty".into()]
+    } else {
+        (0..n).map(|i| format!("l/{i}")).collect()
+    };
+    Ok(format!(
+        "lowerdir={},upperdir=upper,workdir=work",
+        names.join(":")
+    ))
+}
+
+pub fn merged(dir: &Path) -> PathBuf {
+    dir.join("merged")
+}
+
+pub fn upper(dir: &Path) -> PathBuf {
+    dir.join("upper")
+}
+
+/// Is something mounted on `merged/`? (A mount point has its own device.)
+pub fn is_mounted(dir: &Path) -> Result<bool, Error> {
+    let m = merged(dir);
+    let a = std::fs::metadata(dir).map_err(io(dir))?;
+    let b = std::fs::metadata(&m).map_err(io(&m))?;
+    Ok(a.dev() != b.dev())
+}
+
+/// Mounts the overlay on `merged/` unless it is mounted already.
+pub fn mount(dir: &Path) -> Result<(), Error> {
+    if is_mounted(dir)? {
+        return Ok(());
+    }
+    let opts = options(dir)?;
+    // Relative paths resolve against the cwd of the mounting process; a
+    // process-wide chdir is fine here: the CLI and monitor are single-threaded
+    // at this point.
+    let prev = std::env::current_dir().map_err(io(Path::new(".")))?;
+    std::env::set_current_dir(dir).map_err(io(dir))?;
+    let r = mount2(
+        Some("overlay"),
+        "merged",
+        Some("overlay"),
+        MsFlags::empty(),
+        Some(opts.as_str()),
+    );
+    let back = std::env::set_current_dir(&prev).map_err(io(&prev));
+    r.map_err(|source| Error::Mount {
+        path: merged(dir),
+        source,
+    })?;
+    back
+}
+
+/// Unmounts `merged/` (lazily when busy); nothing mounted is fine.
+pub fn unmount(dir: &Path) -> Result<(), Error> {
+    let m = merged(dir);
+    if !m.exists() || !is_mounted(dir)? {
+        return Ok(());
+    }
+    if umount2(&m, MntFlags::empty()).is_err() {
+        umount2(&m, MntFlags::MNT_DETACH).map_err(|source| Error::Unmount {
+            path: m.clone(),
             source,
         })?;
-        self.mounted = true;
-        back
     }
-
-    pub fn merged(&self) -> PathBuf {
-        self.dir.join("merged")
-    }
-
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
-    /// Unmounts (lazily when busy) and removes the whole container dir.
-    pub fn remove(&mut self) -> Result<(), Error> {
-        if self.mounted {
-            let m = self.merged();
-            if umount2(&m, MntFlags::empty()).is_err() {
-                umount2(&m, MntFlags::MNT_DETACH).map_err(|source| Error::Mount {
-                    path: m.clone(),
-                    source,
-                })?;
-            }
-            self.mounted = false;
-        }
-        match std::fs::remove_dir_all(&self.dir) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(io(&self.dir)(e)),
-        }
-    }
+    Ok(())
 }
 
-impl Drop for Overlay {
-    fn drop(&mut self) {
-        if self.mounted {
-            let _ = self.remove();
-        }
+/// Unmounts and deletes the whole container dir; a missing dir is fine.
+pub fn remove(dir: &Path) -> Result<(), Error> {
+    if dir.exists() {
+        unmount(dir)?;
+    }
+    match std::fs::remove_dir_all(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io(dir)(e)),
     }
 }

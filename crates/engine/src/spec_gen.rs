@@ -64,7 +64,7 @@ pub const READONLY_PATHS: &[&str] = &[
     "/proc/sysrq-trigger",
 ];
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub enum Network {
     /// A new, empty network namespace (loopback only).
     #[default]
@@ -74,7 +74,8 @@ pub enum Network {
 }
 
 /// What `berth run` asks for on top of the image config.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct Options {
     /// `-e K=V` (or `-e K`: taken from our environment when set).
     pub env: Vec<String>,
@@ -88,6 +89,8 @@ pub struct Options {
     pub memory: Option<i64>,
     pub pids_limit: Option<i64>,
     pub network: Network,
+    /// `-t`: a pty as the process's stdio.
+    pub tty: bool,
 }
 
 /// The resolved process user.
@@ -128,7 +131,8 @@ pub fn args(image: &Value, opts: &Options) -> Result<Vec<String>, Error> {
     Ok(out)
 }
 
-fn set_env(env: &mut Vec<String>, kv: String) {
+/// Sets `K=V` in `env`, replacing an existing `K`.
+pub fn set_env(env: &mut Vec<String>, kv: String) {
     let key = kv.split('=').next().unwrap_or("").to_string();
     if let Some(slot) = env
         .iter_mut()
@@ -295,7 +299,7 @@ pub fn generate(
     let spec = json!({
         "ociVersion": berth_runtime::OCI_VERSION,
         "process": {
-            "terminal": false,
+            "terminal": opts.tty,
             "user": user_json,
             "args": args,
             "env": env,

@@ -14,9 +14,29 @@ pub fn run(root: &Path, a: Args) -> anyhow::Result<i32> {
     let mut out = Vec::new();
     let mut missing = Vec::new();
     for name in &a.images {
+        match image_json(&db, name)? {
+            Some(v) => out.push(v),
+            None => missing.push(name.clone()),
+        }
+    }
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    if !missing.is_empty() {
+        for m in &missing {
+            eprintln!("Error: No such image: {m}");
+        }
+        return Ok(1);
+    }
+    Ok(0)
+}
+
+/// Docker's image inspect object for `name`, if there is such an image.
+pub fn image_json(
+    db: &berth_image::db::Db,
+    name: &str,
+) -> anyhow::Result<Option<serde_json::Value>> {
+    {
         let Some(img) = db.image_by_ref(name)? else {
-            missing.push(name.clone());
-            continue;
+            return Ok(None);
         };
         let config: serde_json::Value = serde_json::from_str(&img.config)?;
         let familiar = |s: &String| {
@@ -40,7 +60,7 @@ pub fn run(root: &Path, a: Args) -> anyhow::Result<i32> {
                     .unwrap_or(s.clone())
             })
             .collect();
-        out.push(serde_json::json!({
+        Ok(Some(serde_json::json!({
             "Id": img.id.to_string(),
             "RepoTags": tags,
             "RepoDigests": digests,
@@ -63,14 +83,6 @@ pub fn run(root: &Path, a: Args) -> anyhow::Result<i32> {
                 "mediaType": img.manifest_media_type,
                 "digest": img.manifest_digest.to_string(),
             },
-        }));
+        })))
     }
-    println!("{}", serde_json::to_string_pretty(&out)?);
-    if !missing.is_empty() {
-        for m in &missing {
-            eprintln!("Error: No such image: {m}");
-        }
-        return Ok(1);
-    }
-    Ok(0)
 }

@@ -1,10 +1,15 @@
+pub mod cinspect;
+pub mod container;
+pub mod exec;
 pub mod history;
 pub mod images;
 pub mod import;
 pub mod inspect;
 pub mod load;
 pub mod login;
+pub mod logs;
 pub mod prune;
+pub mod ps;
 pub mod pull;
 pub mod rmi;
 pub mod run;

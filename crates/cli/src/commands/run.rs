@@ -1,23 +1,39 @@
-//! `berth run [OPTIONS] IMAGE [CMD...]`: pull the image if needed, run it in
-//! the foreground and exit with its code (125 engine error, 126 cannot
-//! execute, 127 not found, like Docker).
+//! `berth run` and `berth create`: pull the image if needed, create the
+//! container, then (run) start it attached (exit with its code) or under a
+//! monitor with `-d` (print its id). Exit codes as Docker's: 125 engine
+//! error, 126 cannot execute, 127 not found, else the container's.
 
 use crate::output::PullProgress;
+use berth_engine::container::create::CreateRequest;
+use berth_engine::container::monitor::MonitorCmd;
 use berth_engine::spec_gen::{self, Network};
-use berth_engine::{run_image, RunOptions};
+use berth_engine::{Config, Engine};
 use berth_image::manifest::Platform;
 use berth_image::Reference;
+use std::collections::BTreeMap;
 use std::path::Path;
 
-/// `berth run`'s flags (Docker's names).
+/// Flags shared by `run` and `create` (Docker's names).
 #[derive(clap::Args)]
-pub struct Args {
-    /// Remove the container when it exits (always done for now).
+pub struct CreateArgs {
+    /// Assign a name to the container.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Automatically remove the container when it exits.
     #[arg(long)]
     pub rm: bool,
+    /// Keep STDIN open (attached runs pass it through).
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
+    /// Allocate a pseudo-TTY.
+    #[arg(short = 't', long)]
+    pub tty: bool,
     /// Set an environment variable (`K=V`, or `K` to pass ours through).
     #[arg(short = 'e', long = "env")]
     pub env: Vec<String>,
+    /// Read environment variables from a file (`K=V` lines, `#` comments).
+    #[arg(long = "env-file")]
+    pub env_file: Vec<String>,
     /// Working directory inside the container.
     #[arg(short = 'w', long = "workdir")]
     pub workdir: Option<String>,
@@ -27,18 +43,27 @@ pub struct Args {
     /// Override the image's entrypoint ("" clears it).
     #[arg(long)]
     pub entrypoint: Option<String>,
+    /// Set a label (`K=V`).
+    #[arg(short = 'l', long = "label")]
+    pub label: Vec<String>,
     /// Memory limit (bytes, or with b/k/m/g).
     #[arg(short = 'm', long = "memory")]
     pub memory: Option<String>,
-    /// Maximum number of processes.
-    #[arg(long = "pids-limit")]
+    /// Maximum number of processes (-1: unlimited).
+    #[arg(long = "pids-limit", allow_hyphen_values = true)]
     pub pids_limit: Option<i64>,
     /// `none` (a new empty network namespace; the default for now) or `host`.
     #[arg(long, default_value = "none")]
     pub network: String,
-    /// A name for the container (not recorded yet: there is no container state).
-    #[arg(long)]
-    pub name: Option<String>,
+    /// Signal to stop the container (default: the image's, else SIGTERM).
+    #[arg(long = "stop-signal")]
+    pub stop_signal: Option<String>,
+    /// Seconds to wait for the stop signal before SIGKILL (default 10).
+    #[arg(long = "stop-timeout")]
+    pub stop_timeout: Option<u32>,
+    /// Log options: `max-size=10m`, `max-file=3`.
+    #[arg(long = "log-opt")]
+    pub log_opt: Vec<String>,
     /// Verify TLS when pulling; `--tls-verify=false` allows plain http.
     #[arg(long = "tls-verify", default_value_t = true, action = clap::ArgAction::Set)]
     pub tls_verify: bool,
@@ -49,30 +74,127 @@ pub struct Args {
     pub cmd: Vec<String>,
 }
 
-const ENGINE_ERROR: i32 = 125;
+#[derive(clap::Args)]
+pub struct Args {
+    /// Run in the background and print the container id.
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    #[command(flatten)]
+    pub create: CreateArgs,
+}
 
-pub fn run(root: &Path, a: Args) -> anyhow::Result<i32> {
-    match go(root, a) {
-        Ok(code) => Ok(code),
-        Err(e) => {
-            eprintln!("berth: {e:#}");
-            let msg = format!("{e:#}");
-            // The runtime's exec errors read `exec: "ARG0": ...` (process.rs).
-            let exec_err = msg.contains("exec: \"");
-            Ok(if exec_err && msg.contains("executable file not found") {
-                127
-            } else if exec_err
-                && (msg.contains("permission denied") || msg.contains("is a directory"))
-            {
-                126
-            } else {
-                ENGINE_ERROR
-            })
-        }
+pub const ENGINE_ERROR: i32 = 125;
+
+/// Docker's exit code for an error before the container's own code.
+pub fn error_code(e: &anyhow::Error) -> i32 {
+    let msg = format!("{e:#}");
+    // The runtime's exec errors read `exec: "ARG0": ...` (process.rs).
+    let exec_err = msg.contains("exec: \"");
+    if exec_err && msg.contains("executable file not found") {
+        127
+    } else if exec_err && (msg.contains("permission denied") || msg.contains("is a directory")) {
+        126
+    } else {
+        ENGINE_ERROR
     }
 }
 
+fn report(r: anyhow::Result<i32>) -> i32 {
+    r.unwrap_or_else(|e| {
+        eprintln!("berth: {e:#}");
+        error_code(&e)
+    })
+}
+
+pub fn run(root: &Path, a: Args) -> anyhow::Result<i32> {
+    Ok(report(go(root, a)))
+}
+
+pub fn create(root: &Path, a: CreateArgs) -> anyhow::Result<i32> {
+    Ok(report((|| {
+        let eng = Engine::open(root)?;
+        let rec = create_container(&eng, root, a)?;
+        println!("{}", rec.id);
+        Ok(0)
+    })()))
+}
+
+/// How `start`/`run -d` run the monitor: this binary, `__monitor`.
+pub fn monitor_cmd(root: &Path, id: &str) -> anyhow::Result<MonitorCmd> {
+    let exe = std::env::current_exe()?;
+    Ok(MonitorCmd {
+        exe,
+        args: vec![
+            "--root".into(),
+            root.as_os_str().to_owned(),
+            "__monitor".into(),
+            id.into(),
+        ],
+    })
+}
+
 fn go(root: &Path, a: Args) -> anyhow::Result<i32> {
+    let eng = Engine::open(root)?;
+    let rec = create_container(&eng, root, a.create)?;
+    if a.detach {
+        let r = eng.start_detached(&rec, &monitor_cmd(root, &rec.id)?);
+        if r.is_err() && Config::parse(&rec)?.auto_remove {
+            let _ = eng.remove(&rec, true);
+        }
+        r?;
+        println!("{}", rec.id);
+        return Ok(0);
+    }
+    let r = eng.run_attached(&rec);
+    if r.is_err() && Config::parse(&rec)?.auto_remove {
+        let _ = eng.remove(&rec, true);
+    }
+    Ok(r?)
+}
+
+fn parse_log_opts(opts: &[String]) -> anyhow::Result<(u64, u32)> {
+    let (mut size, mut files) = (0u64, 1u32);
+    for o in opts {
+        let (k, v) = o
+            .split_once('=')
+            .ok_or_else(|| anyhow::anyhow!("invalid --log-opt {o:?}: want KEY=VALUE"))?;
+        match k {
+            "max-size" => {
+                size = spec_gen::parse_size(v)
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| anyhow::anyhow!("invalid max-size {v:?}, e.g. 10m"))?
+                    as u64
+            }
+            "max-file" => {
+                files = v
+                    .parse()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| anyhow::anyhow!("invalid max-file {v:?}"))?
+            }
+            _ => anyhow::bail!("unknown log opt {k:?} (json-file knows max-size, max-file)"),
+        }
+    }
+    Ok((size, files))
+}
+
+fn read_env_file(path: &str) -> anyhow::Result<Vec<String>> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("open env file {path}: {e}"))?;
+    Ok(text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_string)
+        .collect())
+}
+
+/// Validates the flags, finds (or pulls) the image and creates the container.
+pub fn create_container(
+    eng: &Engine,
+    root: &Path,
+    a: CreateArgs,
+) -> anyhow::Result<berth_engine::db::Record> {
     let network = match a.network.as_str() {
         "none" => Network::None,
         "host" => Network::Host,
@@ -85,6 +207,20 @@ fn go(root: &Path, a: Args) -> anyhow::Result<i32> {
         ),
         None => None,
     };
+    if let Some(s) = &a.stop_signal {
+        berth_runtime::container::kill::parse_signal(s)?;
+    }
+    let (log_max_size, log_max_file) = parse_log_opts(&a.log_opt)?;
+    let mut labels = BTreeMap::new();
+    for l in &a.label {
+        let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
+        labels.insert(k.to_string(), v.to_string());
+    }
+    let mut env = Vec::new();
+    for f in &a.env_file {
+        env.extend(read_env_file(f)?);
+    }
+    env.extend(a.env);
     let (store, db) = super::open(root)?;
     let image = match db.image_by_ref(&a.image)? {
         Some(i) => i,
@@ -109,9 +245,9 @@ fn go(root: &Path, a: Args) -> anyhow::Result<i32> {
                 .ok_or_else(|| anyhow::anyhow!("image {} vanished after pull", pulled.image_id))?
         }
     };
-    let opts = RunOptions {
+    let config = Config {
         spec: spec_gen::Options {
-            env: a.env,
+            env,
             workdir: a.workdir,
             user: a.user,
             entrypoint: a.entrypoint,
@@ -119,8 +255,21 @@ fn go(root: &Path, a: Args) -> anyhow::Result<i32> {
             memory,
             pids_limit: a.pids_limit,
             network,
+            tty: a.tty,
         },
-        runtime_root: None,
+        image_config: String::new(),
+        auto_remove: a.rm,
+        labels,
+        stop_signal: a.stop_signal,
+        stop_timeout: a.stop_timeout,
+        log_max_size,
+        log_max_file,
+        interactive: a.interactive,
     };
-    Ok(run_image(&store, &image, &opts)?)
+    Ok(eng.create(CreateRequest {
+        name: a.name,
+        image,
+        image_ref: a.image,
+        config,
+    })?)
 }

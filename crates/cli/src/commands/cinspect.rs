@@ -1,0 +1,138 @@
+//! `berth inspect` (containers first, then images, as Docker does) and
+//! `berth container inspect`: Docker-shaped JSON.
+
+use super::ps::command_of;
+use berth_engine::db::{Record, Status};
+use berth_engine::{rootfs, Config, Engine};
+use serde_json::{json, Value};
+use std::path::Path;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Only containers (`container`) or images (`image`).
+    #[arg(long = "type")]
+    pub kind: Option<String>,
+    #[arg(required = true)]
+    pub names: Vec<String>,
+}
+
+/// Docker's container inspect object.
+pub fn container_json(eng: &Engine, r: &Record) -> anyhow::Result<Value> {
+    let cfg = Config::parse(r)?;
+    let image = cfg.image();
+    let args = command_of(r);
+    let dir = eng.dir(&r.id);
+    let lowers: Vec<String> = rootfs::lowers(&dir)
+        .unwrap_or_default()
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    let running = r.status == Status::Running;
+    let zero = "0001-01-01T00:00:00Z";
+    let or_zero = |s: &str| {
+        if s.is_empty() {
+            zero.to_string()
+        } else {
+            s.to_string()
+        }
+    };
+    let mut env = image["Env"].as_array().cloned().unwrap_or_default();
+    env.extend(cfg.spec.env.iter().map(|e| json!(e)));
+    Ok(json!({
+        "Id": r.id,
+        "Created": r.created,
+        "Path": args.first().cloned().unwrap_or_default(),
+        "Args": args.iter().skip(1).collect::<Vec<_>>(),
+        "State": {
+            "Status": r.status.as_str(),
+            "Running": running,
+            "Paused": false,
+            "Restarting": false,
+            "OOMKilled": r.oom_killed,
+            "Dead": false,
+            "Pid": if running { r.pid } else { 0 },
+            "ExitCode": r.exit_code,
+            "Error": r.error,
+            "StartedAt": or_zero(&r.started_at),
+            "FinishedAt": or_zero(&r.finished_at),
+        },
+        "Image": r.image_id,
+        "ResolvConfPath": "",
+        "HostnamePath": "",
+        "HostsPath": "",
+        "LogPath": eng.log_path(&r.id),
+        "Name": format!("/{}", r.name),
+        "RestartCount": 0,
+        "Driver": "overlay",
+        "Platform": "linux",
+        "MountLabel": "",
+        "ProcessLabel": "",
+        "AppArmorProfile": "",
+        "Mounts": [],
+        "HostConfig": {
+            "NetworkMode": match cfg.spec.network {
+                berth_engine::spec_gen::Network::None => "none",
+                berth_engine::spec_gen::Network::Host => "host",
+            },
+            "AutoRemove": cfg.auto_remove,
+            "Memory": cfg.spec.memory.unwrap_or(0),
+            "PidsLimit": cfg.spec.pids_limit,
+            "LogConfig": {"Type": "json-file", "Config": {
+                "max-size": cfg.log_max_size.to_string(),
+                "max-file": cfg.log_max_file.to_string(),
+            }},
+        },
+        "GraphDriver": {
+            "Name": "overlay",
+            "Data": {
+                "LowerDir": lowers.join(":"),
+                "UpperDir": rootfs::upper(&dir),
+                "WorkDir": dir.join("work"),
+                "MergedDir": rootfs::merged(&dir),
+            },
+        },
+        "Config": {
+            "Hostname": &r.id[..12],
+            "User": cfg.spec.user.clone().or_else(|| image["User"].as_str().map(String::from)).unwrap_or_default(),
+            "Tty": cfg.spec.tty,
+            "OpenStdin": cfg.interactive,
+            "Env": env,
+            "Cmd": if cfg.spec.cmd.is_empty() { image["Cmd"].clone() } else { json!(cfg.spec.cmd) },
+            "Image": r.image_ref,
+            "WorkingDir": cfg.spec.workdir.clone().or_else(|| image["WorkingDir"].as_str().map(String::from)).unwrap_or_default(),
+            "Entrypoint": match &cfg.spec.entrypoint { Some(e) if e.is_empty() => Value::Null, Some(e) => json!([e]), None => image["Entrypoint"].clone() },
+            "Labels": cfg.labels,
+            "StopSignal": cfg.stop_signal(),
+            "StopTimeout": cfg.stop_timeout,
+        },
+        "NetworkSettings": {},
+    }))
+}
+
+pub fn run(root: &Path, a: Args) -> anyhow::Result<i32> {
+    let eng = Engine::open(root)?;
+    let mut out = Vec::new();
+    let mut code = 0;
+    for n in &a.names {
+        if a.kind.as_deref() != Some("image") {
+            match eng.lookup(n) {
+                Ok(r) => {
+                    out.push(container_json(&eng, &r)?);
+                    continue;
+                }
+                Err(berth_engine::Error::Db(berth_engine::db::Error::NotFound(_))) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if a.kind.as_deref() != Some("container") {
+            if let Some(v) = super::inspect::image_json(&eng.images, n)? {
+                out.push(v);
+                continue;
+            }
+        }
+        eprintln!("Error: No such object: {n}");
+        code = 1;
+    }
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(code)
+}

@@ -1,0 +1,222 @@
+//! Container lifecycle verbs: start, stop, kill, restart, rm, wait,
+//! rename, container prune. Like Docker, each takes several containers,
+//! prints each name as it succeeds and exits 1 when any failed.
+
+use super::run::{monitor_cmd, ENGINE_ERROR};
+use berth_engine::db::Status;
+use berth_engine::Engine;
+use std::io::Write;
+use std::path::Path;
+
+#[derive(clap::Args)]
+pub struct StartArgs {
+    /// Attach: follow the output and exit with the container's code.
+    #[arg(short = 'a', long)]
+    pub attach: bool,
+    /// Attach STDIN (accepted; detached containers read /dev/null for now).
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+#[derive(clap::Args)]
+pub struct StopArgs {
+    /// Seconds to wait before killing (default: the container's, else 10).
+    #[arg(short = 't', long = "time", alias = "timeout")]
+    pub time: Option<u32>,
+    /// Signal to send instead of the container's stop signal.
+    #[arg(short = 's', long)]
+    pub signal: Option<String>,
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+#[derive(clap::Args)]
+pub struct KillArgs {
+    /// Signal to send (name or number).
+    #[arg(short = 's', long, default_value = "KILL")]
+    pub signal: String,
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+#[derive(clap::Args)]
+pub struct RmArgs {
+    /// Kill and remove a running container.
+    #[arg(short = 'f', long)]
+    pub force: bool,
+    /// Remove anonymous volumes too (there are none yet).
+    #[arg(short = 'v', long)]
+    pub volumes: bool,
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+#[derive(clap::Args)]
+pub struct WaitArgs {
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+#[derive(clap::Args)]
+pub struct RenameArgs {
+    pub container: String,
+    pub new_name: String,
+}
+
+#[derive(clap::Args)]
+pub struct PruneArgs {
+    /// Do not prompt (berth never prompts).
+    #[arg(short = 'f', long)]
+    pub force: bool,
+}
+
+/// Runs `f` on each name; errors are printed, and make the exit code 1.
+fn each(
+    names: &[String],
+    mut f: impl FnMut(&str) -> anyhow::Result<Option<String>>,
+) -> anyhow::Result<i32> {
+    let mut code = 0;
+    for n in names {
+        match f(n) {
+            Ok(Some(line)) => {
+                println!("{line}");
+                let _ = std::io::stdout().flush();
+            }
+            Ok(None) => {}
+            Err(e) => {
+                eprintln!("berth: {e:#}");
+                code = 1;
+            }
+        }
+    }
+    Ok(code)
+}
+
+pub fn start(root: &Path, a: StartArgs) -> anyhow::Result<i32> {
+    let eng = Engine::open(root)?;
+    if a.attach {
+        if a.containers.len() != 1 {
+            anyhow::bail!("you cannot start and attach multiple containers at once");
+        }
+        let rec = eng.lookup(&a.containers[0])?;
+        let rec = match eng.start_detached(&rec, &monitor_cmd(root, &rec.id)?) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("berth: {e}");
+                return Ok(ENGINE_ERROR);
+            }
+        };
+        super::logs::follow_to_exit(&eng, &rec)?;
+        let done = eng.wait_exit(&rec, None)?;
+        return Ok(done.exit_code);
+    }
+    each(&a.containers, |n| {
+        let rec = eng.lookup(n)?;
+        eng.start_detached(&rec, &monitor_cmd(root, &rec.id)?)?;
+        Ok(Some(n.to_string()))
+    })
+}
+
+pub fn stop(root: &Path, a: StopArgs) -> anyhow::Result<i32> {
+    let eng = Engine::open(root)?;
+    if let Some(s) = &a.signal {
+        berth_runtime::container::kill::parse_signal(s)?;
+    }
+    each(&a.containers, |n| {
+        let rec = eng.lookup(n)?;
+        match &a.signal {
+            Some(s) if rec.status == Status::Running => {
+                let sig = berth_runtime::container::kill::parse_signal(s)?;
+                let _ = eng.kill(&rec, sig);
+                let t = a
+                    .time
+                    .unwrap_or(berth_engine::container::lifecycle::STOP_TIMEOUT);
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(t.into());
+                while std::time::Instant::now() < deadline
+                    && berth_engine::container::pid_alive(rec.pid, rec.pid_start)
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                eng.stop(&rec, Some(0))?;
+            }
+            _ => {
+                eng.stop(&rec, a.time)?;
+            }
+        }
+        Ok(Some(n.to_string()))
+    })
+}
+
+pub fn kill(root: &Path, a: KillArgs) -> anyhow::Result<i32> {
+    let eng = Engine::open(root)?;
+    let sig = berth_runtime::container::kill::parse_signal(&a.signal)?;
+    each(&a.containers, |n| {
+        let rec = eng.lookup(n)?;
+        eng.kill(&rec, sig)
+            .map_err(|e| anyhow::anyhow!("cannot kill container {n}: {e}"))?;
+        Ok(Some(n.to_string()))
+    })
+}
+
+pub fn restart(root: &Path, a: StopArgs) -> anyhow::Result<i32> {
+    let eng = Engine::open(root)?;
+    each(&a.containers, |n| {
+        let rec = eng.lookup(n)?;
+        let rec = eng.stop(&rec, a.time)?;
+        eng.start_detached(&rec, &monitor_cmd(root, &rec.id)?)?;
+        Ok(Some(n.to_string()))
+    })
+}
+
+pub fn rm(root: &Path, a: RmArgs) -> anyhow::Result<i32> {
+    let eng = Engine::open(root)?;
+    each(&a.containers, |n| {
+        let rec = eng.lookup(n)?;
+        eng.remove(&rec, a.force)?;
+        Ok(Some(n.to_string()))
+    })
+}
+
+pub fn wait(root: &Path, a: WaitArgs) -> anyhow::Result<i32> {
+    let eng = Engine::open(root)?;
+    each(&a.containers, |n| {
+        let rec = eng.lookup(n)?;
+        let done = eng.wait_exit(&rec, None)?;
+        Ok(Some(done.exit_code.to_string()))
+    })
+}
+
+pub fn rename(root: &Path, a: RenameArgs) -> anyhow::Result<i32> {
+    let eng = Engine::open(root)?;
+    let rec = eng.lookup(&a.container)?;
+    let name = berth_engine::container::names::validate(&a.new_name).map_err(anyhow::Error::msg)?;
+    eng.db.rename(&rec.id, &name)?;
+    Ok(0)
+}
+
+pub fn prune(root: &Path, _a: PruneArgs) -> anyhow::Result<i32> {
+    let eng = Engine::open(root)?;
+    let mut out = Vec::new();
+    let mut reclaimed = 0;
+    for rec in eng.list()? {
+        if rec.status != Status::Running {
+            reclaimed += eng.upper_size(&rec.id);
+            eng.remove(&rec, false)?;
+            out.push(rec.id);
+        }
+    }
+    if !out.is_empty() {
+        println!("Deleted Containers:");
+        for id in &out {
+            println!("{id}");
+        }
+        println!();
+    }
+    println!(
+        "Total reclaimed space: {}",
+        crate::output::human_size(reclaimed)
+    );
+    Ok(0)
+}

@@ -1,0 +1,95 @@
+//! `create`: a row in the container table and the container dir with its
+//! overlay layout (not mounted until start). Nothing runs yet.
+
+use super::{names, new_id, Config, Engine, Error, Result};
+use crate::db::{self, Record, Status};
+use crate::{rootfs, spec_gen};
+use berth_image::db::ImageRecord;
+
+pub struct CreateRequest {
+    /// `--name`; a random `adjective_name` when unset.
+    pub name: Option<String>,
+    pub image: ImageRecord,
+    /// The image as the user named it, for `ps` and `inspect`.
+    pub image_ref: String,
+    pub config: Config,
+}
+
+impl Engine {
+    /// Creates a container. On error nothing is left: no row, no dir.
+    pub fn create(&self, mut req: CreateRequest) -> Result<Record> {
+        let name = match &req.name {
+            Some(n) => Some(names::validate(n).map_err(Error::Invalid)?),
+            None => None,
+        };
+        req.config.image_config = req.image.config.clone();
+        // The command must resolve now, as in Docker ("no command specified").
+        spec_gen::args(&req.config.image(), &req.config.spec)?;
+        let mut lower = Vec::with_capacity(req.image.layers.len());
+        for l in req.image.layers.iter().rev() {
+            if !self.store.has_layer(&l.chain_id) {
+                return Err(Error::MissingLayer(l.chain_id.to_string()));
+            }
+            lower.push(self.store.layer_dir(&l.chain_id));
+        }
+        let options = serde_json::to_string(&req.config)
+            .map_err(|e| Error::Invalid(format!("container options: {e}")))?;
+        let id = new_id()?;
+        let mut rec = Record {
+            id: id.clone(),
+            name: String::new(),
+            image_id: req.image.id.to_string(),
+            image_ref: req.image_ref.clone(),
+            created: berth_runtime::state::now_rfc3339(),
+            options,
+            status: Status::Created,
+            pid: 0,
+            pid_start: 0,
+            monitor_pid: 0,
+            monitor_start: 0,
+            boot_id: String::new(),
+            exit_code: 0,
+            oom_killed: false,
+            error: String::new(),
+            started_at: String::new(),
+            finished_at: String::new(),
+        };
+        match name {
+            Some(n) => {
+                rec.name = n;
+                self.db.insert(&rec)?;
+            }
+            None => {
+                let mut attempt = 0u32;
+                loop {
+                    let at = (attempt as usize * 4) % 60;
+                    let seed: Vec<u8> = (0..2)
+                        .map(|k| {
+                            u8::from_str_radix(&id[at + 2 * k..at + 2 * k + 2], 16).unwrap_or(0)
+                        })
+                        .collect();
+                    rec.name = names::random(&seed);
+                    if attempt >= 8 {
+                        rec.name = format!("{}{}", rec.name, attempt);
+                    }
+                    match self.db.insert(&rec) {
+                        Ok(()) => break,
+                        Err(db::Error::NameInUse { .. }) if attempt < 50 => attempt += 1,
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+            }
+        }
+        let dir = self.dir(&id);
+        let containers = self.root.join("containers");
+        let made = std::fs::create_dir_all(&containers)
+            .map_err(super::io(&containers))
+            .and_then(|()| rootfs::prepare(&dir, &lower).map_err(Error::from));
+        if let Err(e) = made {
+            let _ = rootfs::remove(&dir);
+            let _ = self.db.remove(&id);
+            return Err(e);
+        }
+        Ok(rec)
+    }
+}

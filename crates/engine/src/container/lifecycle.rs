@@ -1,0 +1,267 @@
+//! Starting and stopping: [`Engine::launch`] mounts the rootfs, writes
+//! config.json and creates + starts the container with the runtime
+//! in-process; [`Engine::finish`] records the exit and cleans up. Attached
+//! runs do both in the CLI process; detached ones in a monitor
+//! (`monitor.rs`). Stop, kill and remove work on any container whose pid is
+//! recorded, whoever started it.
+
+use super::{io, pid_alive, Config, Engine, Error, Result};
+use crate::db::{Exit, Record, Started, Status};
+use crate::{rootfs, spec_gen};
+use berth_runtime::cgroups::Manager;
+use berth_runtime::container::create::{create, CreateOpts};
+use berth_runtime::container::{delete, kill, start};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// A container that is running: its init (our child) and cgroup.
+pub struct Launched {
+    pub pid: i32,
+    pub pid_start: u64,
+    pub cgroup: Manager,
+    /// The pty master when the container has a terminal.
+    pub master: Option<OwnedFd>,
+}
+
+/// Default `--stop-timeout`.
+pub const STOP_TIMEOUT: u32 = 10;
+
+impl Engine {
+    /// Mounts the rootfs, generates config.json and creates + starts the
+    /// container; its stdio is ours (fds 0-2). On error nothing runs and
+    /// the runtime state is gone.
+    pub fn launch(&self, rec: &Record, cfg: &Config) -> Result<Launched> {
+        let dir = self.dir(&rec.id);
+        if !dir.join("l").exists() {
+            return Err(Error::State {
+                id: rec.id.clone(),
+                what: format!("{} is missing; remove the container", dir.display()),
+            });
+        }
+        rootfs::mount(&dir)?;
+        let r = self.launch_mounted(rec, cfg, &dir);
+        if r.is_err() {
+            let _ = rootfs::unmount(&dir);
+        }
+        r
+    }
+
+    fn launch_mounted(&self, rec: &Record, cfg: &Config, dir: &Path) -> Result<Launched> {
+        let hostname = &rec.id[..12];
+        let spec =
+            spec_gen::generate(&cfg.image_config, &cfg.spec, &rootfs::merged(dir), hostname)?;
+        let config = dir.join("config.json");
+        spec.save(&config).map_err(|e| Error::Io {
+            path: config.clone(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+        // A run that died without cleaning up leaves runtime state behind.
+        cleanup_runtime(self, &rec.id);
+        let mut console: Option<OwnedFd> = None;
+        let mut console_fd: Option<OwnedFd> = None;
+        if cfg.spec.tty {
+            let (a, b) =
+                std::os::unix::net::UnixStream::pair().map_err(io(Path::new("socketpair")))?;
+            console = Some(OwnedFd::from(a));
+            console_fd = Some(OwnedFd::from(b));
+        }
+        let created = create(
+            &self.runtime,
+            CreateOpts {
+                id: rec.id.clone(),
+                bundle: dir.to_path_buf(),
+                console_fd,
+                ..CreateOpts::default()
+            },
+        )?;
+        let master = match &console {
+            Some(s) => match berth_runtime::console::recv_fd(s.as_raw_fd()) {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    let _ = delete::delete(&self.runtime, &rec.id, true);
+                    return Err(Error::Start {
+                        id: rec.id.clone(),
+                        msg: format!("receive the pty: {e}"),
+                    });
+                }
+            },
+            None => None,
+        };
+        if let (Some(m), Some((r, c))) = (&master, berth_runtime::console::get_size(0)) {
+            berth_runtime::console::set_size(m.as_raw_fd(), r, c);
+        }
+        if let Err(e) = start::start(&self.runtime, &rec.id) {
+            let _ = delete::delete(&self.runtime, &rec.id, true);
+            return Err(e.into());
+        }
+        let pid_start =
+            berth_runtime::state::process_start_time(created.pid).unwrap_or(created.rec.pid_start);
+        Ok(Launched {
+            pid: created.pid,
+            pid_start,
+            cgroup: created.cgroup,
+            master,
+        })
+    }
+
+    /// Records that `l` runs, supervised by this process.
+    pub fn record_running(&self, rec: &Record, l: &Launched) -> Result<()> {
+        let me = std::process::id() as i32;
+        self.db.set_running(
+            &rec.id,
+            &Started {
+                pid: l.pid,
+                pid_start: l.pid_start,
+                monitor_pid: me,
+                monitor_start: berth_runtime::state::process_start_time(me).unwrap_or(0),
+                boot_id: super::boot_id(),
+                started_at: berth_runtime::state::now_rfc3339(),
+            },
+        )?;
+        Ok(())
+    }
+
+    /// After the init `pid` exited with `code`: OOM check, runtime state
+    /// and cgroup removal, unmount, the exit in the database, `--rm`.
+    pub fn finish(&self, id: &str, pid: i32, code: i32, cgroup: Option<&Manager>) -> Result<()> {
+        let oom_killed = cgroup.map(oom_killed).unwrap_or(false);
+        cleanup_runtime(self, id);
+        let unmounted = rootfs::unmount(&self.dir(id));
+        self.db.set_exited(
+            id,
+            pid,
+            &Exit {
+                code,
+                oom_killed,
+                error: String::new(),
+                finished_at: berth_runtime::state::now_rfc3339(),
+            },
+        )?;
+        unmounted?;
+        if let Some(rec) = self.db.get(id)? {
+            if rec.status == Status::Exited && Config::parse(&rec)?.auto_remove {
+                remove_files(self, id)?;
+                self.db.remove(id)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends `sig` to the container's init.
+    pub fn kill(&self, rec: &Record, sig: i32) -> Result<()> {
+        if rec.status != Status::Running || !pid_alive(rec.pid, rec.pid_start) {
+            return Err(Error::NotRunning(rec.name.clone()));
+        }
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(rec.pid),
+            nix::sys::signal::Signal::try_from(sig).ok(),
+        )
+        .map_err(|e| Error::State {
+            id: rec.id.clone(),
+            what: format!("kill {}: {e}", rec.pid),
+        })?;
+        Ok(())
+    }
+
+    /// The stop signal, then SIGKILL after `timeout` seconds; returns once
+    /// the exit is recorded. Stopping a stopped container is fine.
+    pub fn stop(&self, rec: &Record, timeout: Option<u32>) -> Result<Record> {
+        if rec.status != Status::Running {
+            return Ok(rec.clone());
+        }
+        let cfg = Config::parse(rec)?;
+        let sig = kill::parse_signal(&cfg.stop_signal())?;
+        let timeout = timeout.or(cfg.stop_timeout).unwrap_or(STOP_TIMEOUT);
+        let _ = self.kill(rec, sig);
+        let deadline = Instant::now() + Duration::from_secs(timeout.into());
+        while pid_alive(rec.pid, rec.pid_start) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        if pid_alive(rec.pid, rec.pid_start) {
+            let _ = kill::kill(&self.runtime, &rec.id, libc::SIGKILL, true);
+            let _ = self.kill(rec, libc::SIGKILL);
+        }
+        self.wait_exit(rec, Some(Duration::from_secs(30)))
+    }
+
+    /// Waits until the run recorded in `rec` has ended (and its exit is
+    /// recorded), up to `limit`; returns the row as it is then.
+    pub fn wait_exit(&self, rec: &Record, limit: Option<Duration>) -> Result<Record> {
+        let start = Instant::now();
+        loop {
+            let cur = match self.db.get(&rec.id)? {
+                Some(r) => r,
+                // Removed (--rm): report the run as it ended.
+                None => return Ok(rec.clone()),
+            };
+            if cur.status != Status::Running || cur.pid != rec.pid {
+                return Ok(cur);
+            }
+            if !pid_alive(cur.pid, cur.pid_start) {
+                let r = self.refresh(cur)?;
+                if r.status != Status::Running {
+                    return Ok(r);
+                }
+            }
+            if let Some(l) = limit {
+                if start.elapsed() > l {
+                    return Err(Error::State {
+                        id: rec.id.clone(),
+                        what: "did not stop in time".into(),
+                    });
+                }
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Removes a container; a running one only with `force` (SIGKILL).
+    pub fn remove(&self, rec: &Record, force: bool) -> Result<()> {
+        if rec.status == Status::Running {
+            if !force {
+                return Err(Error::Running(rec.name.clone()));
+            }
+            let _ = kill::kill(&self.runtime, &rec.id, libc::SIGKILL, true);
+            let _ = self.kill(rec, libc::SIGKILL);
+            self.wait_exit(rec, Some(Duration::from_secs(30)))?;
+        }
+        cleanup_runtime(self, &rec.id);
+        remove_files(self, &rec.id)?;
+        self.db.remove(&rec.id)?;
+        Ok(())
+    }
+}
+
+/// Deletes the runtime's state for `id` (and its cgroup), if any.
+pub fn cleanup_runtime(eng: &Engine, id: &str) {
+    if eng.runtime.root.join(id).exists() {
+        if let Err(e) = delete::delete(&eng.runtime, id, true) {
+            berth_runtime::log::warn(&format!("delete runtime state of {id}: {e}"));
+        }
+    }
+}
+
+/// Unmounts and removes the container dir.
+pub fn remove_files(eng: &Engine, id: &str) -> Result<()> {
+    rootfs::remove(&eng.dir(id))?;
+    Ok(())
+}
+
+/// Did the kernel's OOM killer kill a process of this cgroup? (v2
+/// `memory.events`, v1 `memory.oom_control`, both count `oom_kill`.)
+pub fn oom_killed(m: &Manager) -> bool {
+    m.fs_paths().iter().any(|p| {
+        ["memory.events", "memory.oom_control"].iter().any(|f| {
+            std::fs::read_to_string(p.join(f))
+                .map(|s| {
+                    s.lines().any(|l| {
+                        l.strip_prefix("oom_kill ")
+                            .and_then(|n| n.trim().parse::<u64>().ok())
+                            .is_some_and(|n| n > 0)
+                    })
+                })
+                .unwrap_or(false)
+        })
+    })
+}

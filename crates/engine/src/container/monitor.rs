@@ -1,0 +1,224 @@
+//! The per-container monitor of a detached container (what conmon is to
+//! Podman): `berth` runs itself as `berth __monitor ID` in a new session,
+//! with a report pipe as fd 3. The monitor creates and starts the
+//! container with its stdout/stderr on pipes (or a pty), records it as
+//! running, tells the CLI, then writes the json-file log, waits for the
+//! init, records the exit (code, time, OOM), cleans up and does `--rm`.
+//! It drops the database while the container runs, so it costs little
+//! memory. Attached runs ([`Engine::run_attached`]) need no monitor: the
+//! CLI is the container's parent and does the same bookkeeping.
+
+use super::logs::{LogWriter, Stream};
+use super::{io, Config, Engine, Error, Result};
+use crate::db::{Record, Status};
+use berth_runtime::container::wait::{supervise, Signals};
+use nix::fcntl::OFlag;
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::Pid;
+use std::ffi::OsString;
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+
+/// How to run the monitor: normally the berth binary with its hidden
+/// `__monitor` subcommand.
+pub struct MonitorCmd {
+    pub exe: PathBuf,
+    pub args: Vec<OsString>,
+}
+
+/// The fd the report pipe has in the monitor.
+const REPORT_FD: i32 = 3;
+
+impl Engine {
+    /// Starts `rec` under a new monitor and returns once it runs (or with
+    /// the error that stopped it). Starting a running container is a no-op.
+    pub fn start_detached(&self, rec: &Record, cmd: &MonitorCmd) -> Result<Record> {
+        if rec.status == Status::Running {
+            return Ok(rec.clone());
+        }
+        let (r, w) =
+            nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| io(Path::new("pipe"))(e.into()))?;
+        let wfd = w.as_raw_fd();
+        let mut c = std::process::Command::new(&cmd.exe);
+        c.args(&cmd.args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        // SAFETY: only async-signal-safe calls (setsid, dup2, fcntl) between
+        // fork and exec.
+        unsafe {
+            c.pre_exec(move || {
+                if libc::setsid() < 0
+                    || libc::dup2(wfd, REPORT_FD) < 0
+                    || libc::fcntl(REPORT_FD, libc::F_SETFD, 0) < 0
+                {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = c.spawn().map_err(io(&cmd.exe))?;
+        drop(w);
+        drop(c);
+        let mut msg = String::new();
+        let _ = std::fs::File::from(r).read_to_string(&mut msg);
+        // The monitor lives on; the CLI exits soon and init reaps it.
+        drop(child);
+        if msg.trim_end() == "ok" {
+            return self.db.get(&rec.id)?.ok_or_else(|| Error::State {
+                id: rec.id.clone(),
+                what: "removed while starting".into(),
+            });
+        }
+        let msg = msg
+            .strip_prefix("err ")
+            .map(|m| m.trim_end().to_string())
+            .unwrap_or_else(|| "the container's monitor exited before it started".into());
+        let _ = self.db.set_start_failed(&rec.id, &msg);
+        Err(Error::Start {
+            id: rec.id.clone(),
+            msg,
+        })
+    }
+
+    /// Runs `rec` in the foreground with our stdio (and our terminal with
+    /// `-t`), forwarding signals; returns its exit code.
+    pub fn run_attached(&self, rec: &Record) -> Result<i32> {
+        let cfg = Config::parse(rec)?;
+        let sigs = Signals::block()?;
+        let l = match self.launch(rec, &cfg) {
+            Ok(l) => l,
+            Err(e) => {
+                let _ = self.db.set_start_failed(&rec.id, &e.to_string());
+                return Err(e);
+            }
+        };
+        self.record_running(rec, &l)?;
+        let code = supervise(&sigs, l.pid, l.master)?;
+        drop(sigs);
+        self.finish(&rec.id, l.pid, code, Some(&l.cgroup))?;
+        Ok(code)
+    }
+}
+
+/// The monitor process's body; returns its exit status.
+pub fn main(root: &Path, id: &str) -> i32 {
+    // SAFETY: start_detached put the report pipe on this fd for us alone.
+    let report = unsafe { OwnedFd::from_raw_fd(REPORT_FD) };
+    let _ = nix::fcntl::fcntl(
+        &report,
+        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+    );
+    let mut report = Some(std::fs::File::from(report));
+    match monitor(root, id, &mut report) {
+        Ok(()) => 0,
+        Err(e) => {
+            if let Some(mut r) = report.take() {
+                let _ = writeln!(r, "err {}", e.to_string().replace('\n', " "));
+            }
+            1
+        }
+    }
+}
+
+fn monitor(root: &Path, id: &str, report: &mut Option<std::fs::File>) -> Result<()> {
+    let eng = Engine::open(root)?;
+    let rec = eng.db.get(id)?.ok_or_else(|| Error::State {
+        id: id.into(),
+        what: "no such container".into(),
+    })?;
+    let cfg = Config::parse(&rec)?;
+    let pipe = || nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| io(Path::new("pipe"))(e.into()));
+    let (out_r, out_w) = pipe()?;
+    let (err_r, err_w) = pipe()?;
+    let null = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+        .map_err(io(Path::new("/dev/null")))?;
+    dup_to(&out_w, 1)?;
+    dup_to(&err_w, 2)?;
+    drop((out_w, err_w));
+    let launched = eng.launch(&rec, &cfg);
+    // Only the container holds the write ends now: EOF when it is done.
+    dup_to(&null, 1)?;
+    dup_to(&null, 2)?;
+    let l = launched?;
+    if let Err(e) = eng.record_running(&rec, &l) {
+        let _ = nix::sys::signal::kill(Pid::from_raw(l.pid), nix::sys::signal::Signal::SIGKILL);
+        let _ = waitpid(Pid::from_raw(l.pid), None);
+        let _ = eng.finish(id, l.pid, 137, Some(&l.cgroup));
+        return Err(e);
+    }
+    if let Some(mut r) = report.take() {
+        let _ = r.write_all(b"ok\n");
+    }
+    let log_path = eng.log_path(id);
+    drop(eng);
+    let mut log =
+        LogWriter::open(&log_path, cfg.log_max_size, cfg.log_max_file).map_err(io(&log_path))?;
+    pump(&mut log, out_r, err_r, l.master);
+    log.close();
+    let code = loop {
+        match waitpid(Pid::from_raw(l.pid), None) {
+            Ok(WaitStatus::Exited(_, c)) => break c,
+            Ok(WaitStatus::Signaled(_, s, _)) => break 128 + s as i32,
+            Ok(_) | Err(nix::Error::EINTR) => continue,
+            Err(_) => break 255,
+        }
+    };
+    let eng = Engine::open(root)?;
+    eng.finish(id, l.pid, code, Some(&l.cgroup))
+}
+
+fn dup_to(fd: &impl AsFd, target: i32) -> Result<()> {
+    // SAFETY: dup2 onto a standard fd number; the old one is replaced.
+    if unsafe { libc::dup2(fd.as_fd().as_raw_fd(), target) } < 0 {
+        return Err(io(Path::new("dup2"))(std::io::Error::last_os_error()));
+    }
+    Ok(())
+}
+
+/// Copies the container's output into the log until every source is closed.
+fn pump(log: &mut LogWriter, out: OwnedFd, err: OwnedFd, master: Option<OwnedFd>) {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    let mut srcs: Vec<(OwnedFd, Stream)> = vec![(out, Stream::Stdout), (err, Stream::Stderr)];
+    if let Some(m) = master {
+        srcs.push((m, Stream::Stdout));
+    }
+    let mut buf = vec![0u8; 64 * 1024];
+    while !srcs.is_empty() {
+        let mut fds: Vec<PollFd> = srcs
+            .iter()
+            .map(|(fd, _)| PollFd::new(fd.as_fd(), PollFlags::POLLIN))
+            .collect();
+        match poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) => {}
+            Err(nix::Error::EINTR) => continue,
+            Err(_) => break,
+        }
+        let ready: Vec<bool> = fds
+            .iter()
+            .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
+            .collect();
+        drop(fds);
+        let mut closed = Vec::new();
+        for (i, (fd, stream)) in srcs.iter().enumerate() {
+            if !ready[i] {
+                continue;
+            }
+            match nix::unistd::read(fd, &mut buf) {
+                Ok(0) => closed.push(i),
+                Ok(n) => log.write(*stream, &buf[..n]),
+                Err(nix::Error::EINTR) | Err(nix::Error::EAGAIN) => {}
+                // EIO: the pty's last slave fd was closed.
+                Err(_) => closed.push(i),
+            }
+        }
+        for i in closed.into_iter().rev() {
+            srcs.remove(i);
+        }
+    }
+}

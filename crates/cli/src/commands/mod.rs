@@ -6,6 +6,7 @@ pub mod load;
 pub mod login;
 pub mod prune;
 pub mod pull;
+pub mod push;
 pub mod rmi;
 pub mod run;
 pub mod save;

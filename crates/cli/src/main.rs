@@ -28,6 +28,8 @@ pub struct Cli {
 pub enum Cmd {
     /// Download an image from a registry.
     Pull(commands::pull::Args),
+    /// Upload an image to a registry.
+    Push(commands::push::Args),
     /// List images.
     Images(commands::images::Args),
     /// Image subcommands.
@@ -130,6 +132,8 @@ pub enum ImageCmd {
     Ls(commands::images::Args),
     /// Download an image from a registry.
     Pull(commands::pull::Args),
+    /// Upload an image to a registry.
+    Push(commands::push::Args),
     /// Remove images.
     Rm(commands::rmi::Args),
     /// Show the history of an image.
@@ -154,6 +158,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
     let root = cli.root;
     match cli.cmd {
         Cmd::Pull(a) | Cmd::Image(ImageCmd::Pull(a)) => commands::pull::run(&root, a),
+        Cmd::Push(a) | Cmd::Image(ImageCmd::Push(a)) => commands::push::run(&root, a),
         Cmd::Images(a) | Cmd::Image(ImageCmd::Ls(a)) => commands::images::run(&root, a),
         Cmd::Image(ImageCmd::Inspect(a)) => commands::inspect::run(&root, a),
         Cmd::Rmi(a) | Cmd::Image(ImageCmd::Rm(a)) => commands::rmi::run(&root, a),

@@ -9,26 +9,32 @@ pub struct RegistrySource {
     client: Client,
 }
 
-impl RegistrySource {
-    /// Credentials from Docker's config (`~/.docker/config.json`, helpers too);
-    /// insecure registries and mirrors from berth's config file, plus
-    /// `insecure` (hosts reachable over plain http; loopback already is).
-    pub fn new(insecure: Vec<String>) -> anyhow::Result<RegistrySource> {
-        let settings = crate::config::load()?;
-        let mut hosts = settings.insecure_registries;
-        hosts.extend(insecure);
-        let mut cfg = ClientConfig {
-            insecure_hosts: hosts,
-            mirrors: settings.registry_mirrors,
-            ..ClientConfig::default()
-        };
-        if let Some(p) = berth_registry::dockerconfig::default_path() {
-            if p.exists() {
-                cfg.credentials = berth_registry::dockerconfig::load(&p)?;
-            }
+/// A registry client with credentials from Docker's config
+/// (`~/.docker/config.json`, helpers too), insecure registries and mirrors
+/// from berth's config file, plus `insecure` (hosts reachable over plain
+/// http; loopback already is). Shared by pull and push.
+pub fn client(insecure: Vec<String>) -> anyhow::Result<Client> {
+    let settings = crate::config::load()?;
+    let mut hosts = settings.insecure_registries;
+    hosts.extend(insecure);
+    let mut cfg = ClientConfig {
+        insecure_hosts: hosts,
+        mirrors: settings.registry_mirrors,
+        ..ClientConfig::default()
+    };
+    if let Some(p) = berth_registry::dockerconfig::default_path() {
+        if p.exists() {
+            cfg.credentials = berth_registry::dockerconfig::load(&p)?;
         }
+    }
+    Ok(Client::new(cfg)?)
+}
+
+impl RegistrySource {
+    /// A source over [`client`].
+    pub fn new(insecure: Vec<String>) -> anyhow::Result<RegistrySource> {
         Ok(RegistrySource {
-            client: Client::new(cfg)?,
+            client: client(insecure)?,
         })
     }
 }

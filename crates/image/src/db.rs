@@ -335,6 +335,19 @@ impl Db {
         old.map(|o| self.digest("tag target", o)).transpose()
     }
 
+    /// Records repo digest `name` (`domain/path@sha256:…`, e.g. after a
+    /// push) for `image_id`, moving it from another image if need be.
+    pub fn add_repo_digest(&self, name: &str, image_id: &Digest) -> Result<()> {
+        let tx = self.write_tx("begin add repo digest")?;
+        tx.execute(
+            "INSERT INTO repo_digests (name, image_id) VALUES (?1, ?2)
+             ON CONFLICT(name) DO UPDATE SET image_id = excluded.image_id",
+            params![name, image_id.as_str()],
+        )
+        .map_err(self.err("add repo digest"))?;
+        tx.commit().map_err(self.err("commit add repo digest"))
+    }
+
     /// Removes tag `name` (normalised); returns the image it pointed at.
     pub fn untag(&self, name: &str) -> Result<Option<Digest>> {
         let name = tag_key(name)?;

@@ -8,6 +8,7 @@ pub mod digest;
 mod ingest;
 pub mod manifest;
 pub mod pull;
+pub mod push;
 pub mod reference;
 pub mod store;
 pub mod unpack;

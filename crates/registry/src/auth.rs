@@ -169,7 +169,7 @@ pub(crate) struct AuthRequest<'a> {
     pub host: &'a str,
     /// The api host (cache key).
     pub key: &'a str,
-    /// `repository:REPO:pull`.
+    /// `repository:REPO:pull`; several are separated by spaces.
     pub scope: &'a str,
     pub credential: Option<&'a Credential>,
 }
@@ -292,10 +292,13 @@ fn fetch_token(
         }
         _ => return Err(bad_realm("not an http(s) url")),
     }
-    let mut scopes: Vec<String> = Some(req.scope)
+    // Several scopes (a push with a cross-repository mount) go as several
+    // `scope` parameters, as Docker sends them.
+    let mut scopes: Vec<String> = req
+        .scope
+        .split(' ')
         .filter(|s| !s.is_empty())
         .map(str::to_string)
-        .into_iter()
         .collect();
     for s in ch.param("scope").unwrap_or("").split(' ') {
         if !s.is_empty() && !scopes.iter().any(|x| x == s) {

@@ -153,6 +153,10 @@ pub(crate) struct Request<'a> {
     pub headers: Vec<(HeaderName, String)>,
 }
 
+/// Makes the body of a request, again for each attempt (the retry after a
+/// 401, the http fallback of an insecure host).
+pub(crate) type BodyFn<'b> = &'b dyn Fn() -> std::result::Result<reqwest::blocking::Body, Failure>;
+
 enum SendError {
     /// Could not connect (or shake hands) with the registry itself.
     Connect(String),
@@ -278,16 +282,27 @@ impl Client {
         } else {
             format!("repository:{}:pull", req.repo)
         };
+        self.send_with(req, &scope, None)
+    }
+
+    /// [`Client::send`] with a token scope of the caller's (space-separated
+    /// scopes, e.g. `repository:a:pull,push repository:b:pull`) and a body.
+    pub(crate) fn send_with(
+        &self,
+        req: &Request<'_>,
+        scope: &str,
+        body: Option<BodyFn<'_>>,
+    ) -> std::result::Result<Response, Failure> {
         let areq = AuthRequest {
             host: &req.ep.host,
             key: &req.ep.api,
-            scope: &scope,
+            scope,
             credential: self.credential(&req.ep.host),
         };
         let mut auth = self.auth.cached(&areq);
         let mut answered = false;
         loop {
-            let resp = self.send_once(req, auth.as_deref())?;
+            let resp = self.send_once(req, auth.as_deref(), body)?;
             let status = resp.status().as_u16();
             match status {
                 401 if !answered => {
@@ -326,35 +341,40 @@ impl Client {
         &self,
         req: &Request<'_>,
         auth: Option<&str>,
+        body: Option<BodyFn<'_>>,
     ) -> std::result::Result<Response, Failure> {
         let (scheme, tentative) = self.scheme(req.ep);
-        match self.follow(req, scheme, auth) {
+        match self.follow(req, scheme, auth, body) {
             Ok(resp) => {
                 if tentative {
                     self.remember_scheme(req.ep, scheme);
                 }
                 Ok(resp)
             }
-            Err(SendError::Connect(_)) if tentative => match self.follow(req, Scheme::Http, auth) {
-                Ok(resp) => {
-                    self.remember_scheme(req.ep, Scheme::Http);
-                    Ok(resp)
+            Err(SendError::Connect(_)) if tentative => {
+                match self.follow(req, Scheme::Http, auth, body) {
+                    Ok(resp) => {
+                        self.remember_scheme(req.ep, Scheme::Http);
+                        Ok(resp)
+                    }
+                    Err(SendError::Connect(reason)) => Err(Failure::retry(reason)),
+                    Err(SendError::Other(f)) => Err(f),
                 }
-                Err(SendError::Connect(reason)) => Err(Failure::retry(reason)),
-                Err(SendError::Other(f)) => Err(f),
-            },
+            }
             Err(SendError::Connect(reason)) => Err(Failure::retry(reason)),
             Err(SendError::Other(f)) => Err(f),
         }
     }
 
     /// Sends the request and follows redirects, dropping the Authorization
-    /// header as soon as a redirect leaves the registry's origin.
+    /// header as soon as a redirect leaves the registry's origin. A path
+    /// that is an absolute URL (an upload Location) is used as it is.
     fn follow(
         &self,
         req: &Request<'_>,
         scheme: Scheme,
         auth: Option<&str>,
+        body: Option<BodyFn<'_>>,
     ) -> std::result::Result<Response, SendError> {
         let host = &req.ep.host;
         let redirect_error = |reason: String| {
@@ -364,20 +384,22 @@ impl Client {
                 reason,
             }))
         };
-        let first = format!(
-            "{}://{}{}",
-            scheme.as_str(),
-            url_authority(&req.ep.api),
-            req.path
-        );
-        let mut url = Url::parse(&first).map_err(|e| {
+        let base = format!("{}://{}", scheme.as_str(), url_authority(&req.ep.api));
+        let absolute = req.path.starts_with("https://") || req.path.starts_with("http://");
+        let first = if absolute {
+            req.path.clone()
+        } else {
+            format!("{base}{}", req.path)
+        };
+        let invalid = |e: String| {
             SendError::Other(Failure::Fatal(Error::InvalidRepository {
                 host: host.clone(),
                 repo: format!("{} ({e})", req.repo),
             }))
-        })?;
-        let registry_origin = origin(&url);
-        let mut auth = auth;
+        };
+        let mut url = Url::parse(&first).map_err(|e| invalid(e.to_string()))?;
+        let registry_origin = origin(&Url::parse(&base).map_err(|e| invalid(e.to_string()))?);
+        let mut auth = auth.filter(|_| origin(&url) == registry_origin);
         for hop in 0..=MAX_REDIRECTS {
             let mut rb = self
                 .http
@@ -388,6 +410,9 @@ impl Client {
             }
             if let Some(a) = auth {
                 rb = rb.header(AUTHORIZATION, a);
+            }
+            if let Some(make) = body {
+                rb = rb.body(make().map_err(SendError::Other)?);
             }
             let resp = match rb.send() {
                 Ok(r) => r,

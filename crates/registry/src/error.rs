@@ -89,6 +89,23 @@ pub enum Error {
         reason: String,
     },
 
+    /// A blob upload answered without a usable Location header.
+    #[error("registry {host} answered the upload of {what} without a usable Location: {reason}")]
+    UploadLocation {
+        host: String,
+        what: String,
+        reason: String,
+    },
+
+    /// The digest the registry computed for a pushed manifest is not ours.
+    #[error("registry {host} stored manifest {reference} as {header}, but berth sent {sent}")]
+    PushedDigestMismatch {
+        host: String,
+        reference: String,
+        header: String,
+        sent: String,
+    },
+
     #[error(transparent)]
     Auth(#[from] AuthError),
 

@@ -2,7 +2,8 @@
 //!
 //! Speaks the OCI distribution spec v1.1 (and Docker Hub's token flow) over
 //! `reqwest`'s blocking client: manifests (GET and HEAD), blobs (resumable,
-//! verified, retried), bearer and basic auth, registry mirrors for Docker Hub,
+//! verified, retried), push (blob HEAD, cross-repository mount, upload,
+//! manifest PUT), bearer and basic auth, registry mirrors for Docker Hub,
 //! and reading/writing Docker's `config.json` ([`dockerconfig`]).
 //!
 //! This crate is independent of `berth-image`: digests and references are
@@ -18,6 +19,7 @@ pub mod dockerconfig;
 mod error;
 mod hosts;
 mod manifest;
+mod push;
 mod retry;
 
 pub use client::{Client, FetchedManifest};
@@ -27,6 +29,7 @@ pub use manifest::{
     DOCKER_MANIFEST_LIST_V2, DOCKER_MANIFEST_V1, DOCKER_MANIFEST_V1_SIGNED, DOCKER_MANIFEST_V2,
     MAX_MANIFEST_SIZE, OCI_IMAGE_INDEX, OCI_IMAGE_MANIFEST,
 };
+pub use push::{BlobPush, LocalBlob};
 
 use std::collections::HashMap;
 use std::fmt;

@@ -11,6 +11,7 @@ pub mod logs;
 pub mod prune;
 pub mod ps;
 pub mod pull;
+pub mod push;
 pub mod rmi;
 pub mod run;
 pub mod save;

@@ -7,5 +7,6 @@ pub mod container;
 pub mod db;
 pub mod rootfs;
 pub mod spec_gen;
+pub mod volume;
 
 pub use container::{Config, Engine, Error};

@@ -174,7 +174,7 @@ pub fn rm(root: &Path, a: RmArgs) -> anyhow::Result<i32> {
     let eng = Engine::open(root)?;
     each(&a.containers, |n| {
         let rec = eng.lookup(n)?;
-        eng.remove(&rec, a.force)?;
+        eng.remove(&rec, a.force, a.volumes)?;
         Ok(Some(n.to_string()))
     })
 }
@@ -203,7 +203,7 @@ pub fn prune(root: &Path, _a: PruneArgs) -> anyhow::Result<i32> {
     for rec in eng.list()? {
         if rec.status != Status::Running {
             reclaimed += eng.upper_size(&rec.id);
-            eng.remove(&rec, false)?;
+            eng.remove(&rec, false, false)?;
             out.push(rec.id);
         }
     }

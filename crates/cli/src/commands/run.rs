@@ -139,7 +139,7 @@ fn go(root: &Path, a: Args) -> anyhow::Result<i32> {
     if a.detach {
         let r = eng.start_detached(&rec, &monitor_cmd(root, &rec.id)?);
         if r.is_err() && Config::parse(&rec)?.auto_remove {
-            let _ = eng.remove(&rec, true);
+            let _ = eng.remove(&rec, true, true);
         }
         r?;
         println!("{}", rec.id);
@@ -147,7 +147,7 @@ fn go(root: &Path, a: Args) -> anyhow::Result<i32> {
     }
     let r = eng.run_attached(&rec);
     if r.is_err() && Config::parse(&rec)?.auto_remove {
-        let _ = eng.remove(&rec, true);
+        let _ = eng.remove(&rec, true, true);
     }
     Ok(r?)
 }

@@ -3,6 +3,7 @@
 
 use super::{names, new_id, Config, Engine, Error, Result};
 use crate::db::{self, Record, Status};
+use crate::spec_gen::mounts::{MountKind, MountSpec};
 use crate::{rootfs, spec_gen};
 use berth_image::db::ImageRecord;
 
@@ -24,7 +25,24 @@ impl Engine {
         };
         req.config.image_config = req.image.config.clone();
         // The command must resolve now, as in Docker ("no command specified").
-        spec_gen::args(&req.config.image(), &req.config.spec)?;
+        let image = req.config.image();
+        spec_gen::args(&image, &req.config.spec)?;
+        // The image's VOLUMEs not covered by a user mount: anonymous volumes.
+        if let Some(vols) = image["Volumes"].as_object() {
+            for target in vols.keys() {
+                let covered = req.config.spec.mounts.iter().any(|m| &m.target == target);
+                if !covered && target.starts_with('/') {
+                    req.config.spec.mounts.push(MountSpec {
+                        kind: MountKind::Volume,
+                        source: new_id()?,
+                        target: target.clone(),
+                        readonly: false,
+                        options: Vec::new(),
+                        anonymous: true,
+                    });
+                }
+            }
+        }
         let mut lower = Vec::with_capacity(req.image.layers.len());
         for l in req.image.layers.iter().rev() {
             if !self.store.has_layer(&l.chain_id) {

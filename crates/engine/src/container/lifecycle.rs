@@ -48,9 +48,28 @@ impl Engine {
     }
 
     fn launch_mounted(&self, rec: &Record, cfg: &Config, dir: &Path) -> Result<Launched> {
-        let hostname = &rec.id[..12];
-        let spec =
-            spec_gen::generate(&cfg.image_config, &cfg.spec, &rootfs::merged(dir), hostname)?;
+        let hostname = cfg.spec.hostname.clone().unwrap_or_else(|| {
+            if cfg.spec.network == spec_gen::Network::Host {
+                nix::unistd::gethostname()
+                    .map(|h| h.to_string_lossy().into_owned())
+                    .unwrap_or_else(|_| rec.id[..12].to_string())
+            } else {
+                rec.id[..12].to_string()
+            }
+        });
+        let etc = dir.join("etc");
+        std::fs::create_dir_all(&etc).map_err(io(&etc))?;
+        spec_gen::mounts::write_etc(&etc, &hostname, cfg.spec.network == spec_gen::Network::Host)?;
+        let spec = spec_gen::generate(
+            &cfg.image_config,
+            &cfg.spec,
+            &rootfs::merged(dir),
+            &hostname,
+            &spec_gen::Context {
+                volumes_dir: self.root.join("volumes"),
+                etc_dir: Some(etc),
+            },
+        )?;
         let config = dir.join("config.json");
         spec.save(&config).map_err(|e| Error::Io {
             path: config.clone(),
@@ -140,9 +159,11 @@ impl Engine {
         )?;
         unmounted?;
         if let Some(rec) = self.db.get(id)? {
-            if rec.status == Status::Exited && Config::parse(&rec)?.auto_remove {
+            let cfg = Config::parse(&rec)?;
+            if rec.status == Status::Exited && cfg.auto_remove {
                 remove_files(self, id)?;
                 self.db.remove(id)?;
+                self.remove_anonymous_volumes(&cfg);
             }
         }
         Ok(())
@@ -216,8 +237,9 @@ impl Engine {
         }
     }
 
-    /// Removes a container; a running one only with `force` (SIGKILL).
-    pub fn remove(&self, rec: &Record, force: bool) -> Result<()> {
+    /// Removes a container; a running one only with `force` (SIGKILL);
+    /// its anonymous volumes too with `volumes`.
+    pub fn remove(&self, rec: &Record, force: bool, volumes: bool) -> Result<()> {
         if rec.status == Status::Running {
             if !force {
                 return Err(Error::Running(rec.name.clone()));
@@ -229,6 +251,11 @@ impl Engine {
         cleanup_runtime(self, &rec.id);
         remove_files(self, &rec.id)?;
         self.db.remove(&rec.id)?;
+        if volumes {
+            if let Ok(cfg) = Config::parse(rec) {
+                self.remove_anonymous_volumes(&cfg);
+            }
+        }
         Ok(())
     }
 }

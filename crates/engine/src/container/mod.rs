@@ -190,6 +190,7 @@ impl Engine {
                 if cfg.auto_remove {
                     lifecycle::remove_files(self, &rec.id)?;
                     self.db.remove(&rec.id)?;
+                    self.remove_anonymous_volumes(&cfg);
                 }
             }
         }

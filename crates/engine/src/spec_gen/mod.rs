@@ -1,9 +1,14 @@
 //! Image config + `run` options -> an OCI runtime `Spec`, with Docker's
 //! defaults (capabilities, mounts, masked paths, namespaces).
 
+pub mod mounts;
+pub mod security;
+
+use mounts::MountSpec;
 use oci_spec::runtime::Spec;
+use security::Device;
 use serde_json::{json, Value};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -19,6 +24,8 @@ pub enum Error {
     NoGroup(String),
     #[error("invalid spec: {0}")]
     Spec(serde_json::Error),
+    #[error("{0}")]
+    Invalid(String),
 }
 
 pub const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -91,6 +98,41 @@ pub struct Options {
     pub network: Network,
     /// `-t`: a pty as the process's stdio.
     pub tty: bool,
+    /// `-h`: the container's hostname (default: the id's first 12 digits).
+    pub hostname: Option<String>,
+    /// `-v`, `--mount`, `--tmpfs`, and the image's VOLUMEs.
+    pub mounts: Vec<MountSpec>,
+    /// `--read-only`: the root filesystem is mounted read-only.
+    pub read_only: bool,
+    /// `--memory-swap`: memory plus swap (-1: unlimited swap).
+    pub memory_swap: Option<i64>,
+    /// `--cpus`.
+    pub cpus: Option<f64>,
+    /// `--cpu-shares`.
+    pub cpu_shares: Option<u64>,
+    /// `--cpuset-cpus`.
+    pub cpuset_cpus: Option<String>,
+    /// `--ulimit`, as OCI rlimits.
+    pub ulimits: Vec<Value>,
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
+    pub privileged: bool,
+    /// `--security-opt seccomp=`: `unconfined`, or a profile's JSON text;
+    /// None is Docker's default profile.
+    pub seccomp: Option<String>,
+    /// `--security-opt no-new-privileges`.
+    pub no_new_privileges: bool,
+    /// `--device`.
+    pub devices: Vec<Device>,
+}
+
+/// Where per-container files live, for [`generate`].
+#[derive(Debug, Clone, Default)]
+pub struct Context {
+    /// `<root>/volumes`: named volumes' data dirs.
+    pub volumes_dir: PathBuf,
+    /// A dir with `hosts`, `hostname` and `resolv.conf` to bind-mount.
+    pub etc_dir: Option<PathBuf>,
 }
 
 /// The resolved process user.
@@ -259,6 +301,7 @@ pub fn generate(
     opts: &Options,
     rootfs: &Path,
     hostname: &str,
+    ctx: &Context,
 ) -> Result<Spec, Error> {
     let full: Value = serde_json::from_str(image_config).map_err(Error::ImageConfig)?;
     let image = full.get("config").cloned().unwrap_or(Value::Null);
@@ -284,14 +327,33 @@ pub fn generate(
     if opts.network == Network::None {
         namespaces.push(json!({"type": "network"}));
     }
-    let mut resources = json!({});
-    if let Some(m) = opts.memory {
-        resources["memory"] = json!({"limit": m});
+    let resources = resources(opts)?;
+    let caps = security::capabilities(opts)?;
+    let seccomp = security::seccomp(opts, &caps)?;
+    let (devices, device_rules) = security::devices(opts)?;
+    let mut mounts = mounts();
+    if opts.privileged {
+        for m in mounts.as_array_mut().expect("mounts") {
+            if m["destination"] == "/sys" {
+                m["options"] = json!(["nosuid", "noexec", "nodev", "rw"]);
+            }
+        }
     }
-    if let Some(p) = opts.pids_limit {
-        resources["pids"] = json!({"limit": p});
+    if let Some(etc) = &ctx.etc_dir {
+        for f in ["hostname", "hosts", "resolv.conf"] {
+            mounts.as_array_mut().expect("mounts").push(json!({
+                "destination": format!("/etc/{f}"), "type": "bind",
+                "source": etc.join(f), "options": ["rbind", "rprivate"],
+            }));
+        }
     }
-    let caps = DEFAULT_CAPS;
+    for m in &opts.mounts {
+        let m = mounts::oci_mount(m, &ctx.volumes_dir)?;
+        let list = mounts.as_array_mut().expect("mounts");
+        // A user mount replaces a default one on the same path (e.g. /dev/shm).
+        list.retain(|d| d["destination"] != m["destination"]);
+        list.push(m);
+    }
     let mut user_json = json!({"uid": user.uid, "gid": user.gid});
     if !user.additional_gids.is_empty() {
         user_json["additionalGids"] = json!(user.additional_gids);
@@ -305,19 +367,74 @@ pub fn generate(
             "env": env,
             "cwd": cwd,
             "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
-            "noNewPrivileges": false
+            "noNewPrivileges": opts.no_new_privileges,
+            "rlimits": opts.ulimits,
         },
-        "root": {"path": rootfs, "readonly": false},
+        "root": {"path": rootfs, "readonly": opts.read_only},
         "hostname": hostname,
-        "mounts": mounts(),
+        "mounts": mounts,
         "linux": {
             "namespaces": namespaces,
             "resources": resources,
-            "maskedPaths": MASKED_PATHS,
-            "readonlyPaths": READONLY_PATHS
+            "devices": devices,
+            "maskedPaths": if opts.privileged { &[][..] } else { MASKED_PATHS },
+            "readonlyPaths": if opts.privileged { &[][..] } else { READONLY_PATHS }
         }
     });
+    let mut spec = spec;
+    if !device_rules.is_empty() {
+        spec["linux"]["resources"]["devices"] = json!(device_rules);
+    }
+    if let Some(s) = seccomp {
+        spec["linux"]["seccomp"] = s;
+    }
     serde_json::from_value(spec).map_err(Error::Spec)
+}
+
+/// `linux.resources` from the memory, pids and CPU flags.
+fn resources(opts: &Options) -> Result<Value, Error> {
+    let mut r = json!({});
+    if let Some(m) = opts.memory {
+        if m < 6 * 1024 * 1024 {
+            return Err(Error::Invalid(
+                "minimum memory limit allowed is 6MB".into(),
+            ));
+        }
+        r["memory"] = json!({"limit": m});
+    }
+    if let Some(sw) = opts.memory_swap {
+        let Some(m) = opts.memory else {
+            return Err(Error::Invalid(
+                "you should always set the memory limit when using the memory swap limit".into(),
+            ));
+        };
+        if sw != -1 && sw < m {
+            return Err(Error::Invalid(
+                "minimum memoryswap limit should be larger than memory limit, see usage".into(),
+            ));
+        }
+        r["memory"]["swap"] = json!(sw);
+    }
+    if let Some(p) = opts.pids_limit {
+        r["pids"] = json!({"limit": if p <= 0 { -1 } else { p }});
+    }
+    let mut cpu = json!({});
+    if let Some(c) = opts.cpus {
+        let (quota, period) = mounts::cpus_quota(c)?;
+        cpu["quota"] = json!(quota);
+        cpu["period"] = json!(period);
+    }
+    if let Some(s) = opts.cpu_shares {
+        cpu["shares"] = json!(s);
+    }
+    if let Some(set) = &opts.cpuset_cpus {
+        mounts::check_cpuset(set)?;
+        cpu["cpus"] = json!(set);
+    }
+    if cpu.as_object().is_some_and(|o| !o.is_empty()) {
+        r["cpu"] = cpu;
+    }
+    Ok(r)
 }
 
 /// `-m` sizes: bytes, or a number with b/k/m/g (case-insensitive, Docker's

@@ -3,6 +3,7 @@
 //! configs, and the image database.
 
 pub mod archive;
+pub mod commit;
 pub mod db;
 pub mod digest;
 mod ingest;

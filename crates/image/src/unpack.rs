@@ -47,7 +47,7 @@
 
 mod apply;
 mod sparse;
-mod sys;
+pub(crate) mod sys;
 mod tap;
 #[cfg(test)]
 mod test_support;

@@ -267,6 +267,7 @@ pub(crate) fn plan(store: &Store, ex: &Extracted) -> Result<Plan> {
             manifest_media_type: mt::OCI_MANIFEST.to_string(),
             config: cfg,
             config_digest,
+            base: Vec::new(),
             layers: idx,
             tags,
         });

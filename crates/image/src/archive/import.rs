@@ -116,6 +116,7 @@ pub fn import(store: &Store, db: &Db, r: impl Read, opts: &ImportOptions) -> Res
             manifest_digest: Digest::sha256_of(&manifest),
             manifest,
             manifest_media_type: mt::OCI_MANIFEST.to_string(),
+            base: Vec::new(),
             layers: vec![0],
             tags: opts.reference.clone().into_iter().collect(),
         }],
@@ -127,10 +128,10 @@ pub fn import(store: &Store, db: &Db, r: impl Read, opts: &ImportOptions) -> Res
 
 /// Copies everything read from `r` into `w`; a write error is kept (and
 /// reported as the end of input to the reader).
-struct Tee<R, W> {
-    r: R,
-    w: W,
-    err: Option<io::Error>,
+pub(crate) struct Tee<R, W> {
+    pub r: R,
+    pub w: W,
+    pub err: Option<io::Error>,
 }
 
 impl<R: Read, W: Write> Read for Tee<R, W> {

@@ -488,7 +488,10 @@ pub(crate) struct ImagePlan {
     pub manifest: Vec<u8>,
     pub manifest_digest: Digest,
     pub manifest_media_type: String,
-    /// Indexes into [`Plan::layers`], bottom first.
+    /// Layers the store already has, below [`ImagePlan::layers`] (the
+    /// parent image's, for `commit`).
+    pub base: Vec<LayerRecord>,
+    /// Indexes into [`Plan::layers`], bottom first, above `base`.
     pub layers: Vec<usize>,
     pub tags: Vec<Reference>,
 }
@@ -682,7 +685,12 @@ pub(crate) fn commit(store: &Store, db: &Db, plan: Plan) -> Result<Vec<Loaded>> 
         store.put_blob(&img.config, &img.config_digest)?;
         store.put_blob(&img.manifest, &img.manifest_digest)?;
         let config = manifest::parse_config(&img.config)?;
-        let layers: Vec<LayerRecord> = img.layers.iter().map(|&i| records[i].clone()).collect();
+        let layers: Vec<LayerRecord> = img
+            .base
+            .iter()
+            .cloned()
+            .chain(img.layers.iter().map(|&i| records[i].clone()))
+            .collect();
         let rec = ImageRecord {
             id: img.config_digest.clone(),
             manifest_digest: img.manifest_digest.clone(),

@@ -254,6 +254,7 @@ pub(crate) fn plan(store: &Store, ex: &Extracted) -> Result<Plan> {
             manifest: bytes,
             manifest_digest: digest,
             manifest_media_type: desc.media_type().to_string(),
+            base: Vec::new(),
             layers: idx,
             tags: name.into_iter().collect(),
         });

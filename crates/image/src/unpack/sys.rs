@@ -121,9 +121,9 @@ pub(super) fn set_xattr_at(
     }
 }
 
-/// `lgetxattr` of a path (tests only): `None` when the attribute is absent.
-#[cfg(test)]
-pub(super) fn get_xattr(path: &std::path::Path, key: &str) -> io::Result<Option<Vec<u8>>> {
+/// `lgetxattr` of a path: `None` when the attribute is absent. (Values
+/// are at most 64 KiB, the kernel's `XATTR_SIZE_MAX`.)
+pub(crate) fn get_xattr(path: &std::path::Path, key: &str) -> io::Result<Option<Vec<u8>>> {
     use std::os::unix::ffi::OsStrExt;
     let path = CString::new(path.as_os_str().as_bytes())
         .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
@@ -151,9 +151,9 @@ pub(super) fn get_xattr(path: &std::path::Path, key: &str) -> io::Result<Option<
     Ok(Some(buf))
 }
 
-/// Names of all xattrs of a path (tests only).
-#[cfg(test)]
-pub(super) fn list_xattrs(path: &std::path::Path) -> io::Result<Vec<Vec<u8>>> {
+/// Names of all xattrs of a path (at most 64 KiB of names, the kernel's
+/// `XATTR_LIST_MAX`); the last component is not followed.
+pub(crate) fn list_xattrs(path: &std::path::Path) -> io::Result<Vec<Vec<u8>>> {
     use std::os::unix::ffi::OsStrExt;
     let path = CString::new(path.as_os_str().as_bytes())
         .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;

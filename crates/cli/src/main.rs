@@ -52,8 +52,10 @@ pub enum Cmd {
     /// Show the history of an image.
     History(commands::history::Args),
     /// Run a command in a new container.
+    #[command(disable_help_flag = true)]
     Run(commands::run::Args),
     /// Create a new container (not started).
+    #[command(disable_help_flag = true)]
     Create(commands::run::CreateArgs),
     /// Start stopped containers.
     Start(commands::container::StartArgs),
@@ -91,8 +93,10 @@ pub enum ContainerCmd {
     #[command(alias = "ps", alias = "list")]
     Ls(commands::ps::Args),
     /// Run a command in a new container.
+    #[command(disable_help_flag = true)]
     Run(commands::run::Args),
     /// Create a new container (not started).
+    #[command(disable_help_flag = true)]
     Create(commands::run::CreateArgs),
     /// Start stopped containers.
     Start(commands::container::StartArgs),

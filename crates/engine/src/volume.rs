@@ -33,7 +33,8 @@ impl Engine {
 
     pub fn volume(&self, name: &str) -> Result<Volume> {
         let data = volume_data(&self.volumes_dir(), name);
-        let meta = std::fs::metadata(&data).map_err(|_| Error::Invalid(format!("no such volume: {name}")))?;
+        let meta = std::fs::metadata(&data)
+            .map_err(|_| Error::Invalid(format!("no such volume: {name}")))?;
         let created = meta
             .modified()
             .ok()
@@ -66,7 +67,9 @@ impl Engine {
     pub fn volume_users(&self, name: &str) -> Result<Vec<String>> {
         let mut out = Vec::new();
         for rec in self.db.list()? {
-            let Ok(cfg) = Config::parse(&rec) else { continue };
+            let Ok(cfg) = Config::parse(&rec) else {
+                continue;
+            };
             if cfg
                 .spec
                 .mounts

@@ -67,6 +67,54 @@ pub struct CreateArgs {
     /// Verify TLS when pulling; `--tls-verify=false` allows plain http.
     #[arg(long = "tls-verify", default_value_t = true, action = clap::ArgAction::Set)]
     pub tls_verify: bool,
+    /// Container host name.
+    #[arg(short = 'h', long)]
+    pub hostname: Option<String>,
+    /// Bind mount or volume: HOST:CTR[:ro], NAME:CTR[:ro], or CTR.
+    #[arg(short = 'v', long = "volume")]
+    pub volume: Vec<String>,
+    /// type=bind|volume|tmpfs,source=,target=[,readonly].
+    #[arg(long)]
+    pub mount: Vec<String>,
+    /// A tmpfs: PATH[:OPTIONS].
+    #[arg(long)]
+    pub tmpfs: Vec<String>,
+    /// Mount the root filesystem read-only.
+    #[arg(long = "read-only")]
+    pub read_only: bool,
+    /// Memory plus swap (-1: unlimited swap).
+    #[arg(long = "memory-swap", allow_hyphen_values = true)]
+    pub memory_swap: Option<String>,
+    /// Number of CPUs (e.g. 1.5).
+    #[arg(long, allow_hyphen_values = true)]
+    pub cpus: Option<String>,
+    /// CPU shares (relative weight).
+    #[arg(short = 'c', long = "cpu-shares")]
+    pub cpu_shares: Option<u64>,
+    /// CPUs to run on (0-3, 0,1).
+    #[arg(long = "cpuset-cpus")]
+    pub cpuset_cpus: Option<String>,
+    /// Ulimit: TYPE=SOFT[:HARD].
+    #[arg(long)]
+    pub ulimit: Vec<String>,
+    /// Add Linux capabilities.
+    #[arg(long = "cap-add")]
+    pub cap_add: Vec<String>,
+    /// Drop Linux capabilities.
+    #[arg(long = "cap-drop")]
+    pub cap_drop: Vec<String>,
+    /// All capabilities and devices, no seccomp, /sys writable.
+    #[arg(long)]
+    pub privileged: bool,
+    /// seccomp=PROFILE.json|unconfined, no-new-privileges[=true|false].
+    #[arg(long = "security-opt")]
+    pub security_opt: Vec<String>,
+    /// A host device: HOST[:CTR[:rwm]].
+    #[arg(long)]
+    pub device: Vec<String>,
+    /// Print help.
+    #[arg(long, action = clap::ArgAction::Help)]
+    pub help: Option<bool>,
     /// NAME[:TAG|@DIGEST] or image id.
     pub image: String,
     /// Command and arguments (replace the image's Cmd).
@@ -189,24 +237,121 @@ fn read_env_file(path: &str) -> anyhow::Result<Vec<String>> {
         .collect())
 }
 
+fn size_flag(v: &Option<String>, what: &str) -> anyhow::Result<Option<i64>> {
+    match v.as_deref() {
+        None => Ok(None),
+        Some("-1") => Ok(Some(-1)),
+        Some(m) => Ok(Some(spec_gen::parse_size(m).ok_or_else(|| {
+            anyhow::anyhow!("invalid {what} {m:?}: a size like 64m")
+        })?)),
+    }
+}
+
+/// The flags as spec options, every value checked before anything exists.
+fn spec_options(a: &CreateArgs) -> anyhow::Result<spec_gen::Options> {
+    use spec_gen::{mounts, security};
+    let network = match a.network.as_str() {
+        "none" => Network::None,
+        "host" => Network::Host,
+        other => anyhow::bail!("network {other:?} is not supported yet; use none or host"),
+    };
+    let memory = size_flag(&a.memory, "memory size")?;
+    if memory == Some(-1) {
+        anyhow::bail!("invalid memory size \"-1\": a size like 64m");
+    }
+    let memory_swap = size_flag(&a.memory_swap, "memory-swap")?;
+    let cpus = match &a.cpus {
+        Some(c) => Some(
+            c.parse::<f64>()
+                .map_err(|_| anyhow::anyhow!("invalid argument {c:?} for --cpus"))?,
+        ),
+        None => None,
+    };
+    let mut env = Vec::new();
+    for f in &a.env_file {
+        env.extend(read_env_file(f)?);
+    }
+    env.extend(a.env.iter().cloned());
+    let mut anon = || berth_engine::container::new_id().unwrap_or_else(|_| "anonymous".into());
+    let mut mounts_list = Vec::new();
+    for v in &a.volume {
+        mounts_list.push(mounts::parse_volume(v, &mut anon)?);
+    }
+    for m in &a.mount {
+        mounts_list.push(mounts::parse_mount(m, &mut anon)?);
+    }
+    for t in &a.tmpfs {
+        mounts_list.push(mounts::parse_tmpfs(t)?);
+    }
+    let ulimits = a
+        .ulimit
+        .iter()
+        .map(|u| mounts::parse_ulimit(u))
+        .collect::<Result<Vec<_>, _>>()?;
+    let devices = a
+        .device
+        .iter()
+        .map(|d| security::parse_device(d))
+        .collect::<Result<Vec<_>, _>>()?;
+    let (mut seccomp, mut no_new_privileges) = (None, false);
+    for o in &a.security_opt {
+        let (k, v) = o.split_once(['=', ':']).unwrap_or((o.as_str(), ""));
+        match k {
+            "seccomp" if v == "unconfined" => seccomp = Some("unconfined".to_string()),
+            "seccomp" => {
+                let text = std::fs::read_to_string(v)
+                    .map_err(|e| anyhow::anyhow!("opening seccomp profile {v:?} failed: {e}"))?;
+                serde_json::from_str::<serde_json::Value>(&text)
+                    .map_err(|e| anyhow::anyhow!("decoding seccomp profile {v:?} failed: {e}"))?;
+                seccomp = Some(text);
+            }
+            "no-new-privileges" => {
+                no_new_privileges = match v {
+                    "" | "true" => true,
+                    "false" => false,
+                    _ => anyhow::bail!("invalid --security-opt {o:?}"),
+                }
+            }
+            _ => anyhow::bail!(
+                "invalid --security-opt {o:?}: berth knows seccomp= and no-new-privileges"
+            ),
+        }
+    }
+    let opts = spec_gen::Options {
+        env,
+        workdir: a.workdir.clone(),
+        user: a.user.clone(),
+        entrypoint: a.entrypoint.clone(),
+        cmd: a.cmd.clone(),
+        memory,
+        pids_limit: a.pids_limit,
+        network,
+        tty: a.tty,
+        hostname: a.hostname.clone(),
+        mounts: mounts_list,
+        read_only: a.read_only,
+        memory_swap,
+        cpus,
+        cpu_shares: a.cpu_shares,
+        cpuset_cpus: a.cpuset_cpus.clone(),
+        ulimits,
+        cap_add: a.cap_add.clone(),
+        cap_drop: a.cap_drop.clone(),
+        privileged: a.privileged,
+        seccomp,
+        no_new_privileges,
+        devices,
+    };
+    spec_gen::check(&opts)?;
+    Ok(opts)
+}
+
 /// Validates the flags, finds (or pulls) the image and creates the container.
 pub fn create_container(
     eng: &Engine,
     root: &Path,
     a: CreateArgs,
 ) -> anyhow::Result<berth_engine::db::Record> {
-    let network = match a.network.as_str() {
-        "none" => Network::None,
-        "host" => Network::Host,
-        other => anyhow::bail!("network {other:?} is not supported yet; use none or host"),
-    };
-    let memory = match &a.memory {
-        Some(m) => Some(
-            spec_gen::parse_size(m)
-                .ok_or_else(|| anyhow::anyhow!("invalid memory size {m:?}, e.g. 64m"))?,
-        ),
-        None => None,
-    };
     if let Some(s) = &a.stop_signal {
         berth_runtime::container::kill::parse_signal(s)?;
     }
@@ -216,11 +361,7 @@ pub fn create_container(
         let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
         labels.insert(k.to_string(), v.to_string());
     }
-    let mut env = Vec::new();
-    for f in &a.env_file {
-        env.extend(read_env_file(f)?);
-    }
-    env.extend(a.env);
+    let spec = spec_options(&a)?;
     let (store, db) = super::open(root)?;
     let image = match db.image_by_ref(&a.image)? {
         Some(i) => i,
@@ -246,17 +387,7 @@ pub fn create_container(
         }
     };
     let config = Config {
-        spec: spec_gen::Options {
-            env,
-            workdir: a.workdir,
-            user: a.user,
-            entrypoint: a.entrypoint,
-            cmd: a.cmd,
-            memory,
-            pids_limit: a.pids_limit,
-            network,
-            tty: a.tty,
-        },
+        spec,
         image_config: String::new(),
         auto_remove: a.rm,
         labels,

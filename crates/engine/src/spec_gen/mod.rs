@@ -391,14 +391,21 @@ pub fn generate(
     serde_json::from_value(spec).map_err(Error::Spec)
 }
 
+/// Checks `opts` the way [`generate`] would, before anything is created.
+pub fn check(opts: &Options) -> Result<(), Error> {
+    resources(opts)?;
+    let caps = security::capabilities(opts)?;
+    security::seccomp(opts, &caps)?;
+    security::devices(opts)?;
+    Ok(())
+}
+
 /// `linux.resources` from the memory, pids and CPU flags.
 fn resources(opts: &Options) -> Result<Value, Error> {
     let mut r = json!({});
     if let Some(m) = opts.memory {
         if m < 6 * 1024 * 1024 {
-            return Err(Error::Invalid(
-                "minimum memory limit allowed is 6MB".into(),
-            ));
+            return Err(Error::Invalid("minimum memory limit allowed is 6MB".into()));
         }
         r["memory"] = json!({"limit": m});
     }

@@ -46,7 +46,9 @@ fn check_target(t: &str, spec: &str) -> Result<(), Error> {
         )));
     }
     if t == "/" {
-        return Err(Error::Invalid(format!("invalid mount {spec:?}: cannot mount over /")));
+        return Err(Error::Invalid(format!(
+            "invalid mount {spec:?}: cannot mount over /"
+        )));
     }
     Ok(())
 }
@@ -58,7 +60,11 @@ pub fn parse_volume(s: &str, new_name: &mut dyn FnMut() -> String) -> Result<Mou
         [d] => ("", *d, ""),
         [s, d] => (*s, *d, ""),
         [s, d, m] => (*s, *d, *m),
-        _ => return Err(Error::Invalid(format!("invalid volume specification: {s:?}"))),
+        _ => {
+            return Err(Error::Invalid(format!(
+                "invalid volume specification: {s:?}"
+            )))
+        }
     };
     check_target(dst, s)?;
     let mut readonly = false;
@@ -198,9 +204,8 @@ pub fn oci_mount(m: &MountSpec, volumes_dir: &Path) -> Result<Value, Error> {
         }
         MountKind::Volume => {
             let data = volume_data(volumes_dir, &m.source);
-            std::fs::create_dir_all(&data).map_err(|e| {
-                Error::Invalid(format!("create volume {}: {e}", data.display()))
-            })?;
+            std::fs::create_dir_all(&data)
+                .map_err(|e| Error::Invalid(format!("create volume {}: {e}", data.display())))?;
             json!({"destination": m.target, "type": "bind", "source": data,
                    "options": ["rbind", ro, "rprivate"]})
         }
@@ -217,8 +222,22 @@ pub fn parse_ulimit(s: &str) -> Result<Value, Error> {
     let bad = || Error::Invalid(format!("invalid ulimit {s:?}, e.g. nofile=1024:2048"));
     let (name, vals) = s.split_once('=').ok_or_else(bad)?;
     let known = [
-        "as", "core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice", "nofile",
-        "nproc", "rss", "rtprio", "rttime", "sigpending", "stack",
+        "as",
+        "core",
+        "cpu",
+        "data",
+        "fsize",
+        "locks",
+        "memlock",
+        "msgqueue",
+        "nice",
+        "nofile",
+        "nproc",
+        "rss",
+        "rtprio",
+        "rttime",
+        "sigpending",
+        "stack",
     ];
     if !known.contains(&name) {
         return Err(Error::Invalid(format!("invalid ulimit type: {name}")));
@@ -341,7 +360,7 @@ mod tests {
         assert_eq!((v.kind, v.source.as_str()), (MountKind::Volume, "cache"));
         let v = parse_volume("/data", &mut anon).unwrap();
         assert!(v.anonymous && v.source == "anon1");
-        for bad in ["rel:/x", "/a:b", "/a:/b:xx", "/:/", "a:b:c:d"] {
+        for bad in ["./rel:/x", "/a:b", "/a:/b:xx", "/:/", "a:b:c:d"] {
             assert!(parse_volume(bad, &mut anon).is_err(), "{bad}");
         }
         let m = parse_mount("type=tmpfs,target=/t,tmpfs-size=1m", &mut anon).unwrap();

@@ -8,15 +8,47 @@ use std::path::Path;
 
 /// Every capability of Linux 5.9+ (CAP_CHOWN = 0 ... CAP_CHECKPOINT_RESTORE = 40).
 pub const ALL_CAPS: &[&str] = &[
-    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID",
-    "CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE",
-    "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW",
-    "CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT",
-    "CAP_SYS_PTRACE", "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE",
-    "CAP_SYS_RESOURCE", "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE",
-    "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE",
-    "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ",
-    "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE",
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
 ];
 
 /// `sys_admin`, `CAP_SYS_ADMIN`, `Sys_Admin` -> `CAP_SYS_ADMIN`; `ALL` stays.
@@ -40,10 +72,25 @@ pub fn normalize_cap(s: &str) -> Result<String, Error> {
 /// The container's capability set: Docker's default (or all with
 /// `--privileged`), plus `--cap-add`, minus `--cap-drop` (`ALL` works in both).
 pub fn capabilities(opts: &Options) -> Result<Vec<String>, Error> {
-    let add: Vec<String> = opts.cap_add.iter().map(|c| normalize_cap(c)).collect::<Result<_, _>>()?;
-    let drop: Vec<String> = opts.cap_drop.iter().map(|c| normalize_cap(c)).collect::<Result<_, _>>()?;
+    let add: Vec<String> = opts
+        .cap_add
+        .iter()
+        .map(|c| normalize_cap(c))
+        .collect::<Result<_, _>>()?;
+    let drop: Vec<String> = opts
+        .cap_drop
+        .iter()
+        .map(|c| normalize_cap(c))
+        .collect::<Result<_, _>>()?;
     let mut caps: Vec<String> = if opts.privileged || add.iter().any(|c| c == "ALL") {
-        ALL_CAPS.iter().map(|c| c.to_string()).collect()
+        // All that we have: root here may lack some (e.g. CAP_SYS_RESOURCE).
+        let bounding = own_bounding_set();
+        ALL_CAPS
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| bounding & (1u64 << i) != 0)
+            .map(|(_, c)| c.to_string())
+            .collect()
     } else {
         DEFAULT_CAPS.iter().map(|c| c.to_string()).collect()
     };
@@ -62,6 +109,18 @@ pub fn capabilities(opts: &Options) -> Result<Vec<String>, Error> {
     Ok(caps)
 }
 
+/// Our capability bounding set (`CapBnd` of /proc/self/status).
+fn own_bounding_set() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapBnd:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+        .unwrap_or(u64::MAX)
+}
+
 /// Docker's default profile for x86_64 with its default capabilities.
 const DOCKER_DEFAULT: &str = include_str!("docker-default-seccomp.json");
 
@@ -70,23 +129,64 @@ const CAP_SYSCALLS: &[(&str, &[&str])] = &[
     (
         "CAP_SYS_ADMIN",
         &[
-            "bpf", "clone", "clone3", "fanotify_init", "fsconfig", "fsmount", "fsopen",
-            "fspick", "lookup_dcookie", "mount", "mount_setattr", "move_mount",
-            "name_to_handle_at", "open_tree", "perf_event_open", "quotactl", "quotactl_fd",
-            "setdomainname", "sethostname", "setns", "syslog", "umount", "umount2", "unshare",
+            "bpf",
+            "clone",
+            "clone3",
+            "fanotify_init",
+            "fsconfig",
+            "fsmount",
+            "fsopen",
+            "fspick",
+            "lookup_dcookie",
+            "mount",
+            "mount_setattr",
+            "move_mount",
+            "name_to_handle_at",
+            "open_tree",
+            "perf_event_open",
+            "quotactl",
+            "quotactl_fd",
+            "setdomainname",
+            "sethostname",
+            "setns",
+            "syslog",
+            "umount",
+            "umount2",
+            "unshare",
         ],
     ),
     ("CAP_SYS_BOOT", &["reboot"]),
-    ("CAP_SYS_MODULE", &["delete_module", "init_module", "finit_module"]),
+    (
+        "CAP_SYS_MODULE",
+        &["delete_module", "init_module", "finit_module"],
+    ),
     ("CAP_SYS_PACCT", &["acct"]),
     (
         "CAP_SYS_PTRACE",
-        &["kcmp", "pidfd_getfd", "process_madvise", "process_vm_readv", "process_vm_writev", "ptrace"],
+        &[
+            "kcmp",
+            "pidfd_getfd",
+            "process_madvise",
+            "process_vm_readv",
+            "process_vm_writev",
+            "ptrace",
+        ],
     ),
     ("CAP_SYS_RAWIO", &["iopl", "ioperm"]),
-    ("CAP_SYS_TIME", &["settimeofday", "stime", "clock_settime", "clock_settime64"]),
+    (
+        "CAP_SYS_TIME",
+        &["settimeofday", "stime", "clock_settime", "clock_settime64"],
+    ),
     ("CAP_SYS_TTY_CONFIG", &["vhangup"]),
-    ("CAP_SYS_NICE", &["get_mempolicy", "mbind", "set_mempolicy", "set_mempolicy_home_node"]),
+    (
+        "CAP_SYS_NICE",
+        &[
+            "get_mempolicy",
+            "mbind",
+            "set_mempolicy",
+            "set_mempolicy_home_node",
+        ],
+    ),
     ("CAP_SYSLOG", &["syslog"]),
     ("CAP_BPF", &["bpf"]),
     ("CAP_PERFMON", &["perf_event_open"]),
@@ -115,7 +215,7 @@ pub fn seccomp(opts: &Options, caps: &[String]) -> Result<Option<Value>, Error> 
                 let rules = v["syscalls"].as_array_mut().expect("syscalls");
                 // Unconditional rules replace the default's filtered ones.
                 for r in rules.iter_mut() {
-                    if !r.get("args").is_some_and(|a| !a.is_null()) {
+                    if r.get("args").is_none_or(|a| a.is_null()) {
                         continue;
                     }
                     if let Some(names) = r["names"].as_array_mut() {
@@ -145,7 +245,12 @@ fn from_docker_profile(mut v: Value, caps: &[String]) -> Value {
             .filter(|m| m["architecture"] == host_arch)
             .flat_map(|m| {
                 let mut a = vec![m["architecture"].clone()];
-                a.extend(m["subArchitectures"].as_array().cloned().unwrap_or_default());
+                a.extend(
+                    m["subArchitectures"]
+                        .as_array()
+                        .cloned()
+                        .unwrap_or_default(),
+                );
                 a
             })
             .collect();
@@ -153,8 +258,10 @@ fn from_docker_profile(mut v: Value, caps: &[String]) -> Value {
         v.as_object_mut().map(|o| o.remove("archMap"));
     }
     let has = |list: &Value| -> bool {
-        list.as_array()
-            .is_none_or(|l| l.iter().all(|c| caps.iter().any(|x| Some(x.as_str()) == c.as_str())))
+        list.as_array().is_none_or(|l| {
+            l.iter()
+                .all(|c| caps.iter().any(|x| Some(x.as_str()) == c.as_str()))
+        })
     };
     let arch_ok = |list: &Value, want: bool| -> bool {
         match list.as_array() {
@@ -168,9 +275,10 @@ fn from_docker_profile(mut v: Value, caps: &[String]) -> Value {
             let exc = &r["excludes"];
             has(&inc["caps"])
                 && arch_ok(&inc["arches"], true)
-                && exc["caps"]
-                    .as_array()
-                    .is_none_or(|l| !l.iter().any(|c| caps.iter().any(|x| Some(x.as_str()) == c.as_str())))
+                && exc["caps"].as_array().is_none_or(|l| {
+                    !l.iter()
+                        .any(|c| caps.iter().any(|x| Some(x.as_str()) == c.as_str()))
+                })
                 && (exc["arches"].is_null() || arch_ok(&exc["arches"], false))
         });
         for r in rules.iter_mut() {
@@ -203,7 +311,11 @@ pub fn parse_device(s: &str) -> Result<Device, Error> {
         [h, p] if is_perms(p) => (*h, *h, *p),
         [h, c] => (*h, *c, "rwm"),
         [h, c, p] if is_perms(p) => (*h, *c, *p),
-        _ => return Err(Error::Invalid(format!("invalid device specification: {s:?}"))),
+        _ => {
+            return Err(Error::Invalid(format!(
+                "invalid device specification: {s:?}"
+            )))
+        }
     };
     if !host.starts_with('/') || !container.starts_with('/') {
         return Err(Error::Invalid(format!(
@@ -239,7 +351,10 @@ pub fn devices(opts: &Options) -> Result<(Vec<Value>, Vec<Value>), Error> {
         } else if ft.is_block_device() {
             "b"
         } else if strict {
-            return Err(Error::Invalid(format!("{} is not a device node", host.display())));
+            return Err(Error::Invalid(format!(
+                "{} is not a device node",
+                host.display()
+            )));
         } else {
             return Ok(());
         };
@@ -249,7 +364,9 @@ pub fn devices(opts: &Options) -> Result<(Vec<Value>, Vec<Value>), Error> {
             "path": container, "type": kind, "major": major, "minor": minor,
             "fileMode": m.mode() & 0o7777, "uid": m.uid(), "gid": m.gid(),
         }));
-        rules.push(json!({"allow": true, "type": kind, "major": major, "minor": minor, "access": perms}));
+        rules.push(
+            json!({"allow": true, "type": kind, "major": major, "minor": minor, "access": perms}),
+        );
         Ok(())
     };
     if opts.privileged {
@@ -300,7 +417,8 @@ mod tests {
             privileged: true,
             ..Options::default()
         };
-        assert_eq!(capabilities(&o).unwrap().len(), ALL_CAPS.len());
+        let all = capabilities(&o).unwrap();
+        assert_eq!(all.len() as u32, own_bounding_set().count_ones().min(41));
         assert!(normalize_cap("flying").is_err());
     }
 

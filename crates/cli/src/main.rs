@@ -79,6 +79,17 @@ pub enum Cmd {
     Wait(commands::container::WaitArgs),
     /// Rename a container.
     Rename(commands::container::RenameArgs),
+    /// Create a new image from a container's changes.
+    Commit(commands::commit::Args),
+    /// Files added (A), changed (C) and deleted (D) in a container.
+    Diff(commands::commit::DiffArgs),
+    /// Copy files between a container and the host.
+    Cp(commands::cp::Args),
+    /// A container's filesystem as a tar archive.
+    Export(commands::cp::ExportArgs),
+    /// Volume subcommands.
+    #[command(subcommand)]
+    Volume(commands::volume::Cmd),
     /// Container subcommands.
     #[command(subcommand)]
     Container(ContainerCmd),
@@ -120,6 +131,14 @@ pub enum ContainerCmd {
     Rename(commands::container::RenameArgs),
     /// Remove all stopped containers.
     Prune(commands::container::PruneArgs),
+    /// Create a new image from a container's changes.
+    Commit(commands::commit::Args),
+    /// Files added, changed and deleted in a container.
+    Diff(commands::commit::DiffArgs),
+    /// Copy files between a container and the host.
+    Cp(commands::cp::Args),
+    /// A container's filesystem as a tar archive.
+    Export(commands::cp::ExportArgs),
 }
 
 #[derive(Subcommand)]
@@ -198,6 +217,11 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             commands::container::rename(&root, a)
         }
         Cmd::Container(ContainerCmd::Prune(a)) => commands::container::prune(&root, a),
+        Cmd::Commit(a) | Cmd::Container(ContainerCmd::Commit(a)) => commands::commit::run(&root, a),
+        Cmd::Diff(a) | Cmd::Container(ContainerCmd::Diff(a)) => commands::commit::diff(&root, a),
+        Cmd::Cp(a) | Cmd::Container(ContainerCmd::Cp(a)) => commands::cp::run(&root, a),
+        Cmd::Export(a) | Cmd::Container(ContainerCmd::Export(a)) => commands::cp::export(&root, a),
+        Cmd::Volume(c) => commands::volume::run(&root, c),
         Cmd::Monitor { id } => Ok(berth_engine::container::monitor::main(&root, &id)),
     }
 }

@@ -50,6 +50,7 @@ pub fn prepare(dir: &Path, lower: &[PathBuf]) -> Result<(), Error> {
         let p = dir.join(d);
         std::fs::create_dir(&p).map_err(io(&p))?;
     }
+    make_init(dir)?;
     let opts = options(dir)?;
     if opts.len() >= PAGE {
         return Err(Error::TooManyLayers {
@@ -58,6 +59,28 @@ pub fn prepare(dir: &Path, lower: &[PathBuf]) -> Result<(), Error> {
         });
     }
     Ok(())
+}
+
+/// The init layer (Docker's `-init`): a lower dir above the image's with
+/// the mount points berth binds per container (/etc/hosts, /etc/hostname,
+/// /etc/resolv.conf) and /dev, /proc, /sys, so they exist without
+/// appearing in the container's upper dir (`diff`, `commit`).
+fn make_init(dir: &Path) -> Result<(), Error> {
+    let init = dir.join("init");
+    for d in ["", "etc", "dev", "proc", "sys"] {
+        let p = init.join(d);
+        std::fs::create_dir_all(&p).map_err(io(&p))?;
+    }
+    for f in ["etc/hosts", "etc/hostname", "etc/resolv.conf"] {
+        let p = init.join(f);
+        std::fs::File::create(&p).map_err(io(&p))?;
+    }
+    Ok(())
+}
+
+/// The init layer's dir.
+pub fn init_layer(dir: &Path) -> PathBuf {
+    dir.join("init")
 }
 
 /// The lower dirs `l/<n>` points at, top-most first.
@@ -78,16 +101,8 @@ pub fn lowers(dir: &Path) -> Result<Vec<PathBuf>, Error> {
 
 fn options(dir: &Path) -> Result<String, Error> {
     let n = lowers(dir)?.len();
-    let names: Vec<String> = if n == 0 {
-        // An image without layers: overlay needs one lower dir.
-        let empty = dir.join("empty");
-        if !empty.exists() {
-            std::fs::create_dir(&empty).map_err(io(&empty))?;
-        }
-        vec!["empty".into()]
-    } else {
-        (0..n).map(|i| format!("l/{i}")).collect()
-    };
+    let mut names: Vec<String> = vec!["init".into()];
+    names.extend((0..n).map(|i| format!("l/{i}")));
     Ok(format!(
         "lowerdir={},upperdir=upper,workdir=work",
         names.join(":")

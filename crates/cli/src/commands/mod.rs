@@ -1,5 +1,7 @@
 pub mod cinspect;
+pub mod commit;
 pub mod container;
+pub mod cp;
 pub mod exec;
 pub mod history;
 pub mod images;
@@ -16,6 +18,7 @@ pub mod rmi;
 pub mod run;
 pub mod save;
 pub mod tag;
+pub mod volume;
 
 use anyhow::Context;
 use berth_image::db::Db;

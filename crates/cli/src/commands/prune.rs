@@ -34,9 +34,14 @@ pub fn run(root: &Path, a: Args) -> anyhow::Result<i32> {
     };
     let mut lines = Vec::new();
     let mut reclaimed = 0u64;
+    let containers = berth_engine::db::ContainerDb::open(root)?;
     for id in ids {
         // Tagged again (or removed) by another process since the list.
         if !a.all && !db.tags_of(&id)?.is_empty() {
+            continue;
+        }
+        // Images containers were made from stay (also with --all).
+        if !containers.users_of_image(id.as_str())?.is_empty() {
             continue;
         }
         reclaimed += remove(&store, &db, &id, &mut lines)?;

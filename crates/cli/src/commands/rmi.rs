@@ -31,11 +31,34 @@ fn remove(store: &Store, db: &Db, name: &str, force: bool) -> anyhow::Result<()>
         .image_by_ref(name)?
         .ok_or_else(|| anyhow::anyhow!("no such image: {name}"))?;
     let tags = db.tags_of(&img.id)?;
+    let users =
+        berth_engine::db::ContainerDb::open(store.root())?.users_of_image(img.id.as_str())?;
     // Named by a tag (not by id): untag; delete only when it was the last.
     let by_tag = Reference::parse(name)
         .ok()
         .and_then(|r| r.tagged_name())
         .filter(|t| tags.contains(t) && r_is_not_id(name));
+    let deletes = by_tag.is_none() || tags.len() <= 1;
+    if deletes && !users.is_empty() {
+        if !force {
+            anyhow::bail!(
+                "conflict: unable to remove repository reference \"{name}\" (must force) - container {} is using its referenced image {}",
+                &users[0].id[..12],
+                &img.id.hex()[..12]
+            );
+        }
+        // Forced: the names go, the image stays while containers use it.
+        for t in &tags {
+            db.untag(t)?;
+            println!(
+                "Untagged: {}",
+                Reference::parse(t)
+                    .map(|r| r.familiar())
+                    .unwrap_or(t.clone())
+            );
+        }
+        return Ok(());
+    }
     if let Some(t) = by_tag {
         db.untag(&t)?;
         println!(

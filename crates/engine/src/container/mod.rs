@@ -3,6 +3,8 @@
 //! the shared pieces: [`Engine`] (the store, both databases and the
 //! runtime), the stored create options and liveness checks.
 
+pub mod commit;
+pub mod cp;
 pub mod create;
 pub mod exec;
 pub mod lifecycle;

@@ -2,7 +2,7 @@
 # Installs the Debian packages berth's build and tests need (idempotent).
 # Usage: sudo scripts/deps.sh
 set -eu
-PKGS="build-essential pkg-config libseccomp-dev busybox-static iproute2 bsdutils
+PKGS="build-essential curl pkg-config libseccomp-dev busybox-static iproute2 bsdutils
       runc crun podman conmon netavark uidmap fuse-overlayfs binutils
       qemu-system-x86 cpio dpkg-dev python3
       docker-registry skopeo umoci apache2-utils openssl debootstrap"

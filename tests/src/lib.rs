@@ -5,6 +5,7 @@
 
 pub mod engine;
 pub mod images;
+pub mod podman;
 pub mod registry;
 
 use serde_json::{json, Value};

@@ -96,6 +96,9 @@ pub enum Cmd {
     /// The per-container monitor (started by `run -d` and `start`).
     #[command(name = "__monitor", hide = true)]
     Monitor { id: String },
+    /// The bookkeeping after a detached container exits (run by berth-monitor).
+    #[command(name = "__finish", hide = true)]
+    Finish { id: String, pid: i32, code: i32 },
 }
 
 #[derive(Subcommand)]
@@ -223,5 +226,8 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Cmd::Export(a) | Cmd::Container(ContainerCmd::Export(a)) => commands::cp::export(&root, a),
         Cmd::Volume(c) => commands::volume::run(&root, c),
         Cmd::Monitor { id } => Ok(berth_engine::container::monitor::main(&root, &id)),
+        Cmd::Finish { id, pid, code } => Ok(berth_engine::container::monitor::finish_main(
+            &root, &id, pid, code,
+        )),
     }
 }

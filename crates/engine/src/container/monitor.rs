@@ -157,6 +157,19 @@ fn monitor(root: &Path, id: &str, report: &mut Option<std::fs::File>) -> Result<
     }
     let log_path = eng.log_path(id);
     drop(eng);
+    // From here on the small berth-monitor does the waiting, when it is
+    // installed next to us; it comes back as `berth __finish`.
+    let e = exec_small_monitor(
+        root,
+        id,
+        l.pid,
+        &log_path,
+        &cfg,
+        &out_r,
+        &err_r,
+        l.master.as_ref(),
+    );
+    berth_runtime::log::warn(&format!("berth-monitor not used: {e}"));
     let mut log =
         LogWriter::open(&log_path, cfg.log_max_size, cfg.log_max_file).map_err(io(&log_path))?;
     pump(&mut log, out_r, err_r, l.master);
@@ -171,6 +184,90 @@ fn monitor(root: &Path, id: &str, report: &mut Option<std::fs::File>) -> Result<
     };
     let eng = Engine::open(root)?;
     eng.finish(id, l.pid, code, Some(&l.cgroup))
+}
+
+/// Replaces this process with `berth-monitor` (same pid, so the
+/// container stays our child). Returns only on failure.
+#[allow(clippy::too_many_arguments)]
+fn exec_small_monitor(
+    root: &Path,
+    id: &str,
+    pid: i32,
+    log: &Path,
+    cfg: &Config,
+    out: &OwnedFd,
+    err: &OwnedFd,
+    master: Option<&OwnedFd>,
+) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(me) = std::env::current_exe() else {
+        return "cannot find our own binary".into();
+    };
+    let small = me.with_file_name("berth-monitor");
+    if !small.exists() {
+        return format!("{} is missing", small.display());
+    }
+    let mut fds = vec![out.as_raw_fd(), err.as_raw_fd()];
+    fds.push(master.map(|m| m.as_raw_fd()).unwrap_or(-1));
+    for fd in fds.iter().filter(|fd| **fd >= 0) {
+        // SAFETY: clears close-on-exec on fds we own, for the exec below.
+        unsafe { libc::fcntl(*fd, libc::F_SETFD, 0) };
+    }
+    let args: Vec<std::ffi::OsString> = vec![
+        small.clone().into(),
+        log.into(),
+        cfg.log_max_size.to_string().into(),
+        cfg.log_max_file.to_string().into(),
+        pid.to_string().into(),
+        fds[0].to_string().into(),
+        fds[1].to_string().into(),
+        fds[2].to_string().into(),
+        "--".into(),
+        me.into(),
+        "--root".into(),
+        root.into(),
+        "__finish".into(),
+        id.into(),
+        pid.to_string().into(),
+    ];
+    let c: Vec<std::ffi::CString> = match args
+        .iter()
+        .map(|a| std::ffi::CString::new(a.as_bytes()))
+        .collect()
+    {
+        Ok(c) => c,
+        Err(e) => return e.to_string(),
+    };
+    let mut argv: Vec<*const libc::c_char> = c.iter().map(|a| a.as_ptr()).collect();
+    argv.push(std::ptr::null());
+    // SAFETY: a NULL-terminated argv of C strings that outlive the call.
+    unsafe { libc::execv(argv[0], argv.as_ptr()) };
+    let e = std::io::Error::last_os_error().to_string();
+    for fd in fds.iter().filter(|fd| **fd >= 0) {
+        // SAFETY: back to close-on-exec on our own fds.
+        unsafe { libc::fcntl(*fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    }
+    e
+}
+
+/// `berth __finish ID PID CODE`: the bookkeeping after berth-monitor saw
+/// the container's init exit.
+pub fn finish_main(root: &Path, id: &str, pid: i32, code: i32) -> i32 {
+    let r = Engine::open(root).and_then(|eng| {
+        let cgroup = eng
+            .runtime
+            .load(id)
+            .ok()
+            .and_then(|c| berth_runtime::container::cgroup_of(&c.rec).ok());
+        eng.finish(id, pid, code, cgroup.as_ref())
+    });
+    match r {
+        Ok(()) => 0,
+        Err(e) => {
+            berth_runtime::log::warn(&format!("finish container {id}: {e}"));
+            1
+        }
+    }
 }
 
 fn dup_to(fd: &impl AsFd, target: i32) -> Result<()> {

@@ -27,7 +27,8 @@ pub enum Error {
 
 pub type Result<T> = std::result::Result<T, Error>;
 
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE containers (
     id            TEXT PRIMARY KEY,
     name          TEXT NOT NULL UNIQUE,
@@ -48,12 +49,23 @@ CREATE TABLE containers (
     finished_at   TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX containers_image ON containers(image_id);
-"#];
+"#,
+    r#"
+CREATE TABLE exits (
+    id          TEXT PRIMARY KEY,
+    exit_code   INTEGER NOT NULL,
+    oom_killed  INTEGER NOT NULL,
+    finished_at TEXT NOT NULL
+);
+"#,
+];
 
 /// A container's lifecycle state as stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
     Created,
+    /// Claimed by one `start`; others wait for it (see [`ContainerDb::claim_start`]).
+    Starting,
     Running,
     Exited,
 }
@@ -62,6 +74,7 @@ impl Status {
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Created => "created",
+            Status::Starting => "starting",
             Status::Running => "running",
             Status::Exited => "exited",
         }
@@ -70,6 +83,7 @@ impl Status {
     fn parse(s: &str) -> Status {
         match s {
             "running" => Status::Running,
+            "starting" => Status::Starting,
             "exited" => Status::Exited,
             _ => Status::Created,
         }
@@ -267,6 +281,78 @@ impl ContainerDb {
             .and_then(|rows| rows.collect())
             .map_err(self.err("list containers"));
         rows
+    }
+
+    /// Makes `id` ours to start: only one of several concurrent starts
+    /// gets true. The claimer's pid is kept so a claim whose process died
+    /// can be undone ([`ContainerDb::undo_start`]).
+    pub fn claim_start(&self, id: &str, pid: i32, pid_start: u64) -> Result<bool> {
+        let n = self
+            .conn
+            .execute(
+                "UPDATE containers SET status = 'starting', monitor_pid = ?2, monitor_start = ?3,
+                   boot_id = ?4
+                 WHERE id = ?1 AND status IN ('created', 'exited')",
+                params![id, pid, pid_start as i64, crate::container::boot_id()],
+            )
+            .map_err(self.err("claim start"))?;
+        Ok(n == 1)
+    }
+
+    /// A claimed start that did not happen: back to `created` (never ran)
+    /// or `exited`, with the error kept.
+    pub fn undo_start(&self, id: &str, error: &str) -> Result<()> {
+        self.conn
+            .execute(
+                "UPDATE containers SET status = CASE WHEN started_at = '' THEN 'created'
+                   ELSE 'exited' END, error = ?2, monitor_pid = 0
+                 WHERE id = ?1 AND status = 'starting'",
+                params![id, error],
+            )
+            .map_err(self.err("undo start"))?;
+        Ok(())
+    }
+
+    /// Keeps the exit of a container that removes itself (`--rm`), for a
+    /// `wait` or `start -a` that asked before it was gone; an hour at most.
+    pub fn record_exit(&self, id: &str, e: &Exit) -> Result<()> {
+        let cutoff = berth_runtime::state::rfc3339(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs() as i64 - 3600)
+                .unwrap_or(0),
+            0,
+        );
+        self.conn
+            .execute("DELETE FROM exits WHERE finished_at < ?1", [cutoff])
+            .map_err(self.err("expire exits"))?;
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO exits (id, exit_code, oom_killed, finished_at)
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![id, e.code, e.oom_killed, e.finished_at],
+            )
+            .map_err(self.err("record exit"))?;
+        Ok(())
+    }
+
+    /// The exit of a removed `--rm` container, if it was recorded.
+    pub fn removed_exit(&self, id: &str) -> Result<Option<Exit>> {
+        self.conn
+            .query_row(
+                "SELECT exit_code, oom_killed, finished_at FROM exits WHERE id = ?1",
+                [id],
+                |r| {
+                    Ok(Exit {
+                        code: r.get(0)?,
+                        oom_killed: r.get(1)?,
+                        error: String::new(),
+                        finished_at: r.get(2)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(self.err("read exit"))
     }
 
     /// Records a start; returns false when the row is gone.

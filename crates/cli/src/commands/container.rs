@@ -101,6 +101,9 @@ pub fn start(root: &Path, a: StartArgs) -> anyhow::Result<i32> {
             anyhow::bail!("you cannot start and attach multiple containers at once");
         }
         let rec = eng.lookup(&a.containers[0])?;
+        // Open the log first: the container may be done (and, with --rm,
+        // gone) before we would get to it.
+        let log = eng.open_log(&rec)?;
         let rec = match eng.start_detached(&rec, &monitor_cmd(root, &rec.id)?) {
             Ok(r) => r,
             Err(e) => {
@@ -108,7 +111,7 @@ pub fn start(root: &Path, a: StartArgs) -> anyhow::Result<i32> {
                 return Ok(ENGINE_ERROR);
             }
         };
-        super::logs::follow_to_exit(&eng, &rec)?;
+        super::logs::follow_to_exit(&eng, &rec, log)?;
         let done = eng.wait_exit(&rec, None)?;
         return Ok(done.exit_code);
     }

@@ -46,6 +46,11 @@ pub fn run(root: &Path, a: Args) -> anyhow::Result<i32> {
     Ok(r.unwrap_or_else(|e| {
         eprintln!("berth: {e:#}");
         let code = super::run::error_code(&e);
+        let msg = format!("{e:#}");
+        // Docker: a user that does not resolve cannot execute.
+        if msg.contains("unable to find user") || msg.contains("unable to find group") {
+            return 126;
+        }
         // Docker: 126/127 for the command, 1 for a bad container.
         if code == super::run::ENGINE_ERROR {
             1

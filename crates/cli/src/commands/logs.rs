@@ -83,13 +83,9 @@ pub fn run(root: &Path, a: Args) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-/// `start -a`: everything logged from now until the container exits.
-pub fn follow_to_exit(eng: &Engine, rec: &Record) -> anyhow::Result<()> {
-    let opts = ReadOptions {
-        follow: true,
-        since: berth_engine::container::logs::parse_time(&rec.started_at),
-        ..ReadOptions::default()
-    };
-    eng.read_logs(rec, &opts, &mut printer(false))?;
+/// `start -a`: everything logged from `log` (opened before the start) on,
+/// until the container exits.
+pub fn follow_to_exit(eng: &Engine, rec: &Record, log: (std::fs::File, u64)) -> anyhow::Result<()> {
+    eng.follow(rec, Some(log.0), log.1, &|_| true, &mut printer(false))?;
     Ok(())
 }

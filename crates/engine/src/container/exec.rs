@@ -78,25 +78,25 @@ impl Engine {
         }
         // A detached process must not hold our stdio (a caller waiting for
         // EOF on our output would wait for it).
-        let saved = Saved::null_stdio()?;
+        let saved = Saved::null(&[0, 1, 2])?;
         let r = exec(&self.runtime, opts);
         drop(saved);
         Ok(r?)
     }
 }
 
-/// Our stdio moved aside (to /dev/null) until dropped.
-struct Saved(Vec<(i32, std::os::fd::OwnedFd)>);
+/// Some of our stdio fds moved aside (to /dev/null) until dropped.
+pub(crate) struct Saved(Vec<(i32, std::os::fd::OwnedFd)>);
 
 impl Saved {
-    fn null_stdio() -> Result<Saved> {
+    pub(crate) fn null(fds: &[i32]) -> Result<Saved> {
         let null = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
             .open("/dev/null")
             .map_err(io(Path::new("/dev/null")))?;
         let mut saved = Vec::new();
-        for fd in 0..3 {
+        for &fd in fds {
             // SAFETY: fds 0-2 are open for the life of the process.
             let b = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
             let copy = b.try_clone_to_owned().map_err(io(Path::new("dup stdio")))?;

@@ -147,20 +147,18 @@ impl Engine {
         let oom_killed = cgroup.map(oom_killed).unwrap_or(false);
         cleanup_runtime(self, id);
         let unmounted = rootfs::unmount(&self.dir(id));
-        self.db.set_exited(
-            id,
-            pid,
-            &Exit {
-                code,
-                oom_killed,
-                error: String::new(),
-                finished_at: berth_runtime::state::now_rfc3339(),
-            },
-        )?;
+        let exit = Exit {
+            code,
+            oom_killed,
+            error: String::new(),
+            finished_at: berth_runtime::state::now_rfc3339(),
+        };
+        self.db.set_exited(id, pid, &exit)?;
         unmounted?;
         if let Some(rec) = self.db.get(id)? {
             let cfg = Config::parse(&rec)?;
             if rec.status == Status::Exited && cfg.auto_remove {
+                self.db.record_exit(id, &exit)?;
                 remove_files(self, id)?;
                 self.db.remove(id)?;
                 self.remove_anonymous_volumes(&cfg);
@@ -214,9 +212,23 @@ impl Engine {
             let cur = match self.db.get(&rec.id)? {
                 Some(r) => r,
                 // Removed (--rm): report the run as it ended.
-                None => return Ok(rec.clone()),
+                None => {
+                    let mut r = rec.clone();
+                    r.status = Status::Exited;
+                    if let Some(e) = self.db.removed_exit(&rec.id)? {
+                        r.exit_code = e.code;
+                        r.oom_killed = e.oom_killed;
+                        r.finished_at = e.finished_at;
+                    }
+                    return Ok(r);
+                }
             };
-            if cur.status != Status::Running || cur.pid != rec.pid {
+            if cur.status == Status::Starting {
+                self.refresh(cur)?;
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
+            }
+            if cur.status != Status::Running || (rec.pid != 0 && cur.pid != rec.pid) {
                 return Ok(cur);
             }
             if !pid_alive(cur.pid, cur.pid_start) {

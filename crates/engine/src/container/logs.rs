@@ -222,33 +222,61 @@ impl Engine {
             return Ok(());
         }
         // Follow the current file from where it ends now.
-        let mut pos = File::open(&path)
-            .and_then(|f| f.metadata())
+        let file = File::open(&path).ok();
+        let pos = file
+            .as_ref()
+            .and_then(|f| f.metadata().ok())
             .map(|m| m.len())
             .unwrap_or(0);
+        self.follow(rec, file, pos, &keep, out)
+    }
+
+    /// Opens (creating) the log before a start, so `start -a` sees every
+    /// line even of a `--rm` container that is gone before it reads.
+    pub fn open_log(&self, rec: &Record) -> Result<(File, u64)> {
+        let path = self.log_path(&rec.id);
+        let f = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .read(true)
+            .open(&path)
+            .map_err(super::io(&path))?;
+        let len = f.metadata().map_err(super::io(&path))?.len();
+        Ok((f, len))
+    }
+
+    /// Emits the entries of the log from `pos` of `file` on, following
+    /// rotation, until the container is no longer running. The file stays
+    /// open: a `--rm` container's dir may be deleted under us, and what was
+    /// written before that must still come out.
+    pub fn follow(
+        &self,
+        rec: &Record,
+        mut file: Option<File>,
+        mut pos: u64,
+        keep: &dyn Fn(&Entry) -> bool,
+        out: &mut dyn FnMut(&Entry) -> std::io::Result<()>,
+    ) -> Result<()> {
+        use std::os::unix::fs::MetadataExt;
+        let path = self.log_path(&rec.id);
+        let emit = |e: &Entry, out: &mut dyn FnMut(&Entry) -> std::io::Result<()>| {
+            out(e).map_err(|source| super::Error::Io {
+                path: PathBuf::from("stdout"),
+                source,
+            })
+        };
         let mut pending = String::new();
         loop {
-            let running = self
-                .db
-                .get(&rec.id)?
-                .map(|r| self.refresh(r).map(|r| r.status == Status::Running))
-                .transpose()?
-                .unwrap_or(false);
-            if let Ok(mut f) = File::open(&path) {
-                let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-                if len < pos {
-                    // Rotated or truncated: start over on the new file.
-                    pos = 0;
-                    pending.clear();
-                }
-                if len > pos && f.seek(SeekFrom::Start(pos)).is_ok() {
+            let running = match self.db.get(&rec.id)? {
+                Some(r) => matches!(self.refresh(r)?.status, Status::Running | Status::Starting),
+                None => false,
+            };
+            // Everything up to the end of the open file.
+            if let Some(f) = file.as_mut() {
+                if f.seek(SeekFrom::Start(pos)).is_ok() {
                     let mut chunk = String::new();
                     use std::io::Read;
-                    let n = (&mut f)
-                        .take(len - pos)
-                        .read_to_string(&mut chunk)
-                        .unwrap_or(0);
-                    pos += n as u64;
+                    pos += f.read_to_string(&mut chunk).unwrap_or(0) as u64;
                     pending.push_str(&chunk);
                     while let Some(nl) = pending.find('\n') {
                         let line: String = pending.drain(..=nl).collect();
@@ -258,6 +286,18 @@ impl Engine {
                             }
                         }
                     }
+                }
+            }
+            // Rotated, truncated or created since: read the new file next.
+            let ino = file
+                .as_ref()
+                .and_then(|f| f.metadata().ok())
+                .map(|m| m.ino());
+            if let Ok(m) = std::fs::metadata(&path) {
+                if Some(m.ino()) != ino || m.len() < pos {
+                    file = File::open(&path).ok();
+                    pos = 0;
+                    pending.clear();
                     continue;
                 }
             }

@@ -156,6 +156,16 @@ impl Engine {
     /// (killed, or the host rebooted) is recorded as exited here, and the
     /// runtime state, cgroup and mount are cleaned up; nobody else would.
     pub fn refresh(&self, rec: Record) -> Result<Record> {
+        if rec.status == Status::Starting {
+            let claimer_alive =
+                rec.boot_id == boot_id() && pid_alive(rec.monitor_pid, rec.monitor_start);
+            if !claimer_alive {
+                self.db
+                    .undo_start(&rec.id, "the berth that was starting it is gone")?;
+                return Ok(self.db.get(&rec.id)?.unwrap_or(rec));
+            }
+            return Ok(rec);
+        }
         if rec.status != Status::Running {
             return Ok(rec);
         }
@@ -190,6 +200,7 @@ impl Engine {
         if rec.status == Status::Exited {
             if let Ok(cfg) = Config::parse(&rec) {
                 if cfg.auto_remove {
+                    self.db.record_exit(&rec.id, &exit)?;
                     lifecycle::remove_files(self, &rec.id)?;
                     self.db.remove(&rec.id)?;
                     self.remove_anonymous_volumes(&cfg);

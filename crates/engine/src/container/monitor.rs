@@ -35,8 +35,8 @@ impl Engine {
     /// Starts `rec` under a new monitor and returns once it runs (or with
     /// the error that stopped it). Starting a running container is a no-op.
     pub fn start_detached(&self, rec: &Record, cmd: &MonitorCmd) -> Result<Record> {
-        if rec.status == Status::Running {
-            return Ok(rec.clone());
+        if !self.claim(rec)? {
+            return self.wait_started(rec);
         }
         let (r, w) =
             nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| io(Path::new("pipe"))(e.into()))?;
@@ -76,7 +76,7 @@ impl Engine {
             .strip_prefix("err ")
             .map(|m| m.trim_end().to_string())
             .unwrap_or_else(|| "the container's monitor exited before it started".into());
-        let _ = self.db.set_start_failed(&rec.id, &msg);
+        let _ = self.db.undo_start(&rec.id, &msg);
         Err(Error::Start {
             id: rec.id.clone(),
             msg,
@@ -87,11 +87,25 @@ impl Engine {
     /// `-t`), forwarding signals; returns its exit code.
     pub fn run_attached(&self, rec: &Record) -> Result<i32> {
         let cfg = Config::parse(rec)?;
+        if !self.claim(rec)? {
+            return Err(Error::State {
+                id: rec.id.clone(),
+                what: "is being started by another berth".into(),
+            });
+        }
         let sigs = Signals::block()?;
-        let l = match self.launch(rec, &cfg) {
+        // Without -i the container reads /dev/null, as with Docker.
+        let stdin = if cfg.interactive {
+            None
+        } else {
+            Some(super::exec::Saved::null(&[0])?)
+        };
+        let launched = self.launch(rec, &cfg);
+        drop(stdin);
+        let l = match launched {
             Ok(l) => l,
             Err(e) => {
-                let _ = self.db.set_start_failed(&rec.id, &e.to_string());
+                let _ = self.db.undo_start(&rec.id, &e.to_string());
                 return Err(e);
             }
         };
@@ -100,6 +114,33 @@ impl Engine {
         drop(sigs);
         self.finish(&rec.id, l.pid, code, Some(&l.cgroup))?;
         Ok(code)
+    }
+}
+
+impl Engine {
+    /// Claims the start of `rec` for this process (see `claim_start`).
+    fn claim(&self, rec: &Record) -> Result<bool> {
+        let me = std::process::id() as i32;
+        let start = berth_runtime::state::process_start_time(me).unwrap_or(0);
+        Ok(self.db.claim_start(&rec.id, me, start)?)
+    }
+
+    /// Another process is starting `rec`: its outcome, once there is one.
+    fn wait_started(&self, rec: &Record) -> Result<Record> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let cur = self.lookup(&rec.id)?;
+            if cur.status != Status::Starting {
+                return Ok(cur);
+            }
+            if std::time::Instant::now() > deadline {
+                return Err(Error::State {
+                    id: rec.id.clone(),
+                    what: "another start did not finish in 60 s".into(),
+                });
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
     }
 }
 

@@ -146,6 +146,12 @@ pub struct Ctx {
     pub seen: std::cell::RefCell<Vec<String>>,
 }
 
+impl Default for Ctx {
+    fn default() -> Ctx {
+        Ctx::new()
+    }
+}
+
 impl Ctx {
     pub fn new() -> Ctx {
         let s = engine::Store::with(engine::Opts {

@@ -27,6 +27,9 @@ BERTH="$REPO/target/release/berth"
 
 rm -rf "$WORK"; mkdir -p "$WORK"
 B="$BERTH --root $WORK/berth"
+# Root here lacks CAP_SYS_RESOURCE: podman's default rlimits (nofile and nproc
+# 1048576) cannot be set, so they are clamped like tests/tests/podman.rs does.
+PUL="--ulimit nofile=1024:1024 --ulimit nproc=8192:8192"
 P="podman --root $WORK/podman --runroot $WORK/podman-run --storage-driver overlay --cgroup-manager cgroupfs --events-backend file"
 cleanup() {
     $B rm -f $($B ps -aq 2>/dev/null) >/dev/null 2>&1 || true
@@ -53,7 +56,7 @@ mkdir -p "$WORK/bundle"; cp -a "$R" "$WORK/bundle/rootfs"
 log "1. run --rm true ($RUNS runs each)"
 hyperfine -N --warmup 3 --runs "$RUNS" --export-json "$WORK/run.json" \
     -n berth "$B run --rm bench/busybox true" \
-    -n podman "$P run --rm --network none localhost/bench/busybox true" \
+    -n podman "$P run --rm --network none $PUL localhost/bench/busybox true" \
     -n crun "crun --root $WORK/crun run -b $WORK/bundle bench-$$" >&2
 med() { jq -r --arg n "$1" '.results[] | select(.command==$n) | (.median*1000*10|round/10)' "$WORK/run.json"; }
 RB=$(med berth); RP=$(med podman); RC=$(med crun)
@@ -84,13 +87,13 @@ log "2. $N idle containers: berth"
 read -r TB MB PB < <(idle berth "$B run -d bench/busybox sleep 100000" "berth-monitor")
 $B rm -f $($B ps -q) >/dev/null
 log "2. $N idle containers: podman"
-read -r TP MP PP < <(idle podman "$P run -d --network none localhost/bench/busybox sleep 100000" "conmon")
+read -r TP MP PP < <(idle podman "$P run -d --network none $PUL localhost/bench/busybox sleep 100000" "conmon")
 $P rm -af -t 0 >/dev/null
 
 log "3. commit of 100 MiB of new files"
 fill='for i in $(seq 100); do head -c 786432 /dev/urandom | base64 > /root/f$i; done; sync'
-commit_time() { # $1 = cli, $2 = image, $3 = name
-    $1 run -d --name "$3" "$2" sleep 100000 >/dev/null
+commit_time() { # $1 = cli, $2 = image, $3 = name, $4 = extra run flags
+    $1 run -d $4 --name "$3" "$2" sleep 100000 >/dev/null
     $1 exec "$3" sh -c "$fill"
     local t0 t1
     t0=$(date +%s%N); $1 commit "$3" "$3-img" >/dev/null; t1=$(date +%s%N)
@@ -99,8 +102,8 @@ commit_time() { # $1 = cli, $2 = image, $3 = name
 }
 CB=(); CP=()
 for r in 1 2 3; do
-    CB+=("$(commit_time "$B" bench/busybox cb$r)")
-    CP+=("$(commit_time "$P" localhost/bench/busybox cp$r)")
+    CB+=("$(commit_time "$B" bench/busybox cb$r "")")
+    CP+=("$(commit_time "$P" localhost/bench/busybox cp$r "--network none $PUL")")
 done
 median3() { printf '%s\n' "$@" | sort -n | sed -n 2p; }
 CBm=$(median3 "${CB[@]}"); CPm=$(median3 "${CP[@]}")

@@ -90,6 +90,10 @@ pub enum Cmd {
     /// Volume subcommands.
     #[command(subcommand)]
     Volume(commands::volume::Cmd),
+    /// Live resource use of containers (CPU, memory, block I/O, pids).
+    Stats(commands::stats::Args),
+    /// The processes of a container.
+    Top(commands::stats::TopArgs),
     /// Container subcommands.
     #[command(subcommand)]
     Container(ContainerCmd),
@@ -142,6 +146,10 @@ pub enum ContainerCmd {
     Cp(commands::cp::Args),
     /// A container's filesystem as a tar archive.
     Export(commands::cp::ExportArgs),
+    /// Live resource use of containers.
+    Stats(commands::stats::Args),
+    /// The processes of a container.
+    Top(commands::stats::TopArgs),
 }
 
 #[derive(Subcommand)]
@@ -225,6 +233,8 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Cmd::Cp(a) | Cmd::Container(ContainerCmd::Cp(a)) => commands::cp::run(&root, a),
         Cmd::Export(a) | Cmd::Container(ContainerCmd::Export(a)) => commands::cp::export(&root, a),
         Cmd::Volume(c) => commands::volume::run(&root, c),
+        Cmd::Stats(a) | Cmd::Container(ContainerCmd::Stats(a)) => commands::stats::run(&root, a),
+        Cmd::Top(a) | Cmd::Container(ContainerCmd::Top(a)) => commands::stats::top(&root, a),
         Cmd::Monitor { id } => Ok(berth_engine::container::monitor::main(&root, &id)),
         Cmd::Finish { id, pid, code } => Ok(berth_engine::container::monitor::finish_main(
             &root, &id, pid, code,

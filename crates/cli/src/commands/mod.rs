@@ -17,6 +17,7 @@ pub mod push;
 pub mod rmi;
 pub mod run;
 pub mod save;
+pub mod stats;
 pub mod tag;
 pub mod volume;
 

@@ -11,6 +11,7 @@ pub mod lifecycle;
 pub mod logs;
 pub mod monitor;
 pub mod names;
+pub mod stats;
 
 use crate::db::{self, ContainerDb, Record, Status};
 use crate::{rootfs, spec_gen};

@@ -207,11 +207,16 @@ fn pump(log: &mut Log, fds: &[(i32, usize)]) {
     }
 }
 
+/// Waits for `pid`; other children (orphans re-parented to us as a child
+/// subreaper, with an external runtime) are reaped on the way.
 fn wait(pid: i32) -> i32 {
     loop {
         let mut st = 0;
-        // SAFETY: waitpid for our child, status into a local.
-        let r = unsafe { libc::waitpid(pid, &mut st, 0) };
+        // SAFETY: waitpid for any child, status into a local.
+        let r = unsafe { libc::waitpid(-1, &mut st, 0) };
+        if r > 0 && r != pid {
+            continue;
+        }
         if r == pid {
             if libc::WIFEXITED(st) {
                 return libc::WEXITSTATUS(st);

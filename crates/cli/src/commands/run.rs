@@ -112,6 +112,10 @@ pub struct CreateArgs {
     /// A host device: HOST[:CTR[:rwm]].
     #[arg(long)]
     pub device: Vec<String>,
+    /// A runc-compatible runtime (name on PATH or path) instead of the
+    /// built-in berth-runtime.
+    #[arg(long)]
+    pub runtime: Option<String>,
     /// Print help.
     #[arg(long, action = clap::ArgAction::Help)]
     pub help: Option<bool>,
@@ -224,6 +228,28 @@ fn parse_log_opts(opts: &[String]) -> anyhow::Result<(u64, u32)> {
         }
     }
     Ok((size, files))
+}
+
+/// `--runtime NAME|PATH` as an absolute path to an executable.
+fn resolve_runtime(r: &str) -> anyhow::Result<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let exec = |p: &Path| {
+        std::fs::metadata(p)
+            .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+            .unwrap_or(false)
+    };
+    if r.contains('/') {
+        let p = std::fs::canonicalize(r).map_err(|e| anyhow::anyhow!("runtime {r:?}: {e}"))?;
+        anyhow::ensure!(exec(&p), "runtime {r:?} is not an executable file");
+        return Ok(p.display().to_string());
+    }
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|d| d.join(r))
+        .find(|p| exec(p))
+        .map(|p| p.display().to_string())
+        .ok_or_else(|| anyhow::anyhow!("runtime {r:?} not found in PATH"))
 }
 
 fn read_env_file(path: &str) -> anyhow::Result<Vec<String>> {
@@ -396,6 +422,10 @@ pub fn create_container(
         log_max_size,
         log_max_file,
         interactive: a.interactive,
+        runtime: match &a.runtime {
+            Some(r) => Some(resolve_runtime(r)?),
+            None => None,
+        },
     };
     Ok(eng.create(CreateRequest {
         name: a.name,

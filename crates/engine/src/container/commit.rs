@@ -30,9 +30,14 @@ impl Engine {
             opts.created_by = Some(args.join(" "));
         }
         opts.container.get_or_insert_with(|| rec.id.clone());
+        let ext = self.external(&cfg);
+        let dir = self.dir(&rec.id);
         let paused = pause_it
             && rec.status == Status::Running
-            && pause::pause(&self.runtime, &rec.id).is_ok();
+            && match &ext {
+                Some(x) => x.pause(&rec.id, &dir).is_ok(),
+                None => pause::pause(&self.runtime, &rec.id).is_ok(),
+            };
         let r = commit(
             &self.store,
             &self.images,
@@ -41,7 +46,10 @@ impl Engine {
             &opts,
         );
         if paused {
-            let _ = pause::resume(&self.runtime, &rec.id);
+            let _ = match &ext {
+                Some(x) => x.resume(&rec.id, &dir),
+                None => pause::resume(&self.runtime, &rec.id).map_err(Error::from),
+            };
         }
         r.map_err(|e| Error::Invalid(format!("commit {}: {e}", rec.name)))
     }

@@ -65,6 +65,17 @@ impl Engine {
             p.set_cwd(w.into());
         }
         p.set_terminal(Some(req.tty));
+        let cfg = super::Config::parse(rec)?;
+        if let Some(x) = self.external(&cfg) {
+            let saved = if req.detach {
+                Some(Saved::null(&[0, 1, 2])?)
+            } else {
+                None
+            };
+            let r = x.exec(&rec.id, &dir, &p, req.detach);
+            drop(saved);
+            return r;
+        }
         let opts = ExecOpts {
             id: rec.id.clone(),
             process: p,

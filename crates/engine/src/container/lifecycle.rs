@@ -68,6 +68,7 @@ impl Engine {
             &spec_gen::Context {
                 volumes_dir: self.root.join("volumes"),
                 etc_dir: Some(etc),
+                cgroups_path: Some(format!("/berth/{}", rec.id)),
             },
         )?;
         let config = dir.join("config.json");
@@ -76,7 +77,23 @@ impl Engine {
             source: std::io::Error::other(e.to_string()),
         })?;
         // A run that died without cleaning up leaves runtime state behind.
-        cleanup_runtime(self, &rec.id);
+        cleanup_runtime(self, &rec.id, Some(cfg));
+        if let Some(x) = self.external(cfg) {
+            let (pid, master) = x.create_start(&rec.id, dir, cfg.spec.tty)?;
+            if let (Some(m), Some((r, c))) = (&master, berth_runtime::console::get_size(0)) {
+                berth_runtime::console::set_size(m.as_raw_fd(), r, c);
+            }
+            let cgroup = self.cgroup(&rec.id).ok_or_else(|| Error::State {
+                id: rec.id.clone(),
+                what: "cannot find its cgroup".into(),
+            })?;
+            return Ok(Launched {
+                pid,
+                pid_start: berth_runtime::state::process_start_time(pid).unwrap_or(0),
+                cgroup,
+                master,
+            });
+        }
         let mut console: Option<OwnedFd> = None;
         let mut console_fd: Option<OwnedFd> = None;
         if cfg.spec.tty {
@@ -145,7 +162,8 @@ impl Engine {
     /// and cgroup removal, unmount, the exit in the database, `--rm`.
     pub fn finish(&self, id: &str, pid: i32, code: i32, cgroup: Option<&Manager>) -> Result<()> {
         let oom_killed = cgroup.map(oom_killed).unwrap_or(false);
-        cleanup_runtime(self, id);
+        let cfg = self.db.get(id)?.and_then(|r| Config::parse(&r).ok());
+        cleanup_runtime(self, id, cfg.as_ref());
         let unmounted = rootfs::unmount(&self.dir(id));
         let exit = Exit {
             code,
@@ -260,7 +278,7 @@ impl Engine {
             let _ = self.kill(rec, libc::SIGKILL);
             self.wait_exit(rec, Some(Duration::from_secs(30)))?;
         }
-        cleanup_runtime(self, &rec.id);
+        cleanup_runtime(self, &rec.id, Config::parse(rec).ok().as_ref());
         remove_files(self, &rec.id)?;
         self.db.remove(&rec.id)?;
         if volumes {
@@ -273,7 +291,15 @@ impl Engine {
 }
 
 /// Deletes the runtime's state for `id` (and its cgroup), if any.
-pub fn cleanup_runtime(eng: &Engine, id: &str) {
+pub fn cleanup_runtime(eng: &Engine, id: &str, cfg: Option<&Config>) {
+    if let Some(x) = cfg.and_then(|c| eng.external(c)) {
+        x.delete(id, &eng.dir(id));
+        // runc leaves the cgroup of a container killed outside it.
+        if let Some(m) = eng.cgroup(id) {
+            let _ = m.destroy();
+        }
+        return;
+    }
     if eng.runtime.root.join(id).exists() {
         if let Err(e) = delete::delete(&eng.runtime, id, true) {
             berth_runtime::log::warn(&format!("delete runtime state of {id}: {e}"));

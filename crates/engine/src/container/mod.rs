@@ -7,6 +7,7 @@ pub mod commit;
 pub mod cp;
 pub mod create;
 pub mod exec;
+pub mod external;
 pub mod lifecycle;
 pub mod logs;
 pub mod monitor;
@@ -81,6 +82,10 @@ pub struct Config {
     pub log_max_file: u32,
     /// Keep stdin open (`-i`); detached containers get /dev/null for now.
     pub interactive: bool,
+    /// `--runtime`: a runc-compatible binary to use instead of the
+    /// in-process berth-runtime.
+    #[serde(default)]
+    pub runtime: Option<String>,
 }
 
 impl Config {
@@ -128,6 +133,19 @@ impl Engine {
             db,
             runtime: Runtime::new(root.join("runtime")),
         })
+    }
+
+    /// The external runtime `cfg` asks for, if any.
+    pub fn external(&self, cfg: &Config) -> Option<external::External> {
+        cfg.runtime
+            .as_deref()
+            .map(|r| external::External::new(r, &self.root))
+    }
+
+    /// The container's cgroup (`/berth/<id>`, the path every spec berth
+    /// writes names, whichever runtime made it).
+    pub fn cgroup(&self, id: &str) -> Option<berth_runtime::cgroups::Manager> {
+        berth_runtime::cgroups::Manager::new(Some(&format!("/berth/{id}")), id).ok()
     }
 
     pub fn dir(&self, id: &str) -> PathBuf {
@@ -194,7 +212,7 @@ impl Engine {
             error: "the container's monitor is gone; its exit code is unknown".into(),
             finished_at: berth_runtime::state::now_rfc3339(),
         };
-        lifecycle::cleanup_runtime(self, &rec.id);
+        lifecycle::cleanup_runtime(self, &rec.id, Config::parse(&rec).ok().as_ref());
         let _ = rootfs::unmount(&self.dir(&rec.id));
         self.db.set_exited(&rec.id, rec.pid, &exit)?;
         let rec = self.db.get(&rec.id)?.unwrap_or(rec);

@@ -295,11 +295,7 @@ fn exec_small_monitor(
 /// the container's init exit.
 pub fn finish_main(root: &Path, id: &str, pid: i32, code: i32) -> i32 {
     let r = Engine::open(root).and_then(|eng| {
-        let cgroup = eng
-            .runtime
-            .load(id)
-            .ok()
-            .and_then(|c| berth_runtime::container::cgroup_of(&c.rec).ok());
+        let cgroup = eng.cgroup(id);
         eng.finish(id, pid, code, cgroup.as_ref())
     });
     match r {

@@ -107,8 +107,10 @@ impl Engine {
         if rec.status != Status::Running {
             return Err(Error::NotRunning(rec.name.clone()));
         }
-        let c = self.runtime.load(&rec.id)?;
-        let m = berth_runtime::container::cgroup_of(&c.rec)?;
+        let m = self.cgroup(&rec.id).ok_or_else(|| Error::State {
+            id: rec.id.clone(),
+            what: "cannot find its cgroup".into(),
+        })?;
         Ok(m.fs_paths())
     }
 
@@ -127,6 +129,24 @@ impl Engine {
         } else {
             ps_args.to_vec()
         };
+        if let Some(x) = self.external(&super::Config::parse(rec)?) {
+            let out = std::process::Command::new(&x.bin)
+                .arg("--root")
+                .arg(&x.root)
+                .arg("ps")
+                .arg(&rec.id)
+                .args(&args)
+                .output()
+                .map_err(super::io(&x.bin))?;
+            if !out.status.success() {
+                return Err(Error::Invalid(format!(
+                    "{} ps: {}",
+                    x.bin.display(),
+                    String::from_utf8_lossy(&out.stderr).trim()
+                )));
+            }
+            return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
+        }
         Ok(berth_runtime::container::info::ps(
             &self.runtime,
             &rec.id,

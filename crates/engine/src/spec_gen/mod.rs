@@ -28,6 +28,10 @@ pub enum Error {
     Invalid(String),
 }
 
+/// The runtime-spec version berth's configs claim: 1.1.0, because nothing
+/// newer is used and older runtimes (crun 1.8) refuse 1.2.
+pub const SPEC_VERSION: &str = "1.1.0";
+
 pub const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// Docker's default capability set.
@@ -133,6 +137,8 @@ pub struct Context {
     pub volumes_dir: PathBuf,
     /// A dir with `hosts`, `hostname` and `resolv.conf` to bind-mount.
     pub etc_dir: Option<PathBuf>,
+    /// `linux.cgroupsPath`.
+    pub cgroups_path: Option<String>,
 }
 
 /// The resolved process user.
@@ -359,7 +365,7 @@ pub fn generate(
         user_json["additionalGids"] = json!(user.additional_gids);
     }
     let spec = json!({
-        "ociVersion": berth_runtime::OCI_VERSION,
+        "ociVersion": SPEC_VERSION,
         "process": {
             "terminal": opts.tty,
             "user": user_json,
@@ -387,6 +393,9 @@ pub fn generate(
     }
     if let Some(s) = seccomp {
         spec["linux"]["seccomp"] = s;
+    }
+    if let Some(p) = &ctx.cgroups_path {
+        spec["linux"]["cgroupsPath"] = json!(p);
     }
     serde_json::from_value(spec).map_err(Error::Spec)
 }

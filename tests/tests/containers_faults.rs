@@ -138,8 +138,9 @@ fn rm_detached_removes_itself() {
 
 #[test]
 fn concurrent_detached_runs() {
+    const N: usize = 50;
     let c = Ctx::new();
-    let procs: Vec<Proc> = (0..20)
+    let procs: Vec<Proc> = (0..N)
         .map(|_| c.spawn(&["run", "-d", "-l", "batch=1", IMG, "sleep", "1000"]))
         .collect();
     let outs: Vec<Out> = procs.into_iter().map(|p| p.finish(120.0)).collect();
@@ -153,16 +154,16 @@ fn concurrent_detached_runs() {
     let mut uniq = ids.clone();
     uniq.sort();
     uniq.dedup();
-    assert_eq!(uniq.len(), 20, "duplicate ids: {ids:?}");
+    assert_eq!(uniq.len(), N, "duplicate ids: {ids:?}");
     let rows = c.ps(&["--filter", "label=batch=1"]);
-    assert_eq!(rows.len(), 20, "{rows:?}");
+    assert_eq!(rows.len(), N, "{rows:?}");
     let mut names: Vec<String> = rows
         .iter()
         .map(|r| r["Names"].as_str().unwrap().to_string())
         .collect();
     names.sort();
     names.dedup();
-    assert_eq!(names.len(), 20, "duplicate names: {rows:?}");
+    assert_eq!(names.len(), N, "duplicate names: {rows:?}");
     for r in &rows {
         assert_eq!(r["State"], "running", "{r}");
     }
@@ -171,7 +172,7 @@ fn concurrent_detached_runs() {
     let mut args = vec!["rm", "-f"];
     args.extend(ids.iter().map(String::as_str));
     let out = c.ok(&args);
-    assert_eq!(out.lines().count(), 20, "{out}");
+    assert_eq!(out.lines().count(), N, "{out}");
     c.assert_empty();
 }
 
@@ -358,5 +359,154 @@ fn concurrent_starts_of_one_container() {
     }
     assert!(bad.is_empty(), "{}", bad.join("\n"));
     c.ok(&["rm", "-f", "once0", "once1", "once2"]);
+    c.assert_empty();
+}
+
+// ---------------------------------------------------------------------------
+// kill -9 of the CLI, of commit; a reboot; system df/prune
+
+fn sigkill(p: &mut Proc) {
+    let _ = p.child.kill();
+    let _ = p.child.wait();
+}
+
+#[test]
+fn kill_9_of_run_d_leaves_a_truthful_state() {
+    let c = Ctx::new();
+    for delay in [0u64, 2, 5, 10, 20, 40, 80] {
+        let mut p = c.spawn(&["run", "-d", "-l", "k9=1", IMG, "sleep", "1000"]);
+        std::thread::sleep(Duration::from_millis(delay));
+        sigkill(&mut p);
+    }
+    // Whatever got created says what it is: running ones really run (their
+    // monitor lives), nothing says "starting" for ever.
+    assert!(
+        wait_for(10.0, || c
+            .ps(&["-a", "--filter", "label=k9=1"])
+            .iter()
+            .all(|r| r["State"] != "starting")),
+        "a start stuck: {:?}",
+        c.ps_all()
+    );
+    for r in c.ps(&["-a", "--filter", "label=k9=1"]) {
+        let id = r["ID"].as_str().unwrap().to_string();
+        c.track(&id);
+        if r["State"] == "running" {
+            assert_eq!(c.ok(&["exec", &id, "echo", "alive"]), "alive\n");
+        }
+    }
+    // All of them go; the same run works again.
+    for r in c.ps(&["-a", "--filter", "label=k9=1"]) {
+        c.ok(&["rm", "-f", r["ID"].as_str().unwrap()]);
+    }
+    let id = c.run_d(&["--name", "after-k9", IMG, "sleep", "1000"]);
+    c.ok(&["rm", "-f", &id]);
+    c.assert_empty();
+}
+
+#[test]
+fn kill_9_during_commit_leaves_no_half_image() {
+    let c = Ctx::new();
+    c.run_d(&["--name", "big", IMG, "sleep", "1000"]);
+    c.ok(&[
+        "exec",
+        "big",
+        "sh",
+        "-c",
+        "for i in $(seq 40); do head -c 1048576 /dev/urandom > /root/f$i; done",
+    ]);
+    let before = c.ok(&["images", "-q", "-a"]);
+    for delay in [10u64, 50, 150] {
+        let mut p = c.spawn(&["commit", "big", "half:1"]);
+        std::thread::sleep(Duration::from_millis(delay));
+        sigkill(&mut p);
+        let now = c.ok(&["images", "-a", "--format", "json"]);
+        for l in now.lines() {
+            let v: Value = serde_json::from_str(l).unwrap();
+            // A commit that got as far as naming its image is complete:
+            // it runs and has the files.
+            if v["Repository"] == "half" {
+                let o = c.b(&["run", "--rm", "half:1", "sh", "-c", "ls /root | wc -l"]);
+                assert_eq!(o.out.trim(), "40", "{}", o.text());
+            }
+        }
+        // The container was resumed even though its commit died paused? It
+        // must at least be stoppable and usable.
+        let _ = c.b(&["exec", "big", "true"]);
+    }
+    // The commit can be repeated and gives a working image.
+    let id = c.ok(&["commit", "big", "whole:1"]);
+    assert!(id.trim().starts_with("sha256:"), "{id}");
+    let o = c.b(&["run", "--rm", "whole:1", "sh", "-c", "ls /root | wc -l"]);
+    assert_eq!(o.out.trim(), "40", "{}", o.text());
+    assert!(c.ok(&["images", "-q", "-a"]).lines().count() > before.lines().count());
+    c.ok(&["rm", "-f", "big"]);
+    c.assert_empty();
+}
+
+#[test]
+fn after_a_reboot_containers_show_stopped_and_start_again() {
+    let c = Ctx::new();
+    let id = c.run_d(&["--name", "boot", IMG, "sh", "-c", "echo up; sleep 1000"]);
+    c.logs_until("boot", "up");
+    // A reboot, as far as berth can tell: every process gone, mounts gone,
+    // and the recorded boot id is not this boot's.
+    for p in c.monitors(Some(&id)) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(p),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    let pid = c.state("boot")["Pid"].as_i64().unwrap() as i32;
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    assert!(wait_for(5.0, || !berth_integration::pid_alive(pid)));
+    let merged = c.root().join("containers").join(&id).join("merged");
+    let _ = nix::mount::umount2(&merged, nix::mount::MntFlags::MNT_DETACH);
+    let db = rusqlite::Connection::open(c.root().join("berth.db")).unwrap();
+    db.execute(
+        "UPDATE containers SET boot_id = 'an-earlier-boot' WHERE id = ?1",
+        [&id],
+    )
+    .unwrap();
+    drop(db);
+    let st = c.state("boot");
+    assert_eq!(st["Status"], "exited", "{st}");
+    assert_eq!(st["Running"], false);
+    c.ok(&["start", "boot"]);
+    assert_eq!(c.state("boot")["Status"], "running");
+    assert_eq!(c.ok(&["exec", "boot", "echo", "again"]), "again\n");
+    c.ok(&["rm", "-f", "boot"]);
+    c.assert_empty();
+}
+
+#[test]
+fn system_df_and_prune() {
+    let c = Ctx::new();
+    c.ok(&["create", "--name", "idle", "-v", "keepvol:/k", IMG, "true"]);
+    c.ok(&["volume", "create", "loose"]);
+    let df = c.ok(&["system", "df"]);
+    let line = |t: &str| {
+        df.lines()
+            .find(|l| l.starts_with(t))
+            .unwrap_or_else(|| panic!("no {t} line: {df}"))
+            .split_whitespace()
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(&line("Images")[1..3], ["1", "1"], "{df}");
+    assert_eq!(&line("Containers")[1..3], ["1", "0"], "{df}");
+    // "Local Volumes": two words of type.
+    assert_eq!(&line("Local")[2..4], ["2", "1"], "{df}");
+    let out = c.ok(&["system", "prune", "-f", "--volumes"]);
+    assert!(out.contains("Deleted Containers:"), "{out}");
+    assert!(out.contains("loose") && out.contains("keepvol"), "{out}");
+    assert!(c.ids().is_empty());
+    // The image was in use by the container, not by anything now: -a takes it.
+    let out = c.ok(&["system", "prune", "-f", "-a"]);
+    assert!(out.contains("Deleted Images:"), "{out}");
+    assert!(c.ok(&["images", "-q"]).trim().is_empty());
     c.assert_empty();
 }

@@ -92,6 +92,9 @@ pub enum Cmd {
     Volume(commands::volume::Cmd),
     /// Live resource use of containers (CPU, memory, block I/O, pids).
     Stats(commands::stats::Args),
+    /// System subcommands (df, prune).
+    #[command(subcommand)]
+    System(commands::system::Cmd),
     /// The processes of a container.
     Top(commands::stats::TopArgs),
     /// Container subcommands.
@@ -233,6 +236,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Cmd::Cp(a) | Cmd::Container(ContainerCmd::Cp(a)) => commands::cp::run(&root, a),
         Cmd::Export(a) | Cmd::Container(ContainerCmd::Export(a)) => commands::cp::export(&root, a),
         Cmd::Volume(c) => commands::volume::run(&root, c),
+        Cmd::System(c) => commands::system::run(&root, c),
         Cmd::Stats(a) | Cmd::Container(ContainerCmd::Stats(a)) => commands::stats::run(&root, a),
         Cmd::Top(a) | Cmd::Container(ContainerCmd::Top(a)) => commands::stats::top(&root, a),
         Cmd::Monitor { id } => Ok(berth_engine::container::monitor::main(&root, &id)),

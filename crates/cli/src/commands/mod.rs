@@ -18,6 +18,7 @@ pub mod rmi;
 pub mod run;
 pub mod save;
 pub mod stats;
+pub mod system;
 pub mod tag;
 pub mod volume;
 

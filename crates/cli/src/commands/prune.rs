@@ -1,6 +1,5 @@
 //! `berth image prune [-a] [-f]`: removes dangling (untagged) images, or
-//! with `-a` every image no container uses (berth has no containers yet, so
-//! every image), freeing the layer dirs and blobs no remaining image uses,
+//! with `-a` every image no container uses, freeing the layer dirs and blobs no remaining image uses,
 //! as `rmi` does. Output as Docker's: "Deleted Images:", one line per
 //! reference and image, "Total reclaimed space: …".
 
@@ -26,27 +25,7 @@ pub fn run(root: &Path, a: Args) -> anyhow::Result<i32> {
     if !a.force && !confirm(a.all)? {
         return Ok(0);
     }
-    let (store, db) = super::open(root)?;
-    let ids = if a.all {
-        db.all_image_ids()?
-    } else {
-        db.dangling_images()?
-    };
-    let mut lines = Vec::new();
-    let mut reclaimed = 0u64;
-    let containers = berth_engine::db::ContainerDb::open(root)?;
-    for id in ids {
-        // Tagged again (or removed) by another process since the list.
-        if !a.all && !db.tags_of(&id)?.is_empty() {
-            continue;
-        }
-        // Images containers were made from stay (also with --all).
-        if !containers.users_of_image(id.as_str())?.is_empty() {
-            continue;
-        }
-        reclaimed += remove(&store, &db, &id, &mut lines)?;
-    }
-    reclaimed += collect_orphan_blobs(&store, &db)?;
+    let (lines, reclaimed) = prune_images(root, a.all)?;
     if !lines.is_empty() {
         println!("Deleted Images:");
         for l in &lines {
@@ -56,6 +35,33 @@ pub fn run(root: &Path, a: Args) -> anyhow::Result<i32> {
     }
     println!("Total reclaimed space: {}", human_size(reclaimed));
     Ok(0)
+}
+
+/// Removes dangling images (every unused one with `all`) and orphan blobs;
+/// returns Docker's "Deleted Images" lines and the bytes freed.
+pub fn prune_images(root: &Path, all: bool) -> anyhow::Result<(Vec<String>, u64)> {
+    let (store, db) = super::open(root)?;
+    let ids = if all {
+        db.all_image_ids()?
+    } else {
+        db.dangling_images()?
+    };
+    let mut lines = Vec::new();
+    let mut reclaimed = 0u64;
+    let containers = berth_engine::db::ContainerDb::open(root)?;
+    for id in ids {
+        // Tagged again (or removed) by another process since the list.
+        if !all && !db.tags_of(&id)?.is_empty() {
+            continue;
+        }
+        // Images containers were made from stay (also with --all).
+        if !containers.users_of_image(id.as_str())?.is_empty() {
+            continue;
+        }
+        reclaimed += remove(&store, &db, &id, &mut lines)?;
+    }
+    reclaimed += collect_orphan_blobs(&store, &db)?;
+    Ok((lines, reclaimed))
 }
 
 /// Docker's prompt; reads the answer from stdin (no answer is "no").

@@ -103,6 +103,16 @@ impl Engine {
         let made = std::fs::create_dir_all(&containers)
             .map_err(super::io(&containers))
             .and_then(|()| rootfs::prepare(&dir, &lower).map_err(Error::from));
+        // Volumes exist from create on, as in Docker (`volume ls` shows them).
+        let made = made.and_then(|()| {
+            for m in &req.config.spec.mounts {
+                if m.kind == MountKind::Volume {
+                    let data = spec_gen::mounts::volume_data(&self.root.join("volumes"), &m.source);
+                    std::fs::create_dir_all(&data).map_err(super::io(&data))?;
+                }
+            }
+            Ok(())
+        });
         if let Err(e) = made {
             let _ = rootfs::remove(&dir);
             let _ = self.db.remove(&id);

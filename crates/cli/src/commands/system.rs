@@ -29,11 +29,7 @@ pub enum Cmd {
 }
 
 fn pct(part: u64, total: u64) -> String {
-    if total == 0 {
-        "0%".into()
-    } else {
-        format!("{}%", part * 100 / total)
-    }
+    format!("{}%", (part * 100).checked_div(total).unwrap_or(0))
 }
 
 pub fn run(root: &Path, cmd: Cmd) -> anyhow::Result<i32> {

@@ -510,3 +510,42 @@ fn system_df_and_prune() {
     assert!(c.ok(&["images", "-q"]).trim().is_empty());
     c.assert_empty();
 }
+
+#[test]
+fn init_is_pid_1_forwards_signals_and_reaps() {
+    let c = Ctx::new();
+    // PID 1 is berth-init; the command is its child; the code passes through.
+    let o = c.b(&[
+        "run",
+        "--rm",
+        "--init",
+        IMG,
+        "sh",
+        "-c",
+        "cat /proc/1/cmdline | tr '\\0' ' '; exit 3",
+    ]);
+    assert_eq!(o.code, 3, "{}", o.text());
+    assert!(o.out.starts_with("/dev/init -- sh"), "{}", o.text());
+    // An orphan re-parented to PID 1 is reaped: no zombie stays.
+    let o = c.b(&[
+        "run",
+        "--rm",
+        "--init",
+        IMG,
+        "sh",
+        "-c",
+        "sh -c 'sleep 0.2 &' ; sleep 0.6; ps -o stat | grep -c '^Z' || true",
+    ]);
+    assert_eq!(o.out.trim(), "0", "{}", o.text());
+    // sleep as the command ignores nothing: SIGTERM reaches it through init,
+    // so stop is quick (no 10 s wait for SIGKILL) and records 143.
+    c.run_d(&["--name", "ini", "--init", IMG, "sleep", "1000"]);
+    let t0 = Instant::now();
+    c.ok(&["stop", "ini"]);
+    assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
+    assert_eq!(c.state("ini")["ExitCode"], 143);
+    let o = c.b(&["run", "--rm", "--init", IMG, "no-such-cmd"]);
+    assert_eq!(o.code, 127, "{}", o.text());
+    c.ok(&["rm", "ini"]);
+    c.assert_empty();
+}

@@ -112,6 +112,9 @@ pub struct CreateArgs {
     /// A host device: HOST[:CTR[:rwm]].
     #[arg(long)]
     pub device: Vec<String>,
+    /// Run a tiny init (berth-init) as PID 1: it forwards signals and reaps zombies.
+    #[arg(long)]
+    pub init: bool,
     /// A runc-compatible runtime (name on PATH or path) instead of the
     /// built-in berth-runtime.
     #[arg(long)]
@@ -367,6 +370,7 @@ fn spec_options(a: &CreateArgs) -> anyhow::Result<spec_gen::Options> {
         seccomp,
         no_new_privileges,
         devices,
+        init: a.init,
     };
     spec_gen::check(&opts)?;
     Ok(opts)

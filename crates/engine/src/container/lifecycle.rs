@@ -69,6 +69,11 @@ impl Engine {
                 volumes_dir: self.root.join("volumes"),
                 etc_dir: Some(etc),
                 cgroups_path: Some(format!("/berth/{}", rec.id)),
+                init_binary: if cfg.spec.init {
+                    Some(self.init_binary()?)
+                } else {
+                    None
+                },
             },
         )?;
         let config = dir.join("config.json");

@@ -253,6 +253,28 @@ pub fn new_id() -> Result<String> {
     Ok(b.iter().map(|x| format!("{x:02x}")).collect())
 }
 
+/// berth-init (crates/engine/init), built static by build.rs.
+const INIT_BINARY: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/berth-init"));
+
+impl Engine {
+    /// berth-init on disk (`<root>/init/berth-init-<hash>`), written once.
+    pub fn init_binary(&self) -> Result<PathBuf> {
+        use std::os::unix::fs::PermissionsExt;
+        let hash = berth_image::digest::Digest::sha256_of(INIT_BINARY);
+        let dir = self.root.join("init");
+        let path = dir.join(format!("berth-init-{}", &hash.hex()[..16]));
+        if path.exists() {
+            return Ok(path);
+        }
+        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        let tmp = dir.join(format!(".tmp-{}", std::process::id()));
+        std::fs::write(&tmp, INIT_BINARY).map_err(io(&tmp))?;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).map_err(io(&tmp))?;
+        std::fs::rename(&tmp, &path).map_err(io(&path))?;
+        Ok(path)
+    }
+}
+
 /// Bytes of the regular files under `path` (not following symlinks).
 pub fn dir_size(path: &Path) -> u64 {
     let mut total = 0;

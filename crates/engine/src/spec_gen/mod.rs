@@ -128,6 +128,8 @@ pub struct Options {
     pub no_new_privileges: bool,
     /// `--device`.
     pub devices: Vec<Device>,
+    /// `--init`: berth-init as PID 1, the command its child.
+    pub init: bool,
 }
 
 /// Where per-container files live, for [`generate`].
@@ -139,7 +141,13 @@ pub struct Context {
     pub etc_dir: Option<PathBuf>,
     /// `linux.cgroupsPath`.
     pub cgroups_path: Option<String>,
+    /// The host path of berth-init, bound at [`INIT_PATH`] with `--init`.
+    pub init_binary: Option<PathBuf>,
 }
+
+/// Where `--init` puts berth-init in the container (on the /dev tmpfs, so
+/// the mount point never lands in the container's upper dir).
+pub const INIT_PATH: &str = "/dev/init";
 
 /// The resolved process user.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -309,9 +317,21 @@ pub fn generate(
     hostname: &str,
     ctx: &Context,
 ) -> Result<Spec, Error> {
+    let mut mounts_extra_init: Option<Value> = None;
     let full: Value = serde_json::from_str(image_config).map_err(Error::ImageConfig)?;
     let image = full.get("config").cloned().unwrap_or(Value::Null);
-    let args = args(&image, opts)?;
+    let mut args = args(&image, opts)?;
+    if opts.init {
+        let bin = ctx
+            .init_binary
+            .as_ref()
+            .ok_or_else(|| Error::Invalid("--init: berth-init is not available".into()))?;
+        mounts_extra_init = Some(json!({
+            "destination": INIT_PATH, "type": "bind", "source": bin,
+            "options": ["bind", "ro", "nosuid", "nodev"],
+        }));
+        args.splice(0..0, [INIT_PATH.to_string(), "--".to_string()]);
+    }
     let user_spec = opts
         .user
         .clone()
@@ -352,6 +372,9 @@ pub fn generate(
                 "source": etc.join(f), "options": ["rbind", "rprivate"],
             }));
         }
+    }
+    if let Some(m) = mounts_extra_init {
+        mounts.as_array_mut().expect("mounts").push(m);
     }
     for m in &opts.mounts {
         let m = mounts::oci_mount(m, &ctx.volumes_dir)?;

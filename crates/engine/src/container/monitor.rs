@@ -18,7 +18,6 @@ use nix::unistd::Pid;
 use std::ffi::OsString;
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 
 /// How to run the monitor: normally the berth binary with its hidden
@@ -40,32 +39,47 @@ impl Engine {
         }
         let (r, w) =
             nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| io(Path::new("pipe"))(e.into()))?;
-        let wfd = w.as_raw_fd();
-        let mut c = std::process::Command::new(&cmd.exe);
-        c.args(&cmd.args)
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null());
-        // SAFETY: only async-signal-safe calls (setsid, dup2, fcntl) between
-        // fork and exec.
-        unsafe {
-            c.pre_exec(move || {
-                if libc::setsid() < 0
-                    || libc::dup2(wfd, REPORT_FD) < 0
-                    || libc::fcntl(REPORT_FD, libc::F_SETFD, 0) < 0
-                {
-                    return Err(std::io::Error::last_os_error());
+        let _ = (std::io::stdout().flush(), std::io::stderr().flush());
+        // Fork (no exec: the monitor is this binary, already loaded), and
+        // fork again so the monitor is nobody's child but init's.
+        // SAFETY: the CLI is single-threaded here; both children only run
+        // the monitor and leave with _exit.
+        match unsafe { nix::unistd::fork() }.map_err(|e| io(Path::new("fork"))(e.into()))? {
+            nix::unistd::ForkResult::Child => {
+                drop(r);
+                let _ = nix::unistd::setsid();
+                // SAFETY: as above; the middle process only forks and exits.
+                match unsafe { nix::unistd::fork() } {
+                    Ok(nix::unistd::ForkResult::Child) => {
+                        let code = match std::fs::OpenOptions::new()
+                            .read(true)
+                            .write(true)
+                            .open("/dev/null")
+                        {
+                            Ok(null) => {
+                                for fd in 0..3 {
+                                    let _ = dup_to(&null, fd);
+                                }
+                                run_monitor(&self.root, &rec.id, std::fs::File::from(w))
+                            }
+                            Err(_) => 1,
+                        };
+                        // SAFETY: leaves the forked monitor without running
+                        // the CLI's destructors.
+                        unsafe { libc::_exit(code) }
+                    }
+                    // SAFETY: as above.
+                    _ => unsafe { libc::_exit(0) },
                 }
-                Ok(())
-            });
+            }
+            nix::unistd::ForkResult::Parent { child } => {
+                drop(w);
+                let _ = waitpid(child, None);
+            }
         }
-        let child = c.spawn().map_err(io(&cmd.exe))?;
-        drop(w);
-        drop(c);
+        let _ = cmd;
         let mut msg = String::new();
         let _ = std::fs::File::from(r).read_to_string(&mut msg);
-        // The monitor lives on; the CLI exits soon and init reaps it.
-        drop(child);
         if msg.trim_end() == "ok" {
             return self.db.get(&rec.id)?.ok_or_else(|| Error::State {
                 id: rec.id.clone(),
@@ -144,15 +158,20 @@ impl Engine {
     }
 }
 
-/// The monitor process's body; returns its exit status.
+/// `berth __monitor ID` (fd 3 the report pipe); returns its exit status.
 pub fn main(root: &Path, id: &str) -> i32 {
-    // SAFETY: start_detached put the report pipe on this fd for us alone.
+    // SAFETY: our starter put the report pipe on this fd for us alone.
     let report = unsafe { OwnedFd::from_raw_fd(REPORT_FD) };
     let _ = nix::fcntl::fcntl(
         &report,
         nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
     );
-    let mut report = Some(std::fs::File::from(report));
+    run_monitor(root, id, std::fs::File::from(report))
+}
+
+/// The monitor's body, reporting on `report`; returns its exit status.
+fn run_monitor(root: &Path, id: &str, report: std::fs::File) -> i32 {
+    let mut report = Some(report);
     match monitor(root, id, &mut report) {
         Ok(()) => 0,
         Err(e) => {

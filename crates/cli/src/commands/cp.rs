@@ -6,7 +6,7 @@ use berth_engine::container::cp::PathKind;
 use berth_engine::db::Record;
 use berth_engine::Engine;
 use std::fs::File;
-use std::io::Write;
+use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 #[derive(clap::Args)]
@@ -50,11 +50,6 @@ fn base_name(p: &str) -> String {
         .unwrap_or_else(|| ".".into())
 }
 
-fn pipe() -> anyhow::Result<(File, File)> {
-    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
-    Ok((File::from(r), File::from(w)))
-}
-
 pub fn run(root: &Path, a: Args) -> anyhow::Result<i32> {
     let eng = Engine::open(root)?;
     match (split(&a.src), split(&a.dest)) {
@@ -62,17 +57,23 @@ pub fn run(root: &Path, a: Args) -> anyhow::Result<i32> {
         (None, None) => anyhow::bail!("must specify at least one container source"),
         (Some((c, p)), None) => {
             let rec = eng.lookup(c)?;
-            from_container(&eng, &rec, &abs(p), &a.dest)
+            from_container(root, &eng, &rec, &abs(p), &a.dest)
         }
         (None, Some((c, p))) => {
             let rec = eng.lookup(c)?;
-            to_container(&eng, &rec, &a.src, &abs(p))
+            to_container(root, &eng, &rec, &a.src, &abs(p))
         }
     }?;
     Ok(0)
 }
 
-fn from_container(eng: &Engine, rec: &Record, src: &str, dest: &str) -> anyhow::Result<()> {
+fn from_container(
+    root: &Path,
+    eng: &Engine,
+    rec: &Record,
+    src: &str,
+    dest: &str,
+) -> anyhow::Result<()> {
     let name = base_name(src);
     if dest == "-" {
         let mut out = std::io::stdout().lock();
@@ -93,28 +94,21 @@ fn from_container(eng: &Engine, rec: &Record, src: &str, dest: &str) -> anyhow::
     if !parent.is_dir() {
         anyhow::bail!("destination directory {} does not exist", parent.display());
     }
-    // Extract next to the destination, then move it into place.
+    // The copy is spooled to a file first (no thread may run while the
+    // engine forks its chrooted child), extracted next to the destination,
+    // then moved into place.
+    let mut spool = spool_file(root)?;
+    eng.copy_from(rec, src, &name, &mut spool)?;
+    spool.seek(SeekFrom::Start(0))?;
     let tmp = tempfile::Builder::new()
         .prefix(".berth-cp-")
         .tempdir_in(&parent)?;
-    let (r, mut w) = pipe()?;
-    let target = tmp.path().to_path_buf();
-    let extract = std::thread::spawn(move || -> anyhow::Result<()> {
-        let mut a = tar::Archive::new(r);
-        a.set_preserve_permissions(true);
-        a.set_preserve_mtime(true);
-        for e in a.entries()? {
-            e?.unpack_in(&target)?;
-        }
-        Ok(())
-    });
-    let copied = eng.copy_from(rec, src, &name, &mut w);
-    drop(w);
-    let extracted = extract
-        .join()
-        .map_err(|_| anyhow::anyhow!("extracting thread panicked"))?;
-    copied?;
-    extracted?;
+    let mut a = tar::Archive::new(spool);
+    a.set_preserve_permissions(true);
+    a.set_preserve_mtime(true);
+    for e in a.entries()? {
+        e?.unpack_in(tmp.path())?;
+    }
     let got = tmp.path().join(&name);
     let final_path = if into_dir { dest.join(&name) } else { dest };
     if got.is_dir() && final_path.exists() && !final_path.is_dir() {
@@ -160,7 +154,13 @@ fn copy_merge(from: &Path, to: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn to_container(eng: &Engine, rec: &Record, src: &str, dest: &str) -> anyhow::Result<()> {
+fn to_container(
+    root: &Path,
+    eng: &Engine,
+    rec: &Record,
+    src: &str,
+    dest: &str,
+) -> anyhow::Result<()> {
     if src == "-" {
         let mut input = std::io::stdin().lock();
         eng.copy_to(rec, dest, &mut input)?;
@@ -182,25 +182,22 @@ fn to_container(eng: &Engine, rec: &Record, src: &str, dest: &str) -> anyhow::Re
             (parent, base_name(dest))
         }
     };
-    let (mut r, w) = pipe()?;
-    let build = std::thread::spawn(move || -> anyhow::Result<()> {
-        let mut b = tar::Builder::new(w);
-        b.follow_symlinks(false);
-        if md.is_dir() {
-            b.append_dir_all(&name, &src_path)?;
-        } else {
-            b.append_path_with_name(&src_path, &name)?;
-        }
+    let mut spool = spool_file(root)?;
+    {
+        let mut b = tar::Builder::new(&mut spool);
+        berth_engine::container::cp::append_tree(&mut b, &src_path, Path::new(&name))?;
         b.finish()?;
-        Ok(())
-    });
-    let copied = eng.copy_to(rec, &dir, &mut r);
-    drop(r);
-    let built = build
-        .join()
-        .map_err(|_| anyhow::anyhow!("archiving thread panicked"))?;
-    copied?;
-    built
+    }
+    spool.seek(SeekFrom::Start(0))?;
+    eng.copy_to(rec, &dir, &mut spool)?;
+    Ok(())
+}
+
+/// An unnamed temporary file in the store (not /tmp: copies can be big).
+fn spool_file(root: &Path) -> anyhow::Result<File> {
+    let dir = root.join("tmp");
+    std::fs::create_dir_all(&dir)?;
+    Ok(tempfile::tempfile_in(&dir)?)
 }
 
 pub fn export(root: &Path, a: ExportArgs) -> anyhow::Result<i32> {

@@ -1,13 +1,17 @@
-//! `cp` and `export`: files in and out of a container's root filesystem as
-//! tar streams. Every path inside the container is resolved by a forked
-//! child chrooted into the container's rootfs, so a symlink the container
-//! made (absolute, `..`, swapped in while we copy) cannot lead outside it
-//! (the CVE-2018-15664 class). A stopped container's rootfs is mounted for
-//! the copy and unmounted after.
+//! `cp` and `export`: files in and out of a container as tar streams, as
+//! the container sees them (volumes, bind mounts, its /etc files included).
+//! Every path inside the container is resolved by a forked child chrooted
+//! into the container's root, so a symlink the container made (absolute,
+//! `..`, swapped in while we copy) cannot lead outside it (the
+//! CVE-2018-15664 class). A running container's root is `/proc/<pid>/root`
+//! (its own mount namespace); for a stopped one the child mounts the
+//! rootfs's volumes and binds in a private mount namespace of its own, and
+//! the rootfs is mounted only for the copy.
 
 use super::{io, Engine, Error, Result};
 use crate::db::{Record, Status};
 use crate::rootfs;
+use crate::spec_gen::mounts::{volume_data, MountKind};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{fork, ForkResult};
 use std::fs::File;
@@ -27,6 +31,11 @@ pub enum PathKind {
 struct Mounted<'a> {
     dir: PathBuf,
     ours: bool,
+    /// Where the child chroots.
+    root: PathBuf,
+    /// For a stopped container: (host source, container target) to bind in
+    /// the child's mount namespace first.
+    binds: Vec<(PathBuf, String)>,
     _eng: &'a Engine,
 }
 
@@ -41,11 +50,41 @@ impl Drop for Mounted<'_> {
 impl Engine {
     fn mount_for_copy(&self, rec: &Record) -> Result<Mounted<'_>> {
         let dir = self.dir(&rec.id);
-        let ours = rec.status != Status::Running && !rootfs::is_mounted(&dir)?;
+        if rec.status == Status::Running && super::pid_alive(rec.pid, rec.pid_start) {
+            return Ok(Mounted {
+                root: PathBuf::from(format!("/proc/{}/root", rec.pid)),
+                dir,
+                ours: false,
+                binds: Vec::new(),
+                _eng: self,
+            });
+        }
+        let ours = !rootfs::is_mounted(&dir)?;
         rootfs::mount(&dir)?;
+        let cfg = super::Config::parse(rec)?;
+        let mut binds = Vec::new();
+        let etc = dir.join("etc");
+        for f in ["hostname", "hosts", "resolv.conf"] {
+            if etc.join(f).exists() {
+                binds.push((etc.join(f), format!("/etc/{f}")));
+            }
+        }
+        for m in &cfg.spec.mounts {
+            match m.kind {
+                MountKind::Bind => binds.push((PathBuf::from(&m.source), m.target.clone())),
+                MountKind::Volume => binds.push((
+                    volume_data(&self.volumes_dir(), &m.source),
+                    m.target.clone(),
+                )),
+                // Its files died with the container.
+                MountKind::Tmpfs => {}
+            }
+        }
         Ok(Mounted {
+            root: rootfs::merged(&dir),
             dir,
             ours,
+            binds,
             _eng: self,
         })
     }
@@ -55,21 +94,16 @@ impl Engine {
         let m = self.mount_for_copy(rec)?;
         let path = path.to_string();
         let mut out = Vec::new();
-        in_root(
-            &rootfs::merged(&m.dir),
-            None,
-            Some(&mut out),
-            move |_, w| {
-                let kind = match std::fs::metadata(&path) {
-                    Ok(md) if md.is_dir() => b'd',
-                    Ok(_) => b'f',
-                    Err(_) => b'-',
-                };
-                w.expect("output")
-                    .write_all(&[kind])
-                    .map_err(|e| e.to_string())
-            },
-        )?;
+        in_root(&m, None, Some(&mut out), move |_, w| {
+            let kind = match std::fs::metadata(&path) {
+                Ok(md) if md.is_dir() => b'd',
+                Ok(_) => b'f',
+                Err(_) => b'-',
+            };
+            w.expect("output")
+                .write_all(&[kind])
+                .map_err(|e| e.to_string())
+        })?;
         Ok(match out.first() {
             Some(b'd') => PathKind::Dir,
             Some(b'f') => PathKind::Other,
@@ -88,19 +122,15 @@ impl Engine {
     ) -> Result<()> {
         let m = self.mount_for_copy(rec)?;
         let (path, name) = (path.to_string(), name.to_string());
-        in_root(&rootfs::merged(&m.dir), None, Some(out), move |_, w| {
+        in_root(&m, None, Some(out), move |_, w| {
             let w = w.expect("output");
             let src = Path::new(&path);
             let md = std::fs::symlink_metadata(src)
                 .map_err(|e| format!("could not find the file {path} in container: {e}"))?;
+            let _ = md;
             let mut b = tar::Builder::new(w);
-            b.follow_symlinks(false);
-            let r = if md.is_dir() {
-                b.append_dir_all(&name, src)
-            } else {
-                b.append_path_with_name(src, &name)
-            };
-            r.and_then(|()| b.finish())
+            append_tree(&mut b, src, Path::new(&name))
+                .and_then(|()| b.finish())
                 .map_err(|e| format!("copy {path}: {e}"))
         })
     }
@@ -110,7 +140,7 @@ impl Engine {
     pub fn copy_to(&self, rec: &Record, dir: &str, input: &mut dyn Read) -> Result<()> {
         let m = self.mount_for_copy(rec)?;
         let dir = dir.to_string();
-        in_root(&rootfs::merged(&m.dir), Some(input), None, move |r, _| {
+        in_root(&m, Some(input), None, move |r, _| {
             let target = Path::new(&dir);
             if !std::fs::metadata(target)
                 .map(|m| m.is_dir())
@@ -134,14 +164,15 @@ impl Engine {
     }
 }
 
-/// Runs `job` in a child chrooted at `root`, feeding it `input` through a
-/// pipe or collecting its output into `output`.
+/// Runs `job` in a child chrooted at the container's root, feeding it
+/// `input` through a pipe or collecting its output into `output`.
 fn in_root(
-    root: &Path,
+    m: &Mounted<'_>,
     input: Option<&mut dyn Read>,
     output: Option<&mut dyn Write>,
     job: impl FnOnce(Option<File>, Option<File>) -> std::result::Result<(), String>,
 ) -> Result<()> {
+    let root = m.root.as_path();
     let pipe = || -> Result<(OwnedFd, OwnedFd)> {
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
             .map_err(|e| io(Path::new("pipe"))(e.into()))
@@ -150,15 +181,18 @@ fn in_root(
     let (out_r, out_w) = pipe()?;
     let (err_r, err_w) = pipe()?;
     let root_c = root.to_path_buf();
-    // SAFETY: the CLI is single-threaded here; the child only runs `job`
-    // and exits with _exit, never returning into the caller.
+    // SAFETY: the child only runs `job` (which allocates; glibc's malloc is
+    // fork-safe) and exits with _exit, never returning into the caller.
     match unsafe { fork() }.map_err(|e| io(root)(e.into()))? {
         ForkResult::Child => {
             drop((in_w, out_r, err_r));
             let mut err = File::from(err_w);
-            let r = nix::unistd::chroot(&root_c)
-                .and_then(|()| nix::unistd::chdir("/"))
-                .map_err(|e| format!("chroot {}: {e}", root_c.display()))
+            let r = bind_mounts(&root_c, &m.binds)
+                .and_then(|()| {
+                    nix::unistd::chroot(&root_c)
+                        .and_then(|()| nix::unistd::chdir("/"))
+                        .map_err(|e| format!("chroot {}: {e}", root_c.display()))
+                })
                 .and_then(|()| job(Some(File::from(in_r)), Some(File::from(out_w))));
             let code = match r {
                 Ok(()) => 0,
@@ -215,4 +249,95 @@ fn in_root(
             Ok(())
         }
     }
+}
+
+/// In the (forked) child: a private mount namespace with each `(source,
+/// target)` bound at `target` inside `root`. Targets are resolved inside
+/// the root (openat2 RESOLVE_IN_ROOT), so a symlink there cannot send a
+/// mount elsewhere; a missing target is skipped.
+fn bind_mounts(root: &Path, binds: &[(PathBuf, String)]) -> std::result::Result<(), String> {
+    use nix::mount::{mount, MsFlags};
+    use std::os::fd::AsRawFd;
+    if binds.is_empty() {
+        return Ok(());
+    }
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
+        .map_err(|e| format!("unshare: {e}"))?;
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .map_err(|e| format!("make / private: {e}"))?;
+    let rootfd = berth_runtime::mounts::open_root(root).map_err(|e| e.to_string())?;
+    for (src, target) in binds {
+        if !src.exists() {
+            continue;
+        }
+        let rel = Path::new(target.trim_start_matches('/'));
+        let how = nix::fcntl::OpenHow::new()
+            .flags(nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC)
+            .resolve(
+                nix::fcntl::ResolveFlag::RESOLVE_IN_ROOT
+                    | nix::fcntl::ResolveFlag::RESOLVE_NO_MAGICLINKS,
+            );
+        let Ok(fd) = nix::fcntl::openat2(&rootfd, rel, how) else {
+            continue;
+        };
+        let at = format!("/proc/self/fd/{}", fd.as_raw_fd());
+        mount(
+            Some(src.as_path()),
+            at.as_str(),
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .map_err(|e| format!("bind {} at {target}: {e}", src.display()))?;
+    }
+    Ok(())
+}
+
+/// Appends `src` (file, symlink or directory tree, never following
+/// symlinks) to `b` as `name`; files with several links inside the tree are
+/// stored once and then as hard links, as `docker export` does.
+pub fn append_tree<W: Write>(
+    b: &mut tar::Builder<W>,
+    src: &Path,
+    name: &Path,
+) -> std::io::Result<()> {
+    use std::collections::HashMap;
+    use std::os::unix::fs::MetadataExt;
+    b.follow_symlinks(false);
+    let mut seen: HashMap<(u64, u64), PathBuf> = HashMap::new();
+    let mut stack = vec![(src.to_path_buf(), name.to_path_buf())];
+    while let Some((path, name)) = stack.pop() {
+        let md = std::fs::symlink_metadata(&path)?;
+        if md.is_dir() {
+            b.append_dir(&name, &path)?;
+            let mut kids: Vec<_> = std::fs::read_dir(&path)?
+                .map(|e| e.map(|e| e.file_name()))
+                .collect::<std::io::Result<_>>()?;
+            kids.sort();
+            for k in kids.into_iter().rev() {
+                stack.push((path.join(&k), name.join(&k)));
+            }
+            continue;
+        }
+        if md.is_file() && md.nlink() > 1 {
+            let key = (md.dev(), md.ino());
+            if let Some(first) = seen.get(&key) {
+                let mut h = tar::Header::new_gnu();
+                h.set_metadata(&md);
+                h.set_entry_type(tar::EntryType::Link);
+                h.set_size(0);
+                b.append_link(&mut h, &name, first)?;
+                continue;
+            }
+            seen.insert(key, name.clone());
+        }
+        b.append_path_with_name(&path, &name)?;
+    }
+    Ok(())
 }

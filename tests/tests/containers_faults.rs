@@ -549,3 +549,51 @@ fn init_is_pid_1_forwards_signals_and_reaps() {
     c.ok(&["rm", "ini"]);
     c.assert_empty();
 }
+
+#[test]
+fn kill_9_during_push_then_push_again() {
+    use berth_integration::registry::Registry;
+    let reg = Registry::start();
+    let c = Ctx::new();
+    c.run_d(&["--name", "src", IMG, "sleep", "1000"]);
+    c.ok(&[
+        "exec",
+        "src",
+        "sh",
+        "-c",
+        "head -c 33554432 /dev/urandom > /root/big",
+    ]);
+    let target = reg.image_ref("faults/app:1");
+    c.ok(&["commit", "src", &target]);
+    c.ok(&["rm", "-f", "src"]);
+    for delay in [20u64, 100, 300] {
+        let mut p = c.spawn(&["push", &target]);
+        std::thread::sleep(Duration::from_millis(delay));
+        sigkill(&mut p);
+        // Nothing half-made is served: either no manifest under the tag, or
+        // one whose every blob can be fetched.
+        let dest = tempfile::tempdir().unwrap();
+        let o = berth_integration::images::skopeo(&[
+            "copy",
+            "--src-tls-verify=false",
+            &format!("docker://{target}"),
+            &format!("dir:{}", dest.path().join("x").display()),
+        ]);
+        if !o.status.success() {
+            let err = String::from_utf8_lossy(&o.stderr);
+            assert!(
+                err.contains("manifest unknown") || err.contains("not found"),
+                "a broken image is served: {err}"
+            );
+        }
+    }
+    // The push can simply be repeated, and the result pulls and runs.
+    let out = c.ok(&["push", &target]);
+    assert!(out.contains("digest: sha256:"), "{out}");
+    let other = Ctx::new();
+    other.ok(&["pull", &target]);
+    let o = other.b(&["run", "--rm", &target, "sh", "-c", "wc -c < /root/big"]);
+    assert_eq!(o.out.trim(), "33554432", "{}", o.text());
+    c.assert_empty();
+    other.assert_empty();
+}

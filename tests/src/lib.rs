@@ -586,3 +586,46 @@ pub fn assert_no_state_cgroup_or_process(rt: &Runtime, id: &str) {
         procs_with(id)
     );
 }
+
+/// Runs `cmdline` under `script` (a real pty as stdin/stdout), typing
+/// `input` once `wait_for` appeared in the output. Returns (exit code, output).
+pub fn under_script(cmdline: &str, wait_for: &str, input: &[u8]) -> (i32, String) {
+    use std::io::{Read, Write};
+    use std::sync::{Arc, Mutex};
+    let mut kid = Kid(std::process::Command::new("script")
+        .args(["-qec", cmdline, "/dev/null"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("script (bsdutils)"));
+    let mut stdout = kid.0.stdout.take().unwrap();
+    let seen = Arc::new(Mutex::new(String::new()));
+    let seen2 = seen.clone();
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        loop {
+            match stdout.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => seen2
+                    .lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n])),
+            }
+        }
+    });
+    let mut stdin = kid.0.stdin.take().unwrap();
+    let shown = wait_until(10, || seen.lock().unwrap().contains(wait_for));
+    assert!(
+        shown,
+        "{wait_for:?} never shown: {:?}",
+        seen.lock().unwrap()
+    );
+    stdin.write_all(input).unwrap();
+    let st = kid.wait_timeout(10);
+    drop(stdin);
+    drop(kid);
+    reader.join().unwrap();
+    let out = seen.lock().unwrap().clone();
+    (st.and_then(|s| s.code()).unwrap_or(-1), out)
+}

@@ -3,7 +3,7 @@
 //! pty in the foreground under a real terminal (`script`).
 
 use berth_integration::{
-    call, path_str as p, pid_alive, unique_id, wait_until, Bundle, Kid, Runtime,
+    call, path_str as p, pid_alive, under_script, unique_id, wait_until, Bundle, Kid, Runtime,
 };
 use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
 use serde_json::json;
@@ -11,7 +11,7 @@ use std::io::{IoSliceMut, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixListener;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 // ---- helpers (each test file is its own crate; shared ones are in berth_integration) ----
@@ -284,48 +284,6 @@ fn terminal_without_console_socket_is_refused() {
 }
 
 // ---- foreground under a real pty ----
-
-/// Runs `cmdline` under `script` (a real pty as stdin/stdout), typing
-/// `input` once `wait_for` appeared in the output. Returns (exit code, output).
-fn under_script(cmdline: &str, wait_for: &str, input: &[u8]) -> (i32, String) {
-    use std::sync::{Arc, Mutex};
-    let mut kid = Kid(Command::new("script")
-        .args(["-qec", cmdline, "/dev/null"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("script (bsdutils)"));
-    let mut stdout = kid.0.stdout.take().unwrap();
-    let seen = Arc::new(Mutex::new(String::new()));
-    let seen2 = seen.clone();
-    let reader = std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        loop {
-            match stdout.read(&mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => seen2
-                    .lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&buf[..n])),
-            }
-        }
-    });
-    let mut stdin = kid.0.stdin.take().unwrap();
-    let shown = wait_until(10, || seen.lock().unwrap().contains(wait_for));
-    assert!(
-        shown,
-        "{wait_for:?} never shown: {:?}",
-        seen.lock().unwrap()
-    );
-    stdin.write_all(input).unwrap();
-    let st = kid.wait_timeout(10);
-    drop(stdin);
-    drop(kid);
-    reader.join().unwrap();
-    let out = seen.lock().unwrap().clone();
-    (st.and_then(|s| s.code()).unwrap_or(-1), out)
-}
 
 #[test]
 fn run_with_terminal_in_the_foreground() {

@@ -79,6 +79,8 @@ pub enum Cmd {
     Wait(commands::container::WaitArgs),
     /// Rename a container.
     Rename(commands::container::RenameArgs),
+    /// Attach to a running container's terminal or stdio.
+    Attach(commands::attach::Args),
     /// Create a new image from a container's changes.
     Commit(commands::commit::Args),
     /// Files added (A), changed (C) and deleted (D) in a container.
@@ -236,6 +238,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Cmd::Cp(a) | Cmd::Container(ContainerCmd::Cp(a)) => commands::cp::run(&root, a),
         Cmd::Export(a) | Cmd::Container(ContainerCmd::Export(a)) => commands::cp::export(&root, a),
         Cmd::Volume(c) => commands::volume::run(&root, c),
+        Cmd::Attach(a) => commands::attach::run(&root, a),
         Cmd::System(c) => commands::system::run(&root, c),
         Cmd::Stats(a) | Cmd::Container(ContainerCmd::Stats(a)) => commands::stats::run(&root, a),
         Cmd::Top(a) | Cmd::Container(ContainerCmd::Top(a)) => commands::stats::top(&root, a),

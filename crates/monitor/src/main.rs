@@ -6,9 +6,14 @@
 //! (Docker's format, size rotation), wait for the init, then exec
 //! `berth __finish` with its exit code for the bookkeeping.
 //!
-//! Usage (not for people):
-//! `berth-monitor LOG MAX_SIZE MAX_FILE PID OUT_FD ERR_FD MASTER_FD -- FINISH_CMD...`
-//! (`-1` for an absent fd; the exit code is appended to FINISH_CMD).
+//! It also serves `berth attach` on a unix socket: output goes to every
+//! attached client as frames (`[stream u8][len u32 BE][bytes]`, stream 1
+//! stdout, 2 stderr); clients send frames back (`0` stdin bytes, `1` a
+//! window size `rows u16, cols u16`, `2` close stdin).
+//!
+//! Usage (not for people): `berth-monitor LOG MAX_SIZE MAX_FILE PID OUT_FD
+//! ERR_FD MASTER_FD LISTEN_FD STDIN_FD CLIENT_FD -- FINISH_CMD...` (`-1` for
+//! an absent fd; the exit code is appended to FINISH_CMD).
 
 use std::ffi::{CString, OsString};
 use std::fs::{File, OpenOptions};
@@ -163,14 +168,123 @@ impl Log {
     }
 }
 
-fn pump(log: &mut Log, fds: &[(i32, usize)]) {
+/// The attach side: listening socket, clients, and where their input goes.
+struct Attach {
+    listen: i32,
+    clients: Vec<i32>,
+    /// The container's stdin: a pipe's write end, or the pty master.
+    stdin: i32,
+    master: i32,
+}
+
+fn write_all(fd: i32, mut buf: &[u8]) -> bool {
+    while !buf.is_empty() {
+        // SAFETY: write from our buffer to an fd we own.
+        let n = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
+        if n < 0 {
+            if std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+                continue;
+            }
+            return false;
+        }
+        buf = &buf[n as usize..];
+    }
+    true
+}
+
+fn read_exact(fd: i32, buf: &mut [u8]) -> bool {
+    let mut got = 0;
+    while got < buf.len() {
+        // SAFETY: read into our buffer from an fd we own.
+        let n = unsafe { libc::read(fd, buf[got..].as_mut_ptr().cast(), buf.len() - got) };
+        if n < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+            continue;
+        }
+        if n <= 0 {
+            return false;
+        }
+        got += n as usize;
+    }
+    true
+}
+
+fn close(fd: i32) {
+    if fd >= 0 {
+        // SAFETY: closing an fd we own, once.
+        unsafe { libc::close(fd) };
+    }
+}
+
+impl Attach {
+    fn broadcast(&mut self, stream: u8, data: &[u8]) {
+        let mut frame = Vec::with_capacity(5 + data.len());
+        frame.push(stream);
+        frame.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        frame.extend_from_slice(data);
+        self.clients.retain(|&c| {
+            let ok = write_all(c, &frame);
+            if !ok {
+                close(c);
+            }
+            ok
+        });
+    }
+
+    /// One frame from client `c`; false when the client is gone.
+    fn client_frame(&mut self, c: i32) -> bool {
+        let mut head = [0u8; 5];
+        if !read_exact(c, &mut head) {
+            return false;
+        }
+        let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
+        if len > 1 << 20 {
+            return false;
+        }
+        let mut body = vec![0u8; len];
+        if !read_exact(c, &mut body) {
+            return false;
+        }
+        match head[0] {
+            // A stdin pipe the container closed: drop it.
+            0 if self.stdin >= 0 && !write_all(self.stdin, &body) && self.stdin != self.master => {
+                close(self.stdin);
+                self.stdin = -1;
+            }
+            1 if self.master >= 0 && body.len() == 4 => {
+                let ws = libc::winsize {
+                    ws_row: u16::from_be_bytes([body[0], body[1]]),
+                    ws_col: u16::from_be_bytes([body[2], body[3]]),
+                    ws_xpixel: 0,
+                    ws_ypixel: 0,
+                };
+                // SAFETY: TIOCSWINSZ on the pty master with a winsize.
+                unsafe { libc::ioctl(self.master, libc::TIOCSWINSZ, &ws) };
+            }
+            2 if self.stdin >= 0 && self.stdin != self.master => {
+                close(self.stdin);
+                self.stdin = -1;
+            }
+            2 if self.stdin >= 0 => {
+                // EOF on a terminal: ^D.
+                write_all(self.stdin, &[4]);
+            }
+            _ => {}
+        }
+        true
+    }
+}
+
+fn pump(log: &mut Log, fds: &[(i32, usize)], at: &mut Attach) {
     let mut open: Vec<(i32, usize)> = fds.iter().copied().filter(|(fd, _)| *fd >= 0).collect();
     let mut buf = vec![0u8; 32 * 1024];
     while !open.is_empty() {
         let mut pfds: Vec<libc::pollfd> = open
             .iter()
-            .map(|(fd, _)| libc::pollfd {
-                fd: *fd,
+            .map(|(fd, _)| *fd)
+            .chain(std::iter::once(at.listen).filter(|l| *l >= 0))
+            .chain(at.clients.iter().copied())
+            .map(|fd| libc::pollfd {
+                fd,
                 events: libc::POLLIN,
                 revents: 0,
             })
@@ -188,23 +302,50 @@ fn pump(log: &mut Log, fds: &[(i32, usize)]) {
             if p.revents == 0 {
                 continue;
             }
-            let (fd, stream) = open[i];
-            // SAFETY: read into our buffer from an fd we own.
-            let r = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
-            if r > 0 {
-                log.write(stream, &buf[..r as usize]);
-            } else if r == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR)
-            {
-                // EOF, or EIO from a pty whose last slave closed.
-                closed.push(i);
+            if i < open.len() {
+                let (fd, stream) = open[i];
+                // SAFETY: read into our buffer from an fd we own.
+                let r = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+                if r > 0 {
+                    log.write(stream, &buf[..r as usize]);
+                    at.broadcast(stream as u8 + 1, &buf[..r as usize]);
+                } else if r == 0
+                    || std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR)
+                {
+                    // EOF, or EIO from a pty whose last slave closed.
+                    closed.push(i);
+                }
+            } else if p.fd == at.listen {
+                // SAFETY: accept on our listening socket.
+                let c = unsafe {
+                    libc::accept4(
+                        at.listen,
+                        std::ptr::null_mut(),
+                        std::ptr::null_mut(),
+                        libc::SOCK_CLOEXEC,
+                    )
+                };
+                if c >= 0 {
+                    at.clients.push(c);
+                }
+            } else if at.clients.contains(&p.fd) && !at.client_frame(p.fd) {
+                close(p.fd);
+                at.clients.retain(|&c| c != p.fd);
             }
         }
         for i in closed.into_iter().rev() {
-            // SAFETY: closing an fd we own, once.
-            unsafe { libc::close(open[i].0) };
+            let fd = open[i].0;
             open.remove(i);
+            if fd != at.master {
+                close(fd);
+            }
         }
     }
+    // The output is over: attached clients see EOF.
+    for c in at.clients.drain(..) {
+        close(c);
+    }
+    close(at.listen);
 }
 
 /// Waits for `pid`; other children (orphans re-parented to us as a child
@@ -242,7 +383,7 @@ fn main() {
         .iter()
         .position(|a| a == "--")
         .unwrap_or_else(|| usage());
-    if sep != 8 || args.len() <= sep + 1 {
+    if sep != 11 || args.len() <= sep + 1 {
         usage();
     }
     let num = |i: usize| -> i64 {
@@ -253,8 +394,23 @@ fn main() {
     };
     let mut log = Log::open(args[1].clone(), num(2).max(0) as u64, num(3).max(1) as u32);
     let pid = num(4) as i32;
-    let fds = [(num(5) as i32, 0), (num(6) as i32, 1), (num(7) as i32, 0)];
-    pump(&mut log, &fds);
+    let master = num(7) as i32;
+    let fds = [(num(5) as i32, 0), (num(6) as i32, 1), (master, 0)];
+    let stdin = num(9) as i32;
+    let mut at = Attach {
+        listen: num(8) as i32,
+        clients: Some(num(10) as i32)
+            .filter(|c| *c >= 0)
+            .into_iter()
+            .collect(),
+        stdin: if stdin >= 0 { stdin } else { master },
+        master,
+    };
+    pump(&mut log, &fds, &mut at);
+    if at.stdin >= 0 && at.stdin != master {
+        close(at.stdin);
+    }
+    close(master);
     log.close();
     drop(log);
     let code = wait(pid);

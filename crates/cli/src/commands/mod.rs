@@ -1,3 +1,4 @@
+pub mod attach;
 pub mod cinspect;
 pub mod commit;
 pub mod container;

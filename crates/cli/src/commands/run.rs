@@ -134,6 +134,9 @@ pub struct Args {
     /// Run in the background and print the container id.
     #[arg(short = 'd', long)]
     pub detach: bool,
+    /// Keys that detach from a `-t` container (default ctrl-p,ctrl-q).
+    #[arg(long = "detach-keys")]
+    pub detach_keys: Option<String>,
     #[command(flatten)]
     pub create: CreateArgs,
 }
@@ -200,11 +203,23 @@ fn go(root: &Path, a: Args) -> anyhow::Result<i32> {
         println!("{}", rec.id);
         return Ok(0);
     }
+    if rec_is_tty(&rec) {
+        // With a terminal the monitor holds the pty, so the detach keys
+        // can leave the container running.
+        let keys = super::attach::keys(a.detach_keys.as_deref())?;
+        let (rec, sock) = eng.start_and_attach(&rec, &monitor_cmd(root, &rec.id)?)?;
+        let cfg = Config::parse(&rec)?;
+        return super::attach::session(&eng, &rec, sock, cfg.interactive, true, keys);
+    }
     let r = eng.run_attached(&rec);
     if r.is_err() && Config::parse(&rec)?.auto_remove {
         let _ = eng.remove(&rec, true, true);
     }
     Ok(r?)
+}
+
+fn rec_is_tty(rec: &berth_engine::db::Record) -> bool {
+    Config::parse(rec).map(|c| c.spec.tty).unwrap_or(false)
 }
 
 fn parse_log_opts(opts: &[String]) -> anyhow::Result<(u64, u32)> {

@@ -86,11 +86,18 @@ impl External {
             .arg("--pid-file")
             .arg(&pid_file);
         let mut console = None;
+        // The runtime gets a short path: ours may not fit in sun_path.
+        let mut _dirfd = None;
         if tty {
-            let sock = bundle.join("console.sock");
-            let _ = std::fs::remove_file(&sock);
+            let _ = std::fs::remove_file(bundle.join("console.sock"));
+            let (fd, sock) = super::socket_path(bundle, "console.sock")?;
             let l = std::os::unix::net::UnixListener::bind(&sock).map_err(io(&sock))?;
-            c.arg("--console-socket").arg(&sock);
+            let short =
+                std::env::temp_dir().join(format!("berth-console-{}.sock", std::process::id()));
+            let _ = std::fs::remove_file(&short);
+            std::os::unix::fs::symlink(bundle.join("console.sock"), &short).map_err(io(&short))?;
+            _dirfd = Some((fd, short.clone()));
+            c.arg("--console-socket").arg(&short);
             console = Some(std::thread::spawn(move || -> std::io::Result<OwnedFd> {
                 let (s, _) = l.accept()?;
                 berth_runtime::console::recv_fd(s.as_raw_fd())
@@ -99,11 +106,15 @@ impl External {
         }
         let st = c.arg(id).status().map_err(io(&self.bin))?;
         if !st.success() {
-            if console.is_some() {
+            if let Some((_, short)) = &_dirfd {
                 // Unblock the accept so the thread ends.
-                let _ = std::os::unix::net::UnixStream::connect(bundle.join("console.sock"));
+                let _ = std::os::unix::net::UnixStream::connect(short);
+                let _ = std::fs::remove_file(short);
             }
             return Err(failed("create", &self.bin, &log, st));
+        }
+        if let Some((_, short)) = &_dirfd {
+            let _ = std::fs::remove_file(short);
         }
         let master = match console {
             Some(t) => Some(

@@ -32,6 +32,17 @@ impl Engine {
     /// container; its stdio is ours (fds 0-2). On error nothing runs and
     /// the runtime state is gone.
     pub fn launch(&self, rec: &Record, cfg: &Config) -> Result<Launched> {
+        self.launch_sized(rec, cfg, berth_runtime::console::get_size(0))
+    }
+
+    /// [`Engine::launch`] with the terminal size (rows, cols) a `-t`
+    /// container starts with.
+    pub fn launch_sized(
+        &self,
+        rec: &Record,
+        cfg: &Config,
+        size: Option<(u16, u16)>,
+    ) -> Result<Launched> {
         let dir = self.dir(&rec.id);
         if !dir.join("l").exists() {
             return Err(Error::State {
@@ -40,14 +51,20 @@ impl Engine {
             });
         }
         rootfs::mount(&dir)?;
-        let r = self.launch_mounted(rec, cfg, &dir);
+        let r = self.launch_mounted(rec, cfg, &dir, size);
         if r.is_err() {
             let _ = rootfs::unmount(&dir);
         }
         r
     }
 
-    fn launch_mounted(&self, rec: &Record, cfg: &Config, dir: &Path) -> Result<Launched> {
+    fn launch_mounted(
+        &self,
+        rec: &Record,
+        cfg: &Config,
+        dir: &Path,
+        size: Option<(u16, u16)>,
+    ) -> Result<Launched> {
         let hostname = cfg.spec.hostname.clone().unwrap_or_else(|| {
             if cfg.spec.network == spec_gen::Network::Host {
                 nix::unistd::gethostname()
@@ -85,7 +102,7 @@ impl Engine {
         cleanup_runtime(self, &rec.id, Some(cfg));
         if let Some(x) = self.external(cfg) {
             let (pid, master) = x.create_start(&rec.id, dir, cfg.spec.tty)?;
-            if let (Some(m), Some((r, c))) = (&master, berth_runtime::console::get_size(0)) {
+            if let (Some(m), Some((r, c))) = (&master, size) {
                 berth_runtime::console::set_size(m.as_raw_fd(), r, c);
             }
             let cgroup = self.cgroup(&rec.id).ok_or_else(|| Error::State {
@@ -129,7 +146,7 @@ impl Engine {
             },
             None => None,
         };
-        if let (Some(m), Some((r, c))) = (&master, berth_runtime::console::get_size(0)) {
+        if let (Some(m), Some((r, c))) = (&master, size) {
             berth_runtime::console::set_size(m.as_raw_fd(), r, c);
         }
         if let Err(e) = start::start(&self.runtime, &rec.id) {

@@ -3,6 +3,7 @@
 //! the shared pieces: [`Engine`] (the store, both databases and the
 //! runtime), the stored create options and liveness checks.
 
+pub mod attach;
 pub mod commit;
 pub mod cp;
 pub mod create;
@@ -228,6 +229,21 @@ impl Engine {
         }
         Ok(rec)
     }
+}
+
+/// A unix socket path for `name` in `dir` that fits in sun_path whatever
+/// the store's path: `/proc/self/fd/<dirfd>/<name>`; keep the fd while the
+/// path is used.
+pub fn socket_path(dir: &Path, name: &str) -> Result<(std::os::fd::OwnedFd, PathBuf)> {
+    use std::os::fd::AsRawFd;
+    let fd = nix::fcntl::open(
+        dir,
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(|e| io(dir)(e.into()))?;
+    let p = PathBuf::from(format!("/proc/self/fd/{}/{name}", fd.as_raw_fd()));
+    Ok((fd, p))
 }
 
 /// Is `pid` the same live process that started at `start` (clock ticks)?

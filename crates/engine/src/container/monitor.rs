@@ -27,6 +27,9 @@ pub struct MonitorCmd {
     pub args: Vec<OsString>,
 }
 
+/// The monitor's attach socket in the container dir.
+pub const ATTACH_SOCKET: &str = "attach.sock";
+
 /// The fd the report pipe has in the monitor.
 const REPORT_FD: i32 = 3;
 
@@ -34,8 +37,32 @@ impl Engine {
     /// Starts `rec` under a new monitor and returns once it runs (or with
     /// the error that stopped it). Starting a running container is a no-op.
     pub fn start_detached(&self, rec: &Record, cmd: &MonitorCmd) -> Result<Record> {
+        self.start_monitored(rec, cmd, false).map(|(r, _)| r)
+    }
+
+    /// Like [`Engine::start_detached`], but attached to the monitor before
+    /// the container starts (for `run -t`): no output is missed.
+    pub fn start_and_attach(
+        &self,
+        rec: &Record,
+        cmd: &MonitorCmd,
+    ) -> Result<(Record, std::os::unix::net::UnixStream)> {
+        let (r, s) = self.start_monitored(rec, cmd, true)?;
+        let s = s.ok_or_else(|| Error::State {
+            id: rec.id.clone(),
+            what: "is already running; use berth attach".into(),
+        })?;
+        Ok((r, s))
+    }
+
+    fn start_monitored(
+        &self,
+        rec: &Record,
+        cmd: &MonitorCmd,
+        attach: bool,
+    ) -> Result<(Record, Option<std::os::unix::net::UnixStream>)> {
         if !self.claim(rec)? {
-            return self.wait_started(rec);
+            return self.wait_started(rec).map(|r| (r, None));
         }
         let (r, w) =
             nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| io(Path::new("pipe"))(e.into()))?;
@@ -60,7 +87,7 @@ impl Engine {
                                 for fd in 0..3 {
                                     let _ = dup_to(&null, fd);
                                 }
-                                run_monitor(&self.root, &rec.id, std::fs::File::from(w))
+                                run_monitor(&self.root, &rec.id, std::fs::File::from(w), attach)
                             }
                             Err(_) => 1,
                         };
@@ -78,13 +105,30 @@ impl Engine {
             }
         }
         let _ = cmd;
+        let mut rd = std::io::BufReader::new(std::fs::File::from(r));
         let mut msg = String::new();
-        let _ = std::fs::File::from(r).read_to_string(&mut msg);
+        let _ = std::io::BufRead::read_line(&mut rd, &mut msg);
+        let mut stream = None;
+        if attach && msg == "attach\n" {
+            let (_dirfd, sock) = super::socket_path(&self.dir(&rec.id), ATTACH_SOCKET)?;
+            let mut s = std::os::unix::net::UnixStream::connect(&sock).map_err(io(&sock))?;
+            // First frame: our terminal's size, for the container's pty.
+            let (rows, cols) = berth_runtime::console::get_size(0).unwrap_or((0, 0));
+            let mut f = vec![1u8, 0, 0, 0, 4];
+            f.extend_from_slice(&rows.to_be_bytes());
+            f.extend_from_slice(&cols.to_be_bytes());
+            s.write_all(&f).map_err(io(&sock))?;
+            stream = Some(s);
+            msg.clear();
+            let _ = std::io::BufRead::read_line(&mut rd, &mut msg);
+        }
+        let _ = rd.read_to_string(&mut msg);
         if msg.trim_end() == "ok" {
-            return self.db.get(&rec.id)?.ok_or_else(|| Error::State {
+            let r = self.db.get(&rec.id)?.ok_or_else(|| Error::State {
                 id: rec.id.clone(),
                 what: "removed while starting".into(),
-            });
+            })?;
+            return Ok((r, stream));
         }
         let msg = msg
             .strip_prefix("err ")
@@ -166,13 +210,13 @@ pub fn main(root: &Path, id: &str) -> i32 {
         &report,
         nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
     );
-    run_monitor(root, id, std::fs::File::from(report))
+    run_monitor(root, id, std::fs::File::from(report), false)
 }
 
 /// The monitor's body, reporting on `report`; returns its exit status.
-fn run_monitor(root: &Path, id: &str, report: std::fs::File) -> i32 {
+fn run_monitor(root: &Path, id: &str, report: std::fs::File, attach_first: bool) -> i32 {
     let mut report = Some(report);
-    match monitor(root, id, &mut report) {
+    match monitor(root, id, &mut report, attach_first) {
         Ok(()) => 0,
         Err(e) => {
             if let Some(mut r) = report.take() {
@@ -183,7 +227,12 @@ fn run_monitor(root: &Path, id: &str, report: std::fs::File) -> i32 {
     }
 }
 
-fn monitor(root: &Path, id: &str, report: &mut Option<std::fs::File>) -> Result<()> {
+fn monitor(
+    root: &Path,
+    id: &str,
+    report: &mut Option<std::fs::File>,
+    attach_first: bool,
+) -> Result<()> {
     let eng = Engine::open(root)?;
     let rec = eng.db.get(id)?.ok_or_else(|| Error::State {
         id: id.into(),
@@ -198,11 +247,46 @@ fn monitor(root: &Path, id: &str, report: &mut Option<std::fs::File>) -> Result<
         .write(true)
         .open("/dev/null")
         .map_err(io(Path::new("/dev/null")))?;
+    // `berth attach` connects here (berth-monitor serves it).
+    let _ = std::fs::remove_file(eng.dir(id).join(ATTACH_SOCKET));
+    let (_dirfd, sock) = super::socket_path(&eng.dir(id), ATTACH_SOCKET)?;
+    let listener = std::os::unix::net::UnixListener::bind(&sock).map_err(io(&sock))?;
+    let mut first_client = None;
+    let mut size = None;
+    if attach_first {
+        // `run -t`: the CLI attaches before the container starts, so it
+        // sees every byte.
+        if let Some(r) = report.as_mut() {
+            let _ = r.write_all(b"attach\n");
+        }
+        let (mut c, _) = listener.accept().map_err(io(&sock))?;
+        // The client's first frame is its terminal size (type 1).
+        let mut f = [0u8; 9];
+        if c.read_exact(&mut f).is_ok() && f[0] == 1 {
+            let (rows, cols) = (
+                u16::from_be_bytes([f[5], f[6]]),
+                u16::from_be_bytes([f[7], f[8]]),
+            );
+            if rows > 0 && cols > 0 {
+                size = Some((rows, cols));
+            }
+        }
+        first_client = Some(OwnedFd::from(c));
+    }
+    // `-i` without a tty: the container's stdin is a pipe we keep open.
+    let stdin_w = if cfg.interactive && !cfg.spec.tty {
+        let (r, w) = pipe()?;
+        dup_to(&r, 0)?;
+        Some(w)
+    } else {
+        None
+    };
     dup_to(&out_w, 1)?;
     dup_to(&err_w, 2)?;
     drop((out_w, err_w));
-    let launched = eng.launch(&rec, &cfg);
+    let launched = eng.launch_sized(&rec, &cfg, size);
     // Only the container holds the write ends now: EOF when it is done.
+    dup_to(&null, 0)?;
     dup_to(&null, 1)?;
     dup_to(&null, 2)?;
     let l = launched?;
@@ -225,10 +309,16 @@ fn monitor(root: &Path, id: &str, report: &mut Option<std::fs::File>) -> Result<
         l.pid,
         &log_path,
         &cfg,
-        &out_r,
-        &err_r,
-        l.master.as_ref(),
+        [
+            Some(out_r.as_raw_fd()),
+            Some(err_r.as_raw_fd()),
+            l.master.as_ref().map(|m| m.as_raw_fd()),
+            Some(listener.as_raw_fd()),
+            stdin_w.as_ref().map(|w| w.as_raw_fd()),
+            first_client.as_ref().map(|c| c.as_raw_fd()),
+        ],
     );
+    drop((listener, stdin_w, first_client));
     berth_runtime::log::warn(&format!("berth-monitor not used: {e}"));
     let mut log =
         LogWriter::open(&log_path, cfg.log_max_size, cfg.log_max_file).map_err(io(&log_path))?;
@@ -255,9 +345,7 @@ fn exec_small_monitor(
     pid: i32,
     log: &Path,
     cfg: &Config,
-    out: &OwnedFd,
-    err: &OwnedFd,
-    master: Option<&OwnedFd>,
+    fds: [Option<i32>; 6],
 ) -> String {
     use std::os::unix::ffi::OsStrExt;
     let Ok(me) = std::env::current_exe() else {
@@ -267,8 +355,7 @@ fn exec_small_monitor(
     if !small.exists() {
         return format!("{} is missing", small.display());
     }
-    let mut fds = vec![out.as_raw_fd(), err.as_raw_fd()];
-    fds.push(master.map(|m| m.as_raw_fd()).unwrap_or(-1));
+    let fds: Vec<i32> = fds.iter().map(|f| f.unwrap_or(-1)).collect();
     for fd in fds.iter().filter(|fd| **fd >= 0) {
         // SAFETY: clears close-on-exec on fds we own, for the exec below.
         unsafe { libc::fcntl(*fd, libc::F_SETFD, 0) };
@@ -282,6 +369,9 @@ fn exec_small_monitor(
         fds[0].to_string().into(),
         fds[1].to_string().into(),
         fds[2].to_string().into(),
+        fds[3].to_string().into(),
+        fds[4].to_string().into(),
+        fds[5].to_string().into(),
         "--".into(),
         me.into(),
         "--root".into(),

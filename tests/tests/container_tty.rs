@@ -1,0 +1,93 @@
+//! Terminals: `run -it` through the monitor's pty (raw mode, the outer
+//! terminal's size, input forwarded, exit code), the detach keys, and
+//! `attach` to a running container (with a tty, and stdin over a pipe).
+
+use berth_integration::containers::*;
+use berth_integration::engine::berth_bin;
+use berth_integration::under_script;
+use std::io::Write;
+use std::process::Stdio;
+
+fn cmdline(c: &Ctx, args: &str) -> String {
+    format!(
+        "stty rows 40 cols 120; exec {} --root {} {args}",
+        berth_bin().display(),
+        c.root().display()
+    )
+}
+
+#[test]
+fn run_it_forwards_size_input_and_exit_code() {
+    let c = Ctx::new();
+    let (code, out) = under_script(
+        &cmdline(
+            &c,
+            &format!("run -it --rm {IMG} sh -c 'tty; stty size; read l; echo got:$l; exit 3'"),
+        ),
+        "40 120",
+        b"typed\n",
+    );
+    assert_eq!(code, 3, "{out:?}");
+    assert!(out.contains("/dev/pts/0"), "{out:?}");
+    assert!(out.contains("got:typed"), "{out:?}");
+    c.assert_empty();
+}
+
+#[test]
+fn detach_keys_leave_it_running_and_attach_comes_back() {
+    let c = Ctx::new();
+    let (code, out) = under_script(
+        &cmdline(
+            &c,
+            &format!("run -it --name dt {IMG} sh -c 'echo ready; while read l; do echo \"re:$l\"; [ \"$l\" = bye ] && exit 5; done'"),
+        ),
+        "ready",
+        b"\x10\x11",
+    );
+    assert_eq!(code, 0, "detach should exit 0: {out:?}");
+    assert_eq!(c.state("dt")["Status"], "running", "{out:?}");
+    // Attach again and finish it.
+    let (code, out) = under_script(&cmdline(&c, "attach dt"), "", b"hello\nbye\n");
+    assert_eq!(code, 5, "{out:?}");
+    assert!(out.contains("re:hello"), "{out:?}");
+    let st = c.state("dt");
+    assert_eq!(
+        (st["Status"].as_str(), st["ExitCode"].as_i64()),
+        (Some("exited"), Some(5))
+    );
+    c.ok(&["rm", "dt"]);
+    c.assert_empty();
+}
+
+#[test]
+fn attach_with_stdin_over_a_pipe() {
+    let c = Ctx::new();
+    c.run_d(&[
+        "-i",
+        "--name",
+        "pipe",
+        IMG,
+        "sh",
+        "-c",
+        "while read l; do echo \"got $l\"; echo \"err $l\" >&2; done; echo closed; exit 7",
+    ]);
+    let mut kid =
+        c.s.cmd(&["attach", "pipe"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+    kid.stdin.take().unwrap().write_all(b"one\ntwo\n").unwrap();
+    let o = kid.wait_with_output().unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(7), "{out}{err}");
+    assert_eq!(out, "got one\ngot two\nclosed\n");
+    assert_eq!(err, "err one\nerr two\n");
+    // Attaching to a stopped container is refused.
+    let o = c.b(&["attach", "pipe"]);
+    assert_eq!(o.code, 1, "{}", o.text());
+    c.ok(&["rm", "pipe"]);
+    c.assert_empty();
+}

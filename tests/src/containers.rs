@@ -220,7 +220,7 @@ impl Ctx {
     pub fn ps(&self, flags: &[&str]) -> Vec<Value> {
         let mut all = vec!["ps"];
         all.extend_from_slice(flags);
-        all.extend_from_slice(&["--format", "json"]);
+        all.extend_from_slice(&["--format", "json", "--no-trunc"]);
         self.ok(&all)
             .lines()
             .map(|l| {

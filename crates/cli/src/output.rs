@@ -227,3 +227,60 @@ mod tests {
         assert_eq!(t, "A     BB\nccc   d\n");
     }
 }
+
+/// Docker's `--format` Go templates, the part people use: literal text
+/// (with `\t` and `\n`), `{{.Field}}`, `{{.A.B}}`, `{{json .X}}` and
+/// `{{json .}}`, on one JSON object.
+pub fn render(tpl: &str, v: &serde_json::Value) -> anyhow::Result<String> {
+    let tpl = tpl.replace("\\t", "\t").replace("\\n", "\n");
+    let mut out = String::new();
+    let mut rest = tpl.as_str();
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let end = rest[start..]
+            .find("}}")
+            .ok_or_else(|| anyhow::anyhow!("template: unclosed action in {tpl:?}"))?;
+        let action = rest[start + 2..start + end].trim();
+        let (json, path) = match action.strip_prefix("json ") {
+            Some(p) => (true, p.trim()),
+            None => (false, action),
+        };
+        let path = path
+            .strip_prefix('.')
+            .ok_or_else(|| anyhow::anyhow!("template: unsupported action {{{{{action}}}}}"))?;
+        let mut cur = v;
+        for key in path.split('.').filter(|k| !k.is_empty()) {
+            cur = cur.get(key).ok_or_else(|| {
+                anyhow::anyhow!("template: can't evaluate field {key} in {{{{{action}}}}}")
+            })?;
+        }
+        match cur {
+            serde_json::Value::String(s) if !json => out.push_str(s),
+            serde_json::Value::Null if !json => out.push_str("<no value>"),
+            other => out.push_str(&other.to_string()),
+        }
+        rest = &rest[start + end + 2..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod template_tests {
+    use super::render;
+    use serde_json::json;
+
+    #[test]
+    fn fields_nesting_json_and_errors() {
+        let v = json!({"Name": "web", "State": {"Status": "running", "Pid": 42}, "L": {"a": "b"}});
+        assert_eq!(render("{{.Name}}", &v).unwrap(), "web");
+        assert_eq!(
+            render("{{ .State.Status }}\\t{{.State.Pid}}", &v).unwrap(),
+            "running\t42"
+        );
+        assert_eq!(render("{{json .L}}", &v).unwrap(), r#"{"a":"b"}"#);
+        assert!(render("{{.Nope}}", &v).is_err());
+        assert!(render("{{.Name", &v).is_err());
+        assert!(render("{{range .L}}", &v).is_err());
+    }
+}

@@ -12,6 +12,9 @@ pub struct Args {
     /// Only containers (`container`) or images (`image`).
     #[arg(long = "type")]
     pub kind: Option<String>,
+    /// A Go template per object (`{{.State.Status}}`, `{{json .Config}}`).
+    #[arg(short = 'f', long)]
+    pub format: Option<String>,
     #[arg(required = true)]
     pub names: Vec<String>,
 }
@@ -133,6 +136,13 @@ pub fn run(root: &Path, a: Args) -> anyhow::Result<i32> {
         eprintln!("Error: No such object: {n}");
         code = 1;
     }
-    println!("{}", serde_json::to_string_pretty(&out)?);
+    match &a.format {
+        Some(f) if f != "json" => {
+            for v in &out {
+                println!("{}", crate::output::render(f, v)?);
+            }
+        }
+        _ => println!("{}", serde_json::to_string_pretty(&out)?),
+    }
     Ok(code)
 }

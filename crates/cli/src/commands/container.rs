@@ -101,19 +101,23 @@ pub fn start(root: &Path, a: StartArgs) -> anyhow::Result<i32> {
             anyhow::bail!("you cannot start and attach multiple containers at once");
         }
         let rec = eng.lookup(&a.containers[0])?;
-        // Open the log first: the container may be done (and, with --rm,
-        // gone) before we would get to it.
-        let log = eng.open_log(&rec)?;
-        let rec = match eng.start_detached(&rec, &monitor_cmd(root, &rec.id)?) {
+        // Attached before the container starts: no output is missed.
+        let (rec, sock) = match eng.start_and_attach(&rec, &monitor_cmd(root, &rec.id)?) {
             Ok(r) => r,
             Err(e) => {
                 eprintln!("berth: {e}");
                 return Ok(ENGINE_ERROR);
             }
         };
-        super::logs::follow_to_exit(&eng, &rec, log)?;
-        let done = eng.wait_exit(&rec, None)?;
-        return Ok(done.exit_code);
+        let cfg = berth_engine::Config::parse(&rec)?;
+        return super::attach::session(
+            &eng,
+            &rec,
+            sock,
+            a.interactive && cfg.interactive,
+            cfg.spec.tty,
+            super::attach::keys(None)?,
+        );
     }
     each(&a.containers, |n| {
         let rec = eng.lookup(n)?;

@@ -5,6 +5,9 @@ use std::path::Path;
 
 #[derive(clap::Args)]
 pub struct Args {
+    /// A Go template per image (`{{.Id}}`, `{{json .Config}}`).
+    #[arg(short = 'f', long)]
+    pub format: Option<String>,
     #[arg(required = true)]
     pub images: Vec<String>,
 }
@@ -19,7 +22,14 @@ pub fn run(root: &Path, a: Args) -> anyhow::Result<i32> {
             None => missing.push(name.clone()),
         }
     }
-    println!("{}", serde_json::to_string_pretty(&out)?);
+    match &a.format {
+        Some(f) if f != "json" => {
+            for v in &out {
+                println!("{}", crate::output::render(f, v)?);
+            }
+        }
+        _ => println!("{}", serde_json::to_string_pretty(&out)?),
+    }
     if !missing.is_empty() {
         for m in &missing {
             eprintln!("Error: No such image: {m}");

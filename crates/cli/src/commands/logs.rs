@@ -2,7 +2,6 @@
 //! `--since`, `--until`), stdout entries to our stdout, stderr to stderr.
 
 use berth_engine::container::logs::{parse_since, Entry, ReadOptions, Stream};
-use berth_engine::db::Record;
 use berth_engine::Engine;
 use std::io::Write;
 use std::path::Path;
@@ -81,11 +80,4 @@ pub fn run(root: &Path, a: Args) -> anyhow::Result<i32> {
     };
     eng.read_logs(&rec, &opts, &mut printer(a.timestamps))?;
     Ok(0)
-}
-
-/// `start -a`: everything logged from `log` (opened before the start) on,
-/// until the container exits.
-pub fn follow_to_exit(eng: &Engine, rec: &Record, log: (std::fs::File, u64)) -> anyhow::Result<()> {
-    eng.follow(rec, Some(log.0), log.1, &|_| true, &mut printer(false))?;
-    Ok(())
 }

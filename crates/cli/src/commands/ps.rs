@@ -1,7 +1,7 @@
 //! `berth ps`: containers in Docker's table (`-a`, `-q`, `-s`, `--filter`,
 //! `--format json`), and the Docker-shaped `State` the other verbs share.
 
-use crate::output::{human_size, parse_rfc3339, since, table};
+use crate::output::{human_size, parse_rfc3339, render, since, table};
 use berth_engine::db::{Record, Status};
 use berth_engine::{Config, Engine};
 use std::path::Path;
@@ -20,7 +20,8 @@ pub struct Args {
     /// `status=`, `name=`, `id=`, `label=K[=V]`, `ancestor=`, `exited=`.
     #[arg(short = 'f', long = "filter")]
     pub filter: Vec<String>,
-    /// `json`: one JSON object per line.
+    /// `json` (one object per line) or a Go template (`{{.Names}}`,
+    /// `table {{.ID}}\t{{.Status}}`).
     #[arg(long)]
     pub format: Option<String>,
     /// Do not truncate ids and commands.
@@ -96,6 +97,16 @@ fn matches(r: &Record, filters: &[(String, String)]) -> anyhow::Result<bool> {
     Ok(true)
 }
 
+/// Docker's column titles for `--format 'table ...'`.
+fn header_object() -> serde_json::Value {
+    serde_json::json!({
+        "ID": "CONTAINER ID", "Names": "NAMES", "Image": "IMAGE", "ImageID": "IMAGE ID",
+        "Command": "COMMAND", "CreatedAt": "CREATED AT", "RunningFor": "CREATED",
+        "State": "STATE", "Status": "STATUS", "Ports": "PORTS", "Size": "SIZE",
+        "Labels": "LABELS",
+    })
+}
+
 pub fn run(root: &Path, a: Args) -> anyhow::Result<i32> {
     let mut filters = Vec::new();
     for f in &a.filter {
@@ -122,9 +133,9 @@ pub fn run(root: &Path, a: Args) -> anyhow::Result<i32> {
         } else {
             None
         };
-        if a.format.as_deref() == Some("json") {
+        if a.format.is_some() {
             json_lines.push(serde_json::json!({
-                "ID": r.id, "Names": r.name, "Image": r.image_ref, "ImageID": r.image_id,
+                "ID": if a.no_trunc { &r.id[..] } else { &r.id[..12] }, "Names": r.name, "Image": r.image_ref, "ImageID": r.image_id,
                 "Command": cmd, "CreatedAt": r.created, "RunningFor": since(&r.created),
                 "State": r.status.as_str(), "Status": status_text(&r), "Ports": "",
                 "Size": size.map(human_size).unwrap_or_default(),
@@ -156,11 +167,32 @@ pub fn run(root: &Path, a: Args) -> anyhow::Result<i32> {
         rows.push(row);
     }
     if let Some(f) = &a.format {
-        if f != "json" {
-            anyhow::bail!("unsupported --format {f:?}: only json");
+        if f == "json" {
+            for l in json_lines {
+                println!("{l}");
+            }
+            return Ok(0);
         }
-        for l in json_lines {
-            println!("{l}");
+        // A Go template per container; `table ...` adds Docker's headers.
+        let (table_mode, tpl) = match f.strip_prefix("table") {
+            Some(t) => (true, t.trim_start()),
+            None => (false, f.as_str()),
+        };
+        let mut rows: Vec<Vec<String>> = Vec::new();
+        if table_mode {
+            let head = render(tpl, &header_object())?;
+            rows.push(head.split('\t').map(str::to_string).collect());
+        }
+        for l in &json_lines {
+            let line = render(tpl, l)?;
+            if table_mode {
+                rows.push(line.split('\t').map(str::to_string).collect());
+            } else {
+                println!("{line}");
+            }
+        }
+        if table_mode {
+            print!("{}", table(&rows));
         }
         return Ok(0);
     }

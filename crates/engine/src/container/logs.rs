@@ -231,20 +231,6 @@ impl Engine {
         self.follow(rec, file, pos, &keep, out)
     }
 
-    /// Opens (creating) the log before a start, so `start -a` sees every
-    /// line even of a `--rm` container that is gone before it reads.
-    pub fn open_log(&self, rec: &Record) -> Result<(File, u64)> {
-        let path = self.log_path(&rec.id);
-        let f = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .read(true)
-            .open(&path)
-            .map_err(super::io(&path))?;
-        let len = f.metadata().map_err(super::io(&path))?.len();
-        Ok((f, len))
-    }
-
     /// Emits the entries of the log from `pos` of `file` on, following
     /// rotation, until the container is no longer running. The file stays
     /// open: a `--rm` container's dir may be deleted under us, and what was

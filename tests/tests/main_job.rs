@@ -9,7 +9,6 @@ use berth_integration::images;
 use berth_integration::podman::Podman;
 use berth_integration::registry::Registry;
 use serde_json::Value;
-use std::process::Command;
 
 /// Removes the named containers whatever happens to the test.
 struct Containers<'a>(&'a Store, Vec<&'static str>);
@@ -23,19 +22,7 @@ impl Drop for Containers<'_> {
 }
 
 fn import_busybox(s: &Store, name: &str) {
-    let dir = tempfile::tempdir().unwrap();
-    let rootfs = dir.path().join("rootfs");
-    berth_integration::make_busybox_rootfs(&rootfs);
-    let tar = dir.path().join("busybox.tar");
-    let st = Command::new("tar")
-        .arg("-C")
-        .arg(&rootfs)
-        .arg("-cf")
-        .arg(&tar)
-        .arg(".")
-        .status()
-        .unwrap();
-    assert!(st.success());
+    let tar = berth_integration::containers::rootfs_tar();
     s.ok(&[
         "import",
         "--change",

@@ -8,29 +8,11 @@ use berth_integration::registry::Registry;
 use serde_json::Value;
 use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::sync::OnceLock;
+use std::process::Stdio;
 
-/// A tar of the busybox rootfs, made once per test binary.
-fn busybox_tar() -> &'static PathBuf {
-    static T: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
-    &T.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        let rootfs = dir.path().join("rootfs");
-        berth_integration::make_busybox_rootfs(&rootfs);
-        let tar = dir.path().join("busybox.tar");
-        let st = Command::new("tar")
-            .arg("-C")
-            .arg(&rootfs)
-            .arg("-cf")
-            .arg(&tar)
-            .arg(".")
-            .status()
-            .unwrap();
-        assert!(st.success(), "tar of the busybox rootfs failed");
-        (dir, tar)
-    })
-    .1
+/// A tar of the busybox rootfs, made once.
+fn busybox_tar() -> PathBuf {
+    berth_integration::containers::rootfs_tar().to_path_buf()
 }
 
 /// `berth import` of the busybox rootfs as `name`; returns the image id.

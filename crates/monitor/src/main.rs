@@ -444,6 +444,36 @@ mod tests {
     }
 
     #[test]
+    fn lines_partials_and_rotation() {
+        let dir = std::env::temp_dir().join(format!("berth-monitor-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("c-json.log");
+        let mut w = Log::open(p.clone().into(), 300, 3);
+        w.write(0, b"hello\nwor");
+        w.write(1, b"oops\n");
+        w.write(0, b"ld\n");
+        w.close();
+        let text = std::fs::read_to_string(&p).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        assert!(lines[0].starts_with(r#"{"log":"hello\n","stream":"stdout","time":""#));
+        assert!(lines[1].contains(r#""log":"oops\n","stream":"stderr""#));
+        assert!(lines[2].starts_with(r#"{"log":"world\n""#));
+        for i in 0..20 {
+            w.write(0, format!("line {i}\n").as_bytes());
+        }
+        let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().collect();
+        files.sort_by_key(|e| e.file_name());
+        assert_eq!(files.len(), 3, "{files:?}");
+        for f in &files {
+            assert!(f.metadata().unwrap().len() <= 300);
+        }
+        assert!(std::fs::read_to_string(&p).unwrap().contains("line 19"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn time_shape() {
         let t = now_rfc3339();
         assert_eq!(t.len(), 30, "{t}");

@@ -1,13 +1,13 @@
 //! Container logs in Docker's json-file format: one JSON object per line,
 //! `{"log":"text\n","stream":"stdout","time":"RFC 3339 nanos"}`, in
 //! `<id>-json.log`, rotated by size into `.1`, `.2`, ... (`--log-opt
-//! max-size`, `max-file`). The reader gives `berth logs` `--tail`,
-//! `--since`, `--until`, `-t` and `-f`.
+//! max-size`, `max-file`). berth-monitor (crates/monitor) writes them; this
+//! reader gives `berth logs` `--tail`, `--since`, `--until`, `-t` and `-f`.
 
 use super::{Engine, Result};
 use crate::db::{Record, Status};
-use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
+use std::fs::File;
+use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -23,99 +23,6 @@ impl Stream {
             Stream::Stdout => "stdout",
             Stream::Stderr => "stderr",
         }
-    }
-}
-
-/// A line longer than this is written in pieces, as Docker does (16 KiB).
-const MAX_LINE: usize = 16 * 1024;
-
-pub struct LogWriter {
-    path: PathBuf,
-    file: File,
-    size: u64,
-    max_size: u64,
-    max_file: u32,
-    partial: [Vec<u8>; 2],
-}
-
-impl LogWriter {
-    /// Opens (appending) the log; `max_size` 0 means no rotation.
-    pub fn open(path: &Path, max_size: u64, max_file: u32) -> std::io::Result<LogWriter> {
-        let file = OpenOptions::new().create(true).append(true).open(path)?;
-        let size = file.metadata()?.len();
-        Ok(LogWriter {
-            path: path.to_path_buf(),
-            file,
-            size,
-            max_size,
-            max_file: max_file.max(1),
-            partial: [Vec::new(), Vec::new()],
-        })
-    }
-
-    /// Adds output; complete lines become entries at once.
-    pub fn write(&mut self, stream: Stream, data: &[u8]) {
-        let i = stream as usize;
-        let mut buf = std::mem::take(&mut self.partial[i]);
-        buf.extend_from_slice(data);
-        let mut start = 0;
-        while let Some(nl) = buf[start..].iter().position(|&b| b == b'\n') {
-            self.entry(stream, &buf[start..start + nl + 1]);
-            start += nl + 1;
-        }
-        while buf.len() - start >= MAX_LINE {
-            self.entry(stream, &buf[start..start + MAX_LINE]);
-            start += MAX_LINE;
-        }
-        buf.drain(..start);
-        self.partial[i] = buf;
-    }
-
-    /// Writes what is left of unterminated lines.
-    pub fn close(&mut self) {
-        for (i, stream) in [(0, Stream::Stdout), (1, Stream::Stderr)] {
-            let rest = std::mem::take(&mut self.partial[i]);
-            if !rest.is_empty() {
-                self.entry(stream, &rest);
-            }
-        }
-    }
-
-    fn entry(&mut self, stream: Stream, line: &[u8]) {
-        let obj = serde_json::json!({
-            "log": String::from_utf8_lossy(line),
-            "stream": stream.as_str(),
-            "time": berth_runtime::state::now_rfc3339(),
-        });
-        let mut text = obj.to_string();
-        text.push('\n');
-        if self.max_size > 0 && self.size > 0 && self.size + text.len() as u64 > self.max_size {
-            self.rotate();
-        }
-        // A full disk loses log lines, never the container.
-        if self.file.write_all(text.as_bytes()).is_ok() {
-            self.size += text.len() as u64;
-        }
-    }
-
-    fn rotate(&mut self) {
-        let name = |n: u32| PathBuf::from(format!("{}.{n}", self.path.display()));
-        if self.max_file > 1 {
-            for n in (1..self.max_file - 1).rev() {
-                let _ = std::fs::rename(name(n), name(n + 1));
-            }
-            let _ = std::fs::rename(&self.path, name(1));
-            if let Ok(f) = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&self.path)
-            {
-                self.file = f;
-            }
-        } else {
-            let _ = self.file.set_len(0);
-        }
-        self.size = 0;
     }
 }
 
@@ -400,32 +307,5 @@ mod tests {
         assert_eq!(parse_since("5", now), Some(5_000_000_000));
         assert_eq!(parse_since("x1", now), None);
         assert_eq!(parse_since("10", now), Some(10_000_000_000));
-    }
-
-    #[test]
-    fn lines_partials_and_rotation() {
-        let d = tempfile::tempdir().unwrap();
-        let p = d.path().join("c-json.log");
-        let mut w = LogWriter::open(&p, 300, 3).unwrap();
-        w.write(Stream::Stdout, b"hello\nwor");
-        w.write(Stream::Stderr, b"oops\n");
-        w.write(Stream::Stdout, b"ld\n");
-        w.close();
-        let text = std::fs::read_to_string(&p).unwrap();
-        let got: Vec<Entry> = text.lines().filter_map(parse_line).collect();
-        assert_eq!(got.len(), 3);
-        assert_eq!(got[0].log, "hello\n");
-        assert_eq!(got[1].stream, Stream::Stderr);
-        assert_eq!(got[2].log, "world\n");
-        for i in 0..20 {
-            w.write(Stream::Stdout, format!("line {i}\n").as_bytes());
-        }
-        let fs = files(&p);
-        assert_eq!(fs.len(), 3, "{fs:?}");
-        for f in &fs {
-            assert!(std::fs::metadata(f).unwrap().len() <= 300);
-        }
-        let last = std::fs::read_to_string(&p).unwrap();
-        assert!(last.contains("line 19"));
     }
 }

@@ -8,12 +8,11 @@
 //! memory. Attached runs ([`Engine::run_attached`]) need no monitor: the
 //! CLI is the container's parent and does the same bookkeeping.
 
-use super::logs::{LogWriter, Stream};
 use super::{io, Config, Engine, Error, Result};
 use crate::db::{Record, Status};
 use berth_runtime::container::wait::{supervise, Signals};
 use nix::fcntl::OFlag;
-use nix::sys::wait::{waitpid, WaitStatus};
+use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
 use std::ffi::OsString;
 use std::io::{Read, Write};
@@ -239,6 +238,8 @@ fn monitor(
         what: "no such container".into(),
     })?;
     let cfg = Config::parse(&rec)?;
+    // Without it the container could not be supervised: refuse up front.
+    small_monitor()?;
     let pipe = || nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| io(Path::new("pipe"))(e.into()));
     let (out_r, out_w) = pipe()?;
     let (err_r, err_w) = pipe()?;
@@ -319,21 +320,25 @@ fn monitor(
         ],
     );
     drop((listener, stdin_w, first_client));
-    berth_runtime::log::warn(&format!("berth-monitor not used: {e}"));
-    let mut log =
-        LogWriter::open(&log_path, cfg.log_max_size, cfg.log_max_file).map_err(io(&log_path))?;
-    pump(&mut log, out_r, err_r, l.master);
-    log.close();
-    let code = loop {
-        match waitpid(Pid::from_raw(l.pid), None) {
-            Ok(WaitStatus::Exited(_, c)) => break c,
-            Ok(WaitStatus::Signaled(_, s, _)) => break 128 + s as i32,
-            Ok(_) | Err(nix::Error::EINTR) => continue,
-            Err(_) => break 255,
-        }
-    };
+    // It could not be exec'd: nobody would supervise the container.
+    berth_runtime::log::warn(&format!("container {id}: exec berth-monitor: {e}"));
+    let _ = nix::sys::signal::kill(Pid::from_raw(l.pid), nix::sys::signal::Signal::SIGKILL);
+    let _ = waitpid(Pid::from_raw(l.pid), None);
     let eng = Engine::open(root)?;
-    eng.finish(id, l.pid, code, Some(&l.cgroup))
+    eng.finish(id, l.pid, 137, Some(&l.cgroup))
+}
+
+/// berth-monitor, installed next to this binary.
+fn small_monitor() -> Result<(PathBuf, PathBuf)> {
+    let me = std::env::current_exe().map_err(io(Path::new("/proc/self/exe")))?;
+    let small = me.with_file_name("berth-monitor");
+    if !small.exists() {
+        return Err(Error::Invalid(format!(
+            "{} is missing: it is installed next to berth (cargo build builds it)",
+            small.display()
+        )));
+    }
+    Ok((me, small))
 }
 
 /// Replaces this process with `berth-monitor` (same pid, so the
@@ -348,13 +353,10 @@ fn exec_small_monitor(
     fds: [Option<i32>; 6],
 ) -> String {
     use std::os::unix::ffi::OsStrExt;
-    let Ok(me) = std::env::current_exe() else {
-        return "cannot find our own binary".into();
+    let (me, small) = match small_monitor() {
+        Ok(p) => p,
+        Err(e) => return e.to_string(),
     };
-    let small = me.with_file_name("berth-monitor");
-    if !small.exists() {
-        return format!("{} is missing", small.display());
-    }
     let fds: Vec<i32> = fds.iter().map(|f| f.unwrap_or(-1)).collect();
     for fd in fds.iter().filter(|fd| **fd >= 0) {
         // SAFETY: clears close-on-exec on fds we own, for the exec below.
@@ -422,46 +424,4 @@ fn dup_to(fd: &impl AsFd, target: i32) -> Result<()> {
         return Err(io(Path::new("dup2"))(std::io::Error::last_os_error()));
     }
     Ok(())
-}
-
-/// Copies the container's output into the log until every source is closed.
-fn pump(log: &mut LogWriter, out: OwnedFd, err: OwnedFd, master: Option<OwnedFd>) {
-    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-    let mut srcs: Vec<(OwnedFd, Stream)> = vec![(out, Stream::Stdout), (err, Stream::Stderr)];
-    if let Some(m) = master {
-        srcs.push((m, Stream::Stdout));
-    }
-    let mut buf = vec![0u8; 64 * 1024];
-    while !srcs.is_empty() {
-        let mut fds: Vec<PollFd> = srcs
-            .iter()
-            .map(|(fd, _)| PollFd::new(fd.as_fd(), PollFlags::POLLIN))
-            .collect();
-        match poll(&mut fds, PollTimeout::NONE) {
-            Ok(_) => {}
-            Err(nix::Error::EINTR) => continue,
-            Err(_) => break,
-        }
-        let ready: Vec<bool> = fds
-            .iter()
-            .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
-            .collect();
-        drop(fds);
-        let mut closed = Vec::new();
-        for (i, (fd, stream)) in srcs.iter().enumerate() {
-            if !ready[i] {
-                continue;
-            }
-            match nix::unistd::read(fd, &mut buf) {
-                Ok(0) => closed.push(i),
-                Ok(n) => log.write(*stream, &buf[..n]),
-                Err(nix::Error::EINTR) | Err(nix::Error::EAGAIN) => {}
-                // EIO: the pty's last slave fd was closed.
-                Err(_) => closed.push(i),
-            }
-        }
-        for i in closed.into_iter().rev() {
-            srcs.remove(i);
-        }
-    }
 }

@@ -19,6 +19,29 @@ pub struct Args {
     pub names: Vec<String>,
 }
 
+/// One `Mounts` entry as Docker shows it.
+fn mount_json(volumes: &Path, m: &berth_engine::spec_gen::mounts::MountSpec) -> Value {
+    use berth_engine::spec_gen::mounts::{volume_data, MountKind};
+    let (kind, source, name) = match m.kind {
+        MountKind::Bind => ("bind", m.source.clone(), None),
+        MountKind::Volume => (
+            "volume",
+            volume_data(volumes, &m.source).display().to_string(),
+            Some(m.source.clone()),
+        ),
+        MountKind::Tmpfs => ("tmpfs", String::new(), None),
+    };
+    let mut v = json!({
+        "Type": kind, "Source": source, "Destination": m.target,
+        "Mode": if m.readonly { "ro" } else { "" }, "RW": !m.readonly, "Propagation": "rprivate",
+    });
+    if let Some(n) = name {
+        v["Name"] = json!(n);
+        v["Driver"] = json!("local");
+    }
+    v
+}
+
 /// Docker's container inspect object.
 pub fn container_json(eng: &Engine, r: &Record) -> anyhow::Result<Value> {
     let cfg = Config::parse(r)?;
@@ -71,7 +94,7 @@ pub fn container_json(eng: &Engine, r: &Record) -> anyhow::Result<Value> {
         "MountLabel": "",
         "ProcessLabel": "",
         "AppArmorProfile": "",
-        "Mounts": [],
+        "Mounts": cfg.spec.mounts.iter().map(|m| mount_json(&eng.volumes_dir(), m)).collect::<Vec<_>>(),
         "HostConfig": {
             "NetworkMode": match cfg.spec.network {
                 berth_engine::spec_gen::Network::None => "none",
@@ -106,6 +129,8 @@ pub fn container_json(eng: &Engine, r: &Record) -> anyhow::Result<Value> {
             "Entrypoint": match &cfg.spec.entrypoint { Some(e) if e.is_empty() => Value::Null, Some(e) => json!([e]), None => image["Entrypoint"].clone() },
             "Labels": cfg.labels,
             "StopSignal": cfg.stop_signal(),
+            "ExposedPorts": image.get("ExposedPorts").cloned().unwrap_or(Value::Null),
+            "Volumes": image.get("Volumes").cloned().unwrap_or(Value::Null),
             "StopTimeout": cfg.stop_timeout,
         },
         "NetworkSettings": {},

@@ -102,9 +102,6 @@ pub enum Cmd {
     /// Container subcommands.
     #[command(subcommand)]
     Container(ContainerCmd),
-    /// The per-container monitor (started by `run -d` and `start`).
-    #[command(name = "__monitor", hide = true)]
-    Monitor { id: String },
     /// The bookkeeping after a detached container exits (run by berth-monitor).
     #[command(name = "__finish", hide = true)]
     Finish { id: String, pid: i32, code: i32 },
@@ -242,7 +239,6 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Cmd::System(c) => commands::system::run(&root, c),
         Cmd::Stats(a) | Cmd::Container(ContainerCmd::Stats(a)) => commands::stats::run(&root, a),
         Cmd::Top(a) | Cmd::Container(ContainerCmd::Top(a)) => commands::stats::top(&root, a),
-        Cmd::Monitor { id } => Ok(berth_engine::container::monitor::main(&root, &id)),
         Cmd::Finish { id, pid, code } => Ok(berth_engine::container::monitor::finish_main(
             &root, &id, pid, code,
         )),

@@ -28,6 +28,7 @@ extern "C" {
     fn waitpid(pid: c_int, status: *mut c_int, options: c_int) -> c_int;
     fn kill(pid: c_int, sig: c_int) -> c_int;
     fn _exit(code: c_int) -> !;
+    fn signal(sig: c_int, handler: usize) -> usize;
     fn __errno_location() -> *mut c_int;
 }
 
@@ -71,6 +72,12 @@ fn main() {
         // SAFETY: back to the original mask, then exec; on failure report
         // and leave with Docker's codes (127 not found, 126 cannot run).
         unsafe {
+            // Rust's runtime ignores SIGPIPE; the command gets defaults.
+            for sig in 1..65 {
+                if sig != 9 && sig != 19 {
+                    signal(sig, 0);
+                }
+            }
             sigprocmask(SIG_SETMASK, &old, std::ptr::null_mut());
             execvp(argv[0], argv.as_ptr());
             let e = *__errno_location();

@@ -66,6 +66,8 @@ pub enum Status {
     Created,
     /// Claimed by one `start`; others wait for it (see [`ContainerDb::claim_start`]).
     Starting,
+    /// Claimed by one `rm` (see [`ContainerDb::claim_remove`]).
+    Removing,
     Running,
     Exited,
 }
@@ -75,6 +77,7 @@ impl Status {
         match self {
             Status::Created => "created",
             Status::Starting => "starting",
+            Status::Removing => "removing",
             Status::Running => "running",
             Status::Exited => "exited",
         }
@@ -84,6 +87,7 @@ impl Status {
         match s {
             "running" => Status::Running,
             "starting" => Status::Starting,
+            "removing" => Status::Removing,
             "exited" => Status::Exited,
             _ => Status::Created,
         }
@@ -299,6 +303,35 @@ impl ContainerDb {
         Ok(n == 1)
     }
 
+    /// Makes `id` ours to remove: false when it is running or being started
+    /// (another berth got there first). A half-done removal can be claimed
+    /// again: removing is idempotent.
+    pub fn claim_remove(&self, id: &str) -> Result<bool> {
+        let n = self
+            .conn
+            .execute(
+                "UPDATE containers SET status = 'removing'
+                 WHERE id = ?1 AND status IN ('created', 'exited', 'removing')",
+                [id],
+            )
+            .map_err(self.err("claim remove"))?;
+        Ok(n == 1)
+    }
+
+    /// The monitor takes over a start its CLI claimed; false when the claim
+    /// is gone (the CLI died and the start was undone).
+    pub fn take_over_start(&self, id: &str, from: i32, pid: i32, pid_start: u64) -> Result<bool> {
+        let n = self
+            .conn
+            .execute(
+                "UPDATE containers SET monitor_pid = ?3, monitor_start = ?4
+                 WHERE id = ?1 AND status = 'starting' AND monitor_pid = ?2",
+                params![id, from, pid, pid_start as i64],
+            )
+            .map_err(self.err("take over start"))?;
+        Ok(n == 1)
+    }
+
     /// A claimed start that did not happen: back to `created` (never ran)
     /// or `exited`, with the error kept.
     pub fn undo_start(&self, id: &str, error: &str) -> Result<()> {
@@ -363,7 +396,7 @@ impl ContainerDb {
                 "UPDATE containers SET status = 'running', pid = ?2, pid_start = ?3,
                    monitor_pid = ?4, monitor_start = ?5, boot_id = ?6, started_at = ?7,
                    exit_code = 0, oom_killed = 0, error = '', finished_at = ''
-                 WHERE id = ?1",
+                 WHERE id = ?1 AND status = 'starting' AND monitor_pid = ?4",
                 params![
                     id,
                     s.pid,
@@ -506,6 +539,9 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let db = ContainerDb::open(d.path()).unwrap();
         db.insert(&rec("c1", "x")).unwrap();
+        assert!(db.claim_start("c1", 41, 6).unwrap());
+        assert!(!db.claim_start("c1", 40, 5).unwrap(), "one claim at a time");
+        assert!(!db.claim_remove("c1").unwrap(), "no rm while starting");
         let s = Started {
             pid: 42,
             pid_start: 7,

@@ -39,7 +39,15 @@ const PAGE: usize = 4096;
 /// Makes `dir` (which must not exist) with links to `lower` (top-most
 /// layer first) and empty `upper`, `work` and `merged` dirs.
 pub fn prepare(dir: &Path, lower: &[PathBuf]) -> Result<(), Error> {
-    std::fs::create_dir(dir).map_err(io(dir))?;
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        // Only root may look in: upper/ and merged/ hold what the
+        // container made (setuid files, device nodes).
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(dir)
+            .map_err(io(dir))?;
+    }
     let links = dir.join("l");
     std::fs::create_dir(&links).map_err(io(&links))?;
     for (i, l) in lower.iter().enumerate() {

@@ -26,6 +26,7 @@ impl Engine {
                 "invalid volume name {name:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
             )));
         }
+        crate::container::create::private_dir(&self.volumes_dir())?;
         let data = volume_data(&self.volumes_dir(), name);
         std::fs::create_dir_all(&data).map_err(io(&data))?;
         self.volume(name)

@@ -106,8 +106,18 @@ fn from_container(
     let mut a = tar::Archive::new(spool);
     a.set_preserve_permissions(true);
     a.set_preserve_mtime(true);
+    // The files become root's here: no setuid/setgid bits from the
+    // container, and no device nodes.
+    a.set_mask(0o6000);
     for e in a.entries()? {
-        e?.unpack_in(tmp.path())?;
+        let mut e = e?;
+        if matches!(
+            e.header().entry_type(),
+            tar::EntryType::Char | tar::EntryType::Block
+        ) {
+            continue;
+        }
+        e.unpack_in(tmp.path())?;
     }
     let got = tmp.path().join(&name);
     let final_path = if into_dir { dest.join(&name) } else { dest };

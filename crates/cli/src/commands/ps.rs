@@ -58,6 +58,7 @@ pub fn status_text(r: &Record) -> String {
     let ago = |t: &str| parse_rfc3339(t).map(|t| now() - t).unwrap_or(0);
     match r.status {
         Status::Created | Status::Starting => "Created".into(),
+        Status::Removing => "Removal In Progress".into(),
         Status::Running => format!("Up {}", human_duration(ago(&r.started_at))),
         Status::Exited => format!(
             "Exited ({}) {} ago",

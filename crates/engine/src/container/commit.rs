@@ -32,12 +32,22 @@ impl Engine {
         opts.container.get_or_insert_with(|| rec.id.clone());
         let ext = self.external(&cfg);
         let dir = self.dir(&rec.id);
-        let paused = pause_it
-            && rec.status == Status::Running
-            && match &ext {
-                Some(x) => x.pause(&rec.id, &dir).is_ok(),
-                None => pause::pause(&self.runtime, &rec.id).is_ok(),
-            };
+        let paused = pause_it && rec.status == Status::Running;
+        if paused {
+            // Frozen already: a commit killed mid-way left it so. Go on, and
+            // thaw it when done.
+            let frozen = ext.is_none()
+                && self
+                    .runtime
+                    .load(&rec.id)
+                    .is_ok_and(|c| c.status == berth_runtime::state::Status::Paused);
+            if !frozen {
+                match &ext {
+                    Some(x) => x.pause(&rec.id, &dir)?,
+                    None => pause::pause(&self.runtime, &rec.id)?,
+                }
+            }
+        }
         let r = commit(
             &self.store,
             &self.images,

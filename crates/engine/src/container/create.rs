@@ -16,6 +16,19 @@ pub struct CreateRequest {
     pub config: Config,
 }
 
+/// Makes `dir` (and parents) and keeps it to root: containers' files
+/// (setuid binaries, device nodes, logs) must not be reachable by local
+/// users (the CVE-2021-41091 class).
+pub(crate) fn private_dir(dir: &std::path::Path) -> Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(super::io(dir))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(super::io(dir))
+}
+
 impl Engine {
     /// Creates a container. On error nothing is left: no row, no dir.
     pub fn create(&self, mut req: CreateRequest) -> Result<Record> {
@@ -100,13 +113,13 @@ impl Engine {
         }
         let dir = self.dir(&id);
         let containers = self.root.join("containers");
-        let made = std::fs::create_dir_all(&containers)
-            .map_err(super::io(&containers))
+        let made = private_dir(&containers)
             .and_then(|()| rootfs::prepare(&dir, &lower).map_err(Error::from));
         // Volumes exist from create on, as in Docker (`volume ls` shows them).
         let made = made.and_then(|()| {
             for m in &req.config.spec.mounts {
                 if m.kind == MountKind::Volume {
+                    private_dir(&self.root.join("volumes"))?;
                     let data = spec_gen::mounts::volume_data(&self.root.join("volumes"), &m.source);
                     std::fs::create_dir_all(&data).map_err(super::io(&data))?;
                 }

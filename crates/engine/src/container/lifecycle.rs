@@ -166,7 +166,7 @@ impl Engine {
     /// Records that `l` runs, supervised by this process.
     pub fn record_running(&self, rec: &Record, l: &Launched) -> Result<()> {
         let me = std::process::id() as i32;
-        self.db.set_running(
+        let ok = self.db.set_running(
             &rec.id,
             &Started {
                 pid: l.pid,
@@ -177,6 +177,12 @@ impl Engine {
                 started_at: berth_runtime::state::now_rfc3339(),
             },
         )?;
+        if !ok {
+            return Err(Error::State {
+                id: rec.id.clone(),
+                what: "its start was cancelled (the berth that started it is gone)".into(),
+            });
+        }
         Ok(())
     }
 
@@ -194,7 +200,6 @@ impl Engine {
             finished_at: berth_runtime::state::now_rfc3339(),
         };
         self.db.set_exited(id, pid, &exit)?;
-        unmounted?;
         if let Some(rec) = self.db.get(id)? {
             let cfg = Config::parse(&rec)?;
             if rec.status == Status::Exited && cfg.auto_remove {
@@ -204,6 +209,7 @@ impl Engine {
                 self.remove_anonymous_volumes(&cfg);
             }
         }
+        unmounted?;
         Ok(())
     }
 
@@ -292,14 +298,23 @@ impl Engine {
     /// Removes a container; a running one only with `force` (SIGKILL);
     /// its anonymous volumes too with `volumes`.
     pub fn remove(&self, rec: &Record, force: bool, volumes: bool) -> Result<()> {
-        if rec.status == Status::Running {
+        let mut rec = rec.clone();
+        if rec.status == Status::Starting && force {
+            rec = self.wait_started(&rec)?;
+        }
+        if rec.status == Status::Running || rec.status == Status::Starting {
             if !force {
                 return Err(Error::Running(rec.name.clone()));
             }
             let _ = kill::kill(&self.runtime, &rec.id, libc::SIGKILL, true);
-            let _ = self.kill(rec, libc::SIGKILL);
-            self.wait_exit(rec, Some(Duration::from_secs(30)))?;
+            let _ = self.kill(&rec, libc::SIGKILL);
+            self.wait_exit(&rec, Some(Duration::from_secs(30)))?;
         }
+        // The row is ours to remove only if nobody started it meanwhile.
+        if !self.db.claim_remove(&rec.id)? {
+            return Err(Error::Running(rec.name.clone()));
+        }
+        let rec = &rec;
         cleanup_runtime(self, &rec.id, Config::parse(rec).ok().as_ref());
         remove_files(self, &rec.id)?;
         self.db.remove(&rec.id)?;

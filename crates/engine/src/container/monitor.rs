@@ -16,7 +16,7 @@ use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
 use std::ffi::OsString;
 use std::io::{Read, Write};
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 /// How to run the monitor: normally the berth binary with its hidden
@@ -28,9 +28,6 @@ pub struct MonitorCmd {
 
 /// The monitor's attach socket in the container dir.
 pub const ATTACH_SOCKET: &str = "attach.sock";
-
-/// The fd the report pipe has in the monitor.
-const REPORT_FD: i32 = 3;
 
 impl Engine {
     /// Starts `rec` under a new monitor and returns once it runs (or with
@@ -66,6 +63,7 @@ impl Engine {
         let (r, w) =
             nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| io(Path::new("pipe"))(e.into()))?;
         let _ = (std::io::stdout().flush(), std::io::stderr().flush());
+        let claimer = std::process::id() as i32;
         // Fork (no exec: the monitor is this binary, already loaded), and
         // fork again so the monitor is nobody's child but init's.
         // SAFETY: the CLI is single-threaded here; both children only run
@@ -86,7 +84,13 @@ impl Engine {
                                 for fd in 0..3 {
                                     let _ = dup_to(&null, fd);
                                 }
-                                run_monitor(&self.root, &rec.id, std::fs::File::from(w), attach)
+                                run_monitor(
+                                    &self.root,
+                                    &rec.id,
+                                    std::fs::File::from(w),
+                                    attach,
+                                    claimer,
+                                )
                             }
                             Err(_) => 1,
                         };
@@ -183,7 +187,7 @@ impl Engine {
     }
 
     /// Another process is starting `rec`: its outcome, once there is one.
-    fn wait_started(&self, rec: &Record) -> Result<Record> {
+    pub(crate) fn wait_started(&self, rec: &Record) -> Result<Record> {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
         loop {
             let cur = self.lookup(&rec.id)?;
@@ -201,21 +205,16 @@ impl Engine {
     }
 }
 
-/// `berth __monitor ID` (fd 3 the report pipe); returns its exit status.
-pub fn main(root: &Path, id: &str) -> i32 {
-    // SAFETY: our starter put the report pipe on this fd for us alone.
-    let report = unsafe { OwnedFd::from_raw_fd(REPORT_FD) };
-    let _ = nix::fcntl::fcntl(
-        &report,
-        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
-    );
-    run_monitor(root, id, std::fs::File::from(report), false)
-}
-
 /// The monitor's body, reporting on `report`; returns its exit status.
-fn run_monitor(root: &Path, id: &str, report: std::fs::File, attach_first: bool) -> i32 {
+fn run_monitor(
+    root: &Path,
+    id: &str,
+    report: std::fs::File,
+    attach_first: bool,
+    claimer: i32,
+) -> i32 {
     let mut report = Some(report);
-    match monitor(root, id, &mut report, attach_first) {
+    match monitor(root, id, &mut report, attach_first, claimer) {
         Ok(()) => 0,
         Err(e) => {
             if let Some(mut r) = report.take() {
@@ -231,8 +230,18 @@ fn monitor(
     id: &str,
     report: &mut Option<std::fs::File>,
     attach_first: bool,
+    claimer: i32,
 ) -> Result<()> {
     let eng = Engine::open(root)?;
+    // The start is ours now, not the CLI's (which may be gone soon).
+    let me = std::process::id() as i32;
+    let me_start = berth_runtime::state::process_start_time(me).unwrap_or(0);
+    if !eng.db.take_over_start(id, claimer, me, me_start)? {
+        return Err(Error::State {
+            id: id.into(),
+            what: "its start was cancelled".into(),
+        });
+    }
     let rec = eng.db.get(id)?.ok_or_else(|| Error::State {
         id: id.into(),
         what: "no such container".into(),

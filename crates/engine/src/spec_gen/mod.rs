@@ -219,17 +219,31 @@ pub fn env(image: &Value, opts: &Options, hostname: &str, home: Option<&str>) ->
     env
 }
 
-/// Reads `etc/<name>` of the rootfs, refusing symlinks (they could point
-/// out of the container's tree).
+/// Reads `etc/<name>` of the rootfs as the container would see it
+/// (openat2 RESOLVE_IN_ROOT), refusing a symlink as the file itself, and
+/// anything that is not a regular file of at most 1 MiB: a container can
+/// put a FIFO or a huge sparse file there.
 fn read_etc(rootfs: &Path, name: &str) -> Option<String> {
-    let etc = rootfs.join("etc");
-    let file = etc.join(name);
-    for p in [&etc, &file] {
-        if std::fs::symlink_metadata(p).ok()?.file_type().is_symlink() {
-            return None;
-        }
+    use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag};
+    use std::io::Read;
+    const MAX: u64 = 1 << 20;
+    let root = nix::fcntl::open(
+        rootfs,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .ok()?;
+    let how = OpenHow::new()
+        .flags(OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC)
+        .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+    let f = std::fs::File::from(openat2(&root, format!("etc/{name}").as_str(), how).ok()?);
+    let md = f.metadata().ok()?;
+    if !md.is_file() || md.len() > MAX {
+        return None;
     }
-    std::fs::read_to_string(file).ok()
+    let mut s = String::new();
+    f.take(MAX).read_to_string(&mut s).ok()?;
+    Some(s)
 }
 
 fn entries(text: &str) -> impl Iterator<Item = Vec<&str>> {

@@ -203,6 +203,13 @@ pub fn oci_mount(m: &MountSpec, volumes_dir: &Path) -> Result<Value, Error> {
                    "options": ["rbind", ro, "rprivate"]})
         }
         MountKind::Volume => {
+            {
+                use std::os::unix::fs::DirBuilderExt;
+                let _ = std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(volumes_dir);
+            }
             let data = volume_data(volumes_dir, &m.source);
             std::fs::create_dir_all(&data)
                 .map_err(|e| Error::Invalid(format!("create volume {}: {e}", data.display())))?;

@@ -91,3 +91,62 @@ fn attach_with_stdin_over_a_pipe() {
     c.ok(&["rm", "pipe"]);
     c.assert_empty();
 }
+
+#[test]
+fn a_stalled_client_does_not_stop_the_log_or_other_clients() {
+    let c = Ctx::new();
+    // The container never reads its stdin; a client floods it anyway.
+    c.run_d(&[
+        "-i",
+        "--name",
+        "stall",
+        IMG,
+        "sh",
+        "-c",
+        "while true; do echo tick; sleep 0.1; done",
+    ]);
+    let mut flood =
+        c.s.cmd(&["attach", "stall"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+    let mut input = flood.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || {
+        let chunk = vec![b'a'; 64 * 1024];
+        for _ in 0..8 {
+            if input.write_all(&chunk).is_err() {
+                break;
+            }
+        }
+    });
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let n1 = c.ok(&["logs", "stall"]).lines().count();
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    let n2 = c.ok(&["logs", "stall"]).lines().count();
+    assert!(n2 > n1 + 3, "the log stalled: {n1} -> {n2} lines");
+    // A second client still gets output.
+    let mut watch =
+        c.s.cmd(&["attach", "--no-stdin", "stall"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+    let mut first = [0u8; 5];
+    use std::io::Read;
+    watch
+        .stdout
+        .as_mut()
+        .unwrap()
+        .read_exact(&mut first)
+        .unwrap();
+    assert_eq!(&first, b"tick\n");
+    let _ = watch.kill();
+    let _ = watch.wait();
+    let _ = flood.kill();
+    let _ = flood.wait();
+    let _ = writer.join();
+    c.ok(&["rm", "-f", "stall"]);
+    c.assert_empty();
+}

@@ -168,42 +168,54 @@ impl Log {
     }
 }
 
-/// The attach side: listening socket, clients, and where their input goes.
+/// Pending bytes a peer may hold before it is dropped (a stalled attach
+/// client must not stop the container or the log).
+const QUEUE_CAP: usize = 1 << 20;
+
+/// An attached client: frames in (parsed from `inbuf`), output out
+/// (queued in `outbuf`, written as the socket takes it).
+struct Client {
+    fd: i32,
+    inbuf: Vec<u8>,
+    outbuf: Vec<u8>,
+}
+
+/// The attach side: listening socket, clients, and the container's stdin.
 struct Attach {
     listen: i32,
-    clients: Vec<i32>,
+    clients: Vec<Client>,
     /// The container's stdin: a pipe's write end, or the pty master.
     stdin: i32,
     master: i32,
+    /// Input waiting for the container to read it.
+    stdin_q: Vec<u8>,
+    /// Close the stdin pipe once `stdin_q` is written (a client's EOF).
+    close_stdin: bool,
 }
 
-fn write_all(fd: i32, mut buf: &[u8]) -> bool {
+fn nonblock(fd: i32) {
+    if fd >= 0 {
+        // SAFETY: fcntl flag changes on an fd we own.
+        unsafe {
+            let fl = libc::fcntl(fd, libc::F_GETFL);
+            libc::fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK);
+        }
+    }
+}
+
+/// Writes what `fd` takes now; false on a real error.
+fn write_some(fd: i32, buf: &mut Vec<u8>) -> bool {
     while !buf.is_empty() {
         // SAFETY: write from our buffer to an fd we own.
         let n = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
         if n < 0 {
-            if std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
-                continue;
+            match std::io::Error::last_os_error().raw_os_error() {
+                Some(libc::EINTR) => continue,
+                Some(libc::EAGAIN) => return true,
+                _ => return false,
             }
-            return false;
         }
-        buf = &buf[n as usize..];
-    }
-    true
-}
-
-fn read_exact(fd: i32, buf: &mut [u8]) -> bool {
-    let mut got = 0;
-    while got < buf.len() {
-        // SAFETY: read into our buffer from an fd we own.
-        let n = unsafe { libc::read(fd, buf[got..].as_mut_ptr().cast(), buf.len() - got) };
-        if n < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
-            continue;
-        }
-        if n <= 0 {
-            return false;
-        }
-        got += n as usize;
+        buf.drain(..n as usize);
     }
     true
 }
@@ -216,40 +228,77 @@ fn close(fd: i32) {
 }
 
 impl Attach {
-    fn broadcast(&mut self, stream: u8, data: &[u8]) {
-        let mut frame = Vec::with_capacity(5 + data.len());
-        frame.push(stream);
-        frame.extend_from_slice(&(data.len() as u32).to_be_bytes());
-        frame.extend_from_slice(data);
-        self.clients.retain(|&c| {
-            let ok = write_all(c, &frame);
-            if !ok {
-                close(c);
-            }
-            ok
+    fn add_client(&mut self, fd: i32) {
+        nonblock(fd);
+        self.clients.push(Client {
+            fd,
+            inbuf: Vec::new(),
+            outbuf: Vec::new(),
         });
     }
 
-    /// One frame from client `c`; false when the client is gone.
-    fn client_frame(&mut self, c: i32) -> bool {
-        let mut head = [0u8; 5];
-        if !read_exact(c, &mut head) {
-            return false;
-        }
-        let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
-        if len > 1 << 20 {
-            return false;
-        }
-        let mut body = vec![0u8; len];
-        if !read_exact(c, &mut body) {
-            return false;
-        }
-        match head[0] {
-            // A stdin pipe the container closed: drop it.
-            0 if self.stdin >= 0 && !write_all(self.stdin, &body) && self.stdin != self.master => {
-                close(self.stdin);
-                self.stdin = -1;
+    fn drop_client(&mut self, fd: i32) {
+        close(fd);
+        self.clients.retain(|c| c.fd != fd);
+    }
+
+    fn broadcast(&mut self, stream: u8, data: &[u8]) {
+        let mut gone = Vec::new();
+        for c in &mut self.clients {
+            c.outbuf.push(stream);
+            c.outbuf
+                .extend_from_slice(&(data.len() as u32).to_be_bytes());
+            c.outbuf.extend_from_slice(data);
+            if !write_some(c.fd, &mut c.outbuf) || c.outbuf.len() > QUEUE_CAP {
+                gone.push(c.fd);
             }
+        }
+        for fd in gone {
+            self.drop_client(fd);
+        }
+    }
+
+    /// Reads what client `fd` sent and acts on its complete frames; false
+    /// when the client is gone or broke the protocol.
+    fn client_input(&mut self, fd: i32) -> bool {
+        let mut buf = [0u8; 16 * 1024];
+        // SAFETY: read into our buffer from an fd we own.
+        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+        if n == 0 {
+            return false;
+        }
+        if n < 0 {
+            return matches!(
+                std::io::Error::last_os_error().raw_os_error(),
+                Some(libc::EINTR) | Some(libc::EAGAIN)
+            );
+        }
+        let Some(i) = self.clients.iter().position(|c| c.fd == fd) else {
+            return false;
+        };
+        self.clients[i].inbuf.extend_from_slice(&buf[..n as usize]);
+        loop {
+            let inbuf = &self.clients[i].inbuf;
+            if inbuf.len() < 5 {
+                return true;
+            }
+            let len = u32::from_be_bytes([inbuf[1], inbuf[2], inbuf[3], inbuf[4]]) as usize;
+            if len > QUEUE_CAP {
+                return false;
+            }
+            if inbuf.len() < 5 + len {
+                return true;
+            }
+            let kind = inbuf[0];
+            let body: Vec<u8> = inbuf[5..5 + len].to_vec();
+            self.clients[i].inbuf.drain(..5 + len);
+            self.frame(kind, &body);
+        }
+    }
+
+    fn frame(&mut self, kind: u8, body: &[u8]) {
+        match kind {
+            0 if self.stdin >= 0 && !self.close_stdin => self.stdin_q.extend_from_slice(body),
             1 if self.master >= 0 && body.len() == 4 => {
                 let ws = libc::winsize {
                     ws_row: u16::from_be_bytes([body[0], body[1]]),
@@ -260,37 +309,78 @@ impl Attach {
                 // SAFETY: TIOCSWINSZ on the pty master with a winsize.
                 unsafe { libc::ioctl(self.master, libc::TIOCSWINSZ, &ws) };
             }
-            2 if self.stdin >= 0 && self.stdin != self.master => {
+            // EOF on a terminal is ^D; on a pipe, closing it.
+            2 if self.stdin >= 0 && self.stdin == self.master => self.stdin_q.push(4),
+            2 if self.stdin >= 0 => self.close_stdin = true,
+            _ => {}
+        }
+    }
+
+    /// Feeds queued input to the container; closes a finished stdin pipe.
+    fn flush_stdin(&mut self) {
+        if self.stdin < 0 {
+            self.stdin_q.clear();
+            return;
+        }
+        if !write_some(self.stdin, &mut self.stdin_q) {
+            // The container closed its stdin: input has nowhere to go.
+            self.stdin_q.clear();
+            if self.stdin != self.master {
                 close(self.stdin);
                 self.stdin = -1;
             }
-            2 if self.stdin >= 0 => {
-                // EOF on a terminal: ^D.
-                write_all(self.stdin, &[4]);
-            }
-            _ => {}
+            return;
         }
-        true
+        if self.stdin_q.is_empty() && self.close_stdin && self.stdin != self.master {
+            close(self.stdin);
+            self.stdin = -1;
+        }
     }
 }
 
 fn pump(log: &mut Log, fds: &[(i32, usize)], at: &mut Attach) {
     let mut open: Vec<(i32, usize)> = fds.iter().copied().filter(|(fd, _)| *fd >= 0).collect();
+    for (fd, _) in &open {
+        nonblock(*fd);
+    }
+    nonblock(at.stdin);
     let mut buf = vec![0u8; 32 * 1024];
     while !open.is_empty() {
-        let mut pfds: Vec<libc::pollfd> = open
-            .iter()
-            .map(|(fd, _)| *fd)
-            .chain(std::iter::once(at.listen).filter(|l| *l >= 0))
-            .chain(at.clients.iter().copied())
-            .map(|fd| libc::pollfd {
-                fd,
-                events: libc::POLLIN,
-                revents: 0,
-            })
-            .collect();
+        // Sources, listener, clients (input only while stdin keeps up;
+        // output when queued), the container's stdin pipe (when input waits).
+        let pfd = |fd, events| libc::pollfd {
+            fd,
+            events,
+            revents: 0,
+        };
+        let mut pfds: Vec<libc::pollfd> =
+            open.iter().map(|(fd, _)| pfd(*fd, libc::POLLIN)).collect();
+        if at.listen >= 0 {
+            pfds.push(pfd(at.listen, libc::POLLIN));
+        }
+        let take_input = at.stdin_q.len() < QUEUE_CAP;
+        for c in &at.clients {
+            let mut ev = 0;
+            if take_input {
+                ev |= libc::POLLIN;
+            }
+            if !c.outbuf.is_empty() {
+                ev |= libc::POLLOUT;
+            }
+            pfds.push(pfd(c.fd, ev));
+        }
+        let mut stdin_slot = None;
+        if at.stdin >= 0 && !at.stdin_q.is_empty() {
+            if at.stdin == at.master {
+                // The master is polled for input already; just write.
+                at.flush_stdin();
+            } else {
+                pfds.push(pfd(at.stdin, libc::POLLOUT));
+                stdin_slot = Some(pfds.len() - 1);
+            }
+        }
         // SAFETY: poll on our own array of pollfds.
-        let n = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, -1) };
+        let n = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, 100) };
         if n < 0 {
             if std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
                 continue;
@@ -310,11 +400,16 @@ fn pump(log: &mut Log, fds: &[(i32, usize)], at: &mut Attach) {
                     log.write(stream, &buf[..r as usize]);
                     at.broadcast(stream as u8 + 1, &buf[..r as usize]);
                 } else if r == 0
-                    || std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR)
+                    || !matches!(
+                        std::io::Error::last_os_error().raw_os_error(),
+                        Some(libc::EINTR) | Some(libc::EAGAIN)
+                    )
                 {
                     // EOF, or EIO from a pty whose last slave closed.
                     closed.push(i);
                 }
+            } else if Some(i) == stdin_slot {
+                at.flush_stdin();
             } else if p.fd == at.listen {
                 // SAFETY: accept on our listening socket.
                 let c = unsafe {
@@ -326,11 +421,21 @@ fn pump(log: &mut Log, fds: &[(i32, usize)], at: &mut Attach) {
                     )
                 };
                 if c >= 0 {
-                    at.clients.push(c);
+                    at.add_client(c);
                 }
-            } else if at.clients.contains(&p.fd) && !at.client_frame(p.fd) {
-                close(p.fd);
-                at.clients.retain(|&c| c != p.fd);
+            } else if at.clients.iter().any(|c| c.fd == p.fd) {
+                let mut ok = true;
+                if p.revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0 {
+                    ok = at.client_input(p.fd);
+                }
+                if ok && p.revents & libc::POLLOUT != 0 {
+                    if let Some(c) = at.clients.iter_mut().find(|c| c.fd == p.fd) {
+                        ok = write_some(c.fd, &mut c.outbuf);
+                    }
+                }
+                if !ok {
+                    at.drop_client(p.fd);
+                }
             }
         }
         for i in closed.into_iter().rev() {
@@ -341,9 +446,22 @@ fn pump(log: &mut Log, fds: &[(i32, usize)], at: &mut Attach) {
             }
         }
     }
-    // The output is over: attached clients see EOF.
-    for c in at.clients.drain(..) {
-        close(c);
+    // The output is over: give clients what is queued (briefly), then EOF.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    while at.clients.iter().any(|c| !c.outbuf.is_empty()) && std::time::Instant::now() < deadline {
+        let mut gone = Vec::new();
+        for c in &mut at.clients {
+            if !write_some(c.fd, &mut c.outbuf) {
+                gone.push(c.fd);
+            }
+        }
+        for fd in gone {
+            at.drop_client(fd);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    for c in std::mem::take(&mut at.clients) {
+        close(c.fd);
     }
     close(at.listen);
 }
@@ -399,13 +517,16 @@ fn main() {
     let stdin = num(9) as i32;
     let mut at = Attach {
         listen: num(8) as i32,
-        clients: Some(num(10) as i32)
-            .filter(|c| *c >= 0)
-            .into_iter()
-            .collect(),
+        clients: Vec::new(),
         stdin: if stdin >= 0 { stdin } else { master },
         master,
+        stdin_q: Vec::new(),
+        close_stdin: false,
     };
+    let first = num(10) as i32;
+    if first >= 0 {
+        at.add_client(first);
+    }
     pump(&mut log, &fds, &mut at);
     if at.stdin >= 0 && at.stdin != master {
         close(at.stdin);

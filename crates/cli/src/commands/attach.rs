@@ -41,6 +41,9 @@ pub fn session(
             tty,
             detach_keys,
         },
+        &|sig| {
+            let _ = eng.kill(rec, sig);
+        },
     )?;
     match end {
         End::Detached => {

@@ -217,7 +217,7 @@ pub fn export(root: &Path, a: ExportArgs) -> anyhow::Result<i32> {
         Some(p) => {
             let tmp = PathBuf::from(format!("{p}.berth-tmp"));
             let mut f = File::create(&tmp)?;
-            let r = eng.copy_from(&rec, "/", ".", &mut f);
+            let r = eng.export(&rec, &mut f);
             if let Err(e) = r {
                 let _ = std::fs::remove_file(&tmp);
                 return Err(e.into());
@@ -227,7 +227,7 @@ pub fn export(root: &Path, a: ExportArgs) -> anyhow::Result<i32> {
         }
         None => {
             let mut out = std::io::stdout().lock();
-            eng.copy_from(&rec, "/", ".", &mut out)?;
+            eng.export(&rec, &mut out)?;
             out.flush()?;
         }
     }

@@ -207,7 +207,15 @@ fn go(root: &Path, a: Args) -> anyhow::Result<i32> {
         // With a terminal the monitor holds the pty, so the detach keys
         // can leave the container running.
         let keys = super::attach::keys(a.detach_keys.as_deref())?;
-        let (rec, sock) = eng.start_and_attach(&rec, &monitor_cmd(root, &rec.id)?)?;
+        let (rec, sock) = match eng.start_and_attach(&rec, &monitor_cmd(root, &rec.id)?) {
+            Ok(r) => r,
+            Err(e) => {
+                if Config::parse(&rec)?.auto_remove {
+                    let _ = eng.remove(&rec, true, true);
+                }
+                return Err(e.into());
+            }
+        };
         let cfg = Config::parse(&rec)?;
         return super::attach::session(&eng, &rec, sock, cfg.interactive, true, keys);
     }

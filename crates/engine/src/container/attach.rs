@@ -152,9 +152,20 @@ fn scan(input: &[u8], keys: &[u8], matched: &mut usize) -> (Vec<u8>, bool) {
     (out, false)
 }
 
+/// Signals an attached CLI passes on to the container (Docker's
+/// `--sig-proxy`); in raw mode ^C is input, not a signal.
+const PROXIED: [Signal; 6] = [
+    Signal::SIGINT,
+    Signal::SIGTERM,
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+];
+
 /// Runs the attach session on `sock` until the output ends or the user
-/// detaches.
-pub fn attach(mut sock: UnixStream, opts: &Options) -> Result<End> {
+/// detaches; signals we get go to `forward`.
+pub fn attach(mut sock: UnixStream, opts: &Options, forward: &dyn Fn(i32)) -> Result<End> {
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
     let err = |e: std::io::Error| io(Path::new("attach socket"))(e);
     let is_tty = nix::unistd::isatty(std::io::stdin().as_fd()).unwrap_or(false);
@@ -165,6 +176,9 @@ pub fn attach(mut sock: UnixStream, opts: &Options) -> Result<End> {
     };
     let mut winch = SigSet::empty();
     winch.add(Signal::SIGWINCH);
+    for s in PROXIED {
+        winch.add(s);
+    }
     let mut old = SigSet::empty();
     nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&winch), Some(&mut old))
         .map_err(|e| err(e.into()))?;
@@ -209,8 +223,13 @@ pub fn attach(mut sock: UnixStream, opts: &Options) -> Result<End> {
         let (sock_ready, sig_ready, in_ready) = (ready(0), ready(1), ready(2));
         drop(fds);
         if sig_ready {
-            while sfd.read_signal().ok().flatten().is_some() {}
-            send_size(&mut sock);
+            while let Ok(Some(si)) = sfd.read_signal() {
+                if si.ssi_signo == Signal::SIGWINCH as u32 {
+                    send_size(&mut sock);
+                } else {
+                    forward(si.ssi_signo as i32);
+                }
+            }
         }
         if in_ready {
             // SAFETY: read from our stdin into our buffer.

@@ -33,9 +33,12 @@ struct Mounted<'a> {
     ours: bool,
     /// Where the child chroots.
     root: PathBuf,
-    /// For a stopped container: (host source, container target) to bind in
-    /// the child's mount namespace first.
-    binds: Vec<(PathBuf, String)>,
+    /// A running container's root, opened while its pid was checked (so a
+    /// reused pid cannot send the child elsewhere).
+    root_fd: Option<OwnedFd>,
+    /// For a stopped container: (host source, container target, read-only)
+    /// to bind in the child's mount namespace first.
+    binds: Vec<(PathBuf, String, bool)>,
     _eng: &'a Engine,
 }
 
@@ -47,12 +50,36 @@ impl Drop for Mounted<'_> {
     }
 }
 
+/// Whose view a copy takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum View {
+    /// What the container sees: its mounts included (`cp`).
+    Container,
+    /// Its root filesystem only, as `docker export` writes it.
+    Rootfs,
+}
+
 impl Engine {
-    fn mount_for_copy(&self, rec: &Record) -> Result<Mounted<'_>> {
+    fn mount_for_copy(&self, rec: &Record, view: View) -> Result<Mounted<'_>> {
         let dir = self.dir(&rec.id);
-        if rec.status == Status::Running && super::pid_alive(rec.pid, rec.pid_start) {
+        let running = rec.status == Status::Running && super::pid_alive(rec.pid, rec.pid_start);
+        if running && view == View::Container {
+            let root = PathBuf::from(format!("/proc/{}/root", rec.pid));
+            let fd = nix::fcntl::open(
+                &root,
+                nix::fcntl::OFlag::O_PATH
+                    | nix::fcntl::OFlag::O_DIRECTORY
+                    | nix::fcntl::OFlag::O_CLOEXEC,
+                nix::sys::stat::Mode::empty(),
+            )
+            .map_err(|e| io(&root)(e.into()))?;
+            // Still the container's init now that we hold its root?
+            if !super::pid_alive(rec.pid, rec.pid_start) {
+                return Err(Error::NotRunning(rec.name.clone()));
+            }
             return Ok(Mounted {
-                root: PathBuf::from(format!("/proc/{}/root", rec.pid)),
+                root,
+                root_fd: Some(fd),
                 dir,
                 ours: false,
                 binds: Vec::new(),
@@ -63,25 +90,31 @@ impl Engine {
         rootfs::mount(&dir)?;
         let cfg = super::Config::parse(rec)?;
         let mut binds = Vec::new();
-        let etc = dir.join("etc");
-        for f in ["hostname", "hosts", "resolv.conf"] {
-            if etc.join(f).exists() {
-                binds.push((etc.join(f), format!("/etc/{f}")));
+        if view == View::Container {
+            let etc = dir.join("etc");
+            for f in ["hostname", "hosts", "resolv.conf"] {
+                if etc.join(f).exists() {
+                    binds.push((etc.join(f), format!("/etc/{f}"), false));
+                }
             }
-        }
-        for m in &cfg.spec.mounts {
-            match m.kind {
-                MountKind::Bind => binds.push((PathBuf::from(&m.source), m.target.clone())),
-                MountKind::Volume => binds.push((
-                    volume_data(&self.volumes_dir(), &m.source),
-                    m.target.clone(),
-                )),
-                // Its files died with the container.
-                MountKind::Tmpfs => {}
+            for m in &cfg.spec.mounts {
+                match m.kind {
+                    MountKind::Bind => {
+                        binds.push((PathBuf::from(&m.source), m.target.clone(), m.readonly))
+                    }
+                    MountKind::Volume => binds.push((
+                        volume_data(&self.volumes_dir(), &m.source),
+                        m.target.clone(),
+                        m.readonly,
+                    )),
+                    // Its files died with the container.
+                    MountKind::Tmpfs => {}
+                }
             }
         }
         Ok(Mounted {
             root: rootfs::merged(&dir),
+            root_fd: None,
             dir,
             ours,
             binds,
@@ -91,7 +124,7 @@ impl Engine {
 
     /// Is `path` (in the container) a directory, something else, or absent?
     pub fn path_kind(&self, rec: &Record, path: &str) -> Result<PathKind> {
-        let m = self.mount_for_copy(rec)?;
+        let m = self.mount_for_copy(rec, View::Container)?;
         let path = path.to_string();
         let mut out = Vec::new();
         in_root(&m, None, Some(&mut out), move |_, w| {
@@ -111,8 +144,13 @@ impl Engine {
         })
     }
 
-    /// Writes a tar of `path` (named `name` in the archive; `.` for the
-    /// whole rootfs) to `out`.
+    /// The container's root filesystem (no volumes or binds, as `docker
+    /// export`) as a tar on `out`.
+    pub fn export(&self, rec: &Record, out: &mut dyn Write) -> Result<()> {
+        self.copy_out(rec, "/", ".", out, View::Rootfs)
+    }
+
+    /// Writes a tar of `path` (named `name` in the archive) to `out`.
     pub fn copy_from(
         &self,
         rec: &Record,
@@ -120,7 +158,18 @@ impl Engine {
         name: &str,
         out: &mut dyn Write,
     ) -> Result<()> {
-        let m = self.mount_for_copy(rec)?;
+        self.copy_out(rec, path, name, out, View::Container)
+    }
+
+    fn copy_out(
+        &self,
+        rec: &Record,
+        path: &str,
+        name: &str,
+        out: &mut dyn Write,
+        view: View,
+    ) -> Result<()> {
+        let m = self.mount_for_copy(rec, view)?;
         let (path, name) = (path.to_string(), name.to_string());
         in_root(&m, None, Some(out), move |_, w| {
             let w = w.expect("output");
@@ -138,7 +187,13 @@ impl Engine {
     /// Extracts the tar `input` into the directory `dir` of the container
     /// (owned by root, like `docker cp`).
     pub fn copy_to(&self, rec: &Record, dir: &str, input: &mut dyn Read) -> Result<()> {
-        let m = self.mount_for_copy(rec)?;
+        if super::Config::parse(rec)?.spec.read_only {
+            return Err(Error::Invalid(format!(
+                "container {} has a read-only root filesystem",
+                rec.name
+            )));
+        }
+        let m = self.mount_for_copy(rec, View::Container)?;
         let dir = dir.to_string();
         in_root(&m, Some(input), None, move |r, _| {
             let target = Path::new(&dir);
@@ -189,9 +244,13 @@ fn in_root(
             let mut err = File::from(err_w);
             let r = bind_mounts(&root_c, &m.binds)
                 .and_then(|()| {
-                    nix::unistd::chroot(&root_c)
-                        .and_then(|()| nix::unistd::chdir("/"))
-                        .map_err(|e| format!("chroot {}: {e}", root_c.display()))
+                    match &m.root_fd {
+                        Some(fd) => nix::unistd::fchdir(fd)
+                            .and_then(|()| nix::unistd::chroot("."))
+                            .and_then(|()| nix::unistd::chdir("/")),
+                        None => nix::unistd::chroot(&root_c).and_then(|()| nix::unistd::chdir("/")),
+                    }
+                    .map_err(|e| format!("chroot {}: {e}", root_c.display()))
                 })
                 .and_then(|()| job(Some(File::from(in_r)), Some(File::from(out_w))));
             let code = match r {
@@ -252,10 +311,10 @@ fn in_root(
 }
 
 /// In the (forked) child: a private mount namespace with each `(source,
-/// target)` bound at `target` inside `root`. Targets are resolved inside
-/// the root (openat2 RESOLVE_IN_ROOT), so a symlink there cannot send a
-/// mount elsewhere; a missing target is skipped.
-fn bind_mounts(root: &Path, binds: &[(PathBuf, String)]) -> std::result::Result<(), String> {
+/// target, read-only)` bound at `target` inside `root`. Targets are
+/// resolved inside the root (openat2 RESOLVE_IN_ROOT), so a symlink there
+/// cannot send a mount elsewhere; a missing target is made.
+fn bind_mounts(root: &Path, binds: &[(PathBuf, String, bool)]) -> std::result::Result<(), String> {
     use nix::mount::{mount, MsFlags};
     use std::os::fd::AsRawFd;
     if binds.is_empty() {
@@ -272,7 +331,7 @@ fn bind_mounts(root: &Path, binds: &[(PathBuf, String)]) -> std::result::Result<
     )
     .map_err(|e| format!("make / private: {e}"))?;
     let rootfd = berth_runtime::mounts::open_root(root).map_err(|e| e.to_string())?;
-    for (src, target) in binds {
+    for (src, target, readonly) in binds {
         if !src.exists() {
             continue;
         }
@@ -283,9 +342,15 @@ fn bind_mounts(root: &Path, binds: &[(PathBuf, String)]) -> std::result::Result<
                 nix::fcntl::ResolveFlag::RESOLVE_IN_ROOT
                     | nix::fcntl::ResolveFlag::RESOLVE_NO_MAGICLINKS,
             );
-        let Ok(fd) = nix::fcntl::openat2(&rootfd, rel, how) else {
-            continue;
+        // A mount point the container never got (it never started) is made
+        // here, as the runtime would: inside the root, symlinks contained.
+        let kind = if src.is_dir() {
+            berth_runtime::mounts::Kind::Dir
+        } else {
+            berth_runtime::mounts::Kind::File
         };
+        let fd = berth_runtime::mounts::open_in_root(&rootfd, rel, kind)
+            .map_err(|e| format!("mount point {target}: {e}"))?;
         let at = format!("/proc/self/fd/{}", fd.as_raw_fd());
         mount(
             Some(src.as_path()),
@@ -295,6 +360,20 @@ fn bind_mounts(root: &Path, binds: &[(PathBuf, String)]) -> std::result::Result<
             None::<&str>,
         )
         .map_err(|e| format!("bind {} at {target}: {e}", src.display()))?;
+        if *readonly {
+            // The fd still names what is under the new mount: look again.
+            let fd2 = nix::fcntl::openat2(&rootfd, rel, how)
+                .map_err(|e| format!("reopen {target}: {e}"))?;
+            let at = format!("/proc/self/fd/{}", fd2.as_raw_fd());
+            mount(
+                None::<&str>,
+                at.as_str(),
+                None::<&str>,
+                MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY,
+                None::<&str>,
+            )
+            .map_err(|e| format!("make {target} read-only: {e}"))?;
+        }
     }
     Ok(())
 }
@@ -323,6 +402,30 @@ pub fn append_tree<W: Write>(
             for k in kids.into_iter().rev() {
                 stack.push((path.join(&k), name.join(&k)));
             }
+            continue;
+        }
+        let ft = md.file_type();
+        use std::os::unix::fs::FileTypeExt;
+        if ft.is_char_device() || ft.is_block_device() || ft.is_fifo() {
+            // The tar crate's path helpers refuse these: write the header.
+            let mut h = tar::Header::new_gnu();
+            h.set_metadata(&md);
+            h.set_size(0);
+            h.set_entry_type(if ft.is_char_device() {
+                tar::EntryType::Char
+            } else if ft.is_block_device() {
+                tar::EntryType::Block
+            } else {
+                tar::EntryType::Fifo
+            });
+            if !ft.is_fifo() {
+                h.set_device_major(libc::major(md.rdev()))?;
+                h.set_device_minor(libc::minor(md.rdev()))?;
+            }
+            b.append_data(&mut h, &name, std::io::empty())?;
+            continue;
+        }
+        if ft.is_socket() {
             continue;
         }
         if md.is_file() && md.nlink() > 1 {

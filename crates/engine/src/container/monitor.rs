@@ -269,7 +269,23 @@ fn monitor(
         if let Some(r) = report.as_mut() {
             let _ = r.write_all(b"attach\n");
         }
+        // The CLI connects right away; do not wait for a dead one forever.
+        listener.set_nonblocking(true).map_err(io(&sock))?;
+        let mut pfd = [nix::poll::PollFd::new(
+            listener.as_fd(),
+            nix::poll::PollFlags::POLLIN,
+        )];
+        if nix::poll::poll(&mut pfd, nix::poll::PollTimeout::from(10_000u16)).unwrap_or(0) == 0 {
+            return Err(Error::State {
+                id: id.into(),
+                what: "nobody attached within 10 s".into(),
+            });
+        }
         let (mut c, _) = listener.accept().map_err(io(&sock))?;
+        listener.set_nonblocking(false).map_err(io(&sock))?;
+        c.set_nonblocking(false).map_err(io(&sock))?;
+        c.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .map_err(io(&sock))?;
         // The client's first frame is its terminal size (type 1).
         let mut f = [0u8; 9];
         if c.read_exact(&mut f).is_ok() && f[0] == 1 {

@@ -1,5 +1,5 @@
 //! `berth-monitor`: what a detached container's monitor becomes once the
-//! container runs. `berth __monitor` creates and starts the container (its
+//! container runs. berth's monitor creates and starts the container (its
 //! init is that process's child), then execs this small binary in the same
 //! process, so the container stays our child while the big `berth` image
 //! leaves memory. We copy the container's output into the json-file log

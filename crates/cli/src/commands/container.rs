@@ -2,7 +2,7 @@
 //! rename, container prune. Like Docker, each takes several containers,
 //! prints each name as it succeeds and exits 1 when any failed.
 
-use super::run::{monitor_cmd, ENGINE_ERROR};
+use super::run::ENGINE_ERROR;
 use berth_engine::db::Status;
 use berth_engine::Engine;
 use std::io::Write;
@@ -102,7 +102,7 @@ pub fn start(root: &Path, a: StartArgs) -> anyhow::Result<i32> {
         }
         let rec = eng.lookup(&a.containers[0])?;
         // Attached before the container starts: no output is missed.
-        let (rec, sock) = match eng.start_and_attach(&rec, &monitor_cmd(root, &rec.id)?) {
+        let (rec, sock) = match eng.start_and_attach(&rec) {
             Ok(r) => r,
             Err(e) => {
                 eprintln!("berth: {e}");
@@ -121,7 +121,7 @@ pub fn start(root: &Path, a: StartArgs) -> anyhow::Result<i32> {
     }
     each(&a.containers, |n| {
         let rec = eng.lookup(n)?;
-        eng.start_detached(&rec, &monitor_cmd(root, &rec.id)?)?;
+        eng.start_detached(&rec)?;
         Ok(Some(n.to_string()))
     })
 }
@@ -172,7 +172,7 @@ pub fn restart(root: &Path, a: StopArgs) -> anyhow::Result<i32> {
     each(&a.containers, |n| {
         let rec = eng.lookup(n)?;
         let rec = eng.stop(&rec, a.time)?;
-        eng.start_detached(&rec, &monitor_cmd(root, &rec.id)?)?;
+        eng.start_detached(&rec)?;
         Ok(Some(n.to_string()))
     })
 }

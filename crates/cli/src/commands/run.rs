@@ -5,7 +5,6 @@
 
 use crate::output::PullProgress;
 use berth_engine::container::create::CreateRequest;
-use berth_engine::container::monitor::MonitorCmd;
 use berth_engine::spec_gen::{self, Network};
 use berth_engine::{Config, Engine};
 use berth_image::manifest::Platform;
@@ -177,25 +176,11 @@ pub fn create(root: &Path, a: CreateArgs) -> anyhow::Result<i32> {
     })()))
 }
 
-/// How `start`/`run -d` run the monitor: this binary, `__monitor`.
-pub fn monitor_cmd(root: &Path, id: &str) -> anyhow::Result<MonitorCmd> {
-    let exe = std::env::current_exe()?;
-    Ok(MonitorCmd {
-        exe,
-        args: vec![
-            "--root".into(),
-            root.as_os_str().to_owned(),
-            "__monitor".into(),
-            id.into(),
-        ],
-    })
-}
-
 fn go(root: &Path, a: Args) -> anyhow::Result<i32> {
     let eng = Engine::open(root)?;
     let rec = create_container(&eng, root, a.create)?;
     if a.detach {
-        let r = eng.start_detached(&rec, &monitor_cmd(root, &rec.id)?);
+        let r = eng.start_detached(&rec);
         if r.is_err() && Config::parse(&rec)?.auto_remove {
             let _ = eng.remove(&rec, true, true);
         }
@@ -207,7 +192,7 @@ fn go(root: &Path, a: Args) -> anyhow::Result<i32> {
         // With a terminal the monitor holds the pty, so the detach keys
         // can leave the container running.
         let keys = super::attach::keys(a.detach_keys.as_deref())?;
-        let (rec, sock) = match eng.start_and_attach(&rec, &monitor_cmd(root, &rec.id)?) {
+        let (rec, sock) = match eng.start_and_attach(&rec) {
             Ok(r) => r,
             Err(e) => {
                 if Config::parse(&rec)?.auto_remove {

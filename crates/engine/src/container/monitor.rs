@@ -1,12 +1,12 @@
-//! The per-container monitor of a detached container (what conmon is to
-//! Podman): `berth` runs itself as `berth __monitor ID` in a new session,
-//! with a report pipe as fd 3. The monitor creates and starts the
+//! The per-container monitor of a detached (or `-t`) container, what
+//! conmon is to Podman: the CLI double-forks it into a new session with a
+//! report pipe. It takes over the start claim, creates and starts the
 //! container with its stdout/stderr on pipes (or a pty), records it as
-//! running, tells the CLI, then writes the json-file log, waits for the
-//! init, records the exit (code, time, OOM), cleans up and does `--rm`.
-//! It drops the database while the container runs, so it costs little
-//! memory. Attached runs ([`Engine::run_attached`]) need no monitor: the
-//! CLI is the container's parent and does the same bookkeeping.
+//! running, tells the CLI, then execs `berth-monitor` (crates/monitor) in
+//! the same process, which writes the json-file log, serves attach, waits
+//! for the init and execs `berth __finish` (exit code, time, OOM, cleanup,
+//! `--rm`). Attached runs without `-t` ([`Engine::run_attached`]) need no
+//! monitor: the CLI is the container's parent and does the bookkeeping.
 
 use super::{io, Config, Engine, Error, Result};
 use crate::db::{Record, Status};
@@ -14,17 +14,9 @@ use berth_runtime::container::wait::{supervise, Signals};
 use nix::fcntl::OFlag;
 use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
-use std::ffi::OsString;
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
-
-/// How to run the monitor: normally the berth binary with its hidden
-/// `__monitor` subcommand.
-pub struct MonitorCmd {
-    pub exe: PathBuf,
-    pub args: Vec<OsString>,
-}
 
 /// The monitor's attach socket in the container dir.
 pub const ATTACH_SOCKET: &str = "attach.sock";
@@ -32,8 +24,8 @@ pub const ATTACH_SOCKET: &str = "attach.sock";
 impl Engine {
     /// Starts `rec` under a new monitor and returns once it runs (or with
     /// the error that stopped it). Starting a running container is a no-op.
-    pub fn start_detached(&self, rec: &Record, cmd: &MonitorCmd) -> Result<Record> {
-        self.start_monitored(rec, cmd, false).map(|(r, _)| r)
+    pub fn start_detached(&self, rec: &Record) -> Result<Record> {
+        self.start_monitored(rec, false).map(|(r, _)| r)
     }
 
     /// Like [`Engine::start_detached`], but attached to the monitor before
@@ -41,9 +33,8 @@ impl Engine {
     pub fn start_and_attach(
         &self,
         rec: &Record,
-        cmd: &MonitorCmd,
     ) -> Result<(Record, std::os::unix::net::UnixStream)> {
-        let (r, s) = self.start_monitored(rec, cmd, true)?;
+        let (r, s) = self.start_monitored(rec, true)?;
         let s = s.ok_or_else(|| Error::State {
             id: rec.id.clone(),
             what: "is already running; use berth attach".into(),
@@ -54,7 +45,6 @@ impl Engine {
     fn start_monitored(
         &self,
         rec: &Record,
-        cmd: &MonitorCmd,
         attach: bool,
     ) -> Result<(Record, Option<std::os::unix::net::UnixStream>)> {
         if !self.claim(rec)? {
@@ -107,7 +97,6 @@ impl Engine {
                 let _ = waitpid(child, None);
             }
         }
-        let _ = cmd;
         let mut rd = std::io::BufReader::new(std::fs::File::from(r));
         let mut msg = String::new();
         let _ = std::io::BufRead::read_line(&mut rd, &mut msg);

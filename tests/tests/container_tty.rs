@@ -78,7 +78,26 @@ fn attach_with_stdin_over_a_pipe() {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-    kid.stdin.take().unwrap().write_all(b"one\ntwo\n").unwrap();
+    // Lines and the EOF in separate writes (and so separate frames): the
+    // monitor must close the container's stdin after the last one.
+    let mut input = kid.stdin.take().unwrap();
+    input.write_all(b"one\n").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    input.write_all(b"two\n").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    drop(input);
+    let pid = kid.id() as i32;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while kid.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+            panic!("attach did not end after stdin EOF");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     let o = kid.wait_with_output().unwrap();
     let out = String::from_utf8_lossy(&o.stdout);
     let err = String::from_utf8_lossy(&o.stderr);

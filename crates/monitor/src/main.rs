@@ -369,6 +369,10 @@ fn pump(log: &mut Log, fds: &[(i32, usize)], at: &mut Attach) {
             }
             pfds.push(pfd(c.fd, ev));
         }
+        // A client's EOF with nothing left to write: close the pipe now.
+        if at.close_stdin && at.stdin_q.is_empty() && at.stdin >= 0 {
+            at.flush_stdin();
+        }
         let mut stdin_slot = None;
         if at.stdin >= 0 && !at.stdin_q.is_empty() {
             if at.stdin == at.master {

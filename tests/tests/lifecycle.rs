@@ -144,6 +144,8 @@ fn create_blocks_user_code_until_start() {
         "user code did not run after start"
     );
     // In the new pid namespace the user process is pid 1.
+    // The shell creates the file before it writes to it.
+    wait_until(5, || !read_trim(&sh.path().join("started")).is_empty());
     assert_eq!(read_trim(&sh.path().join("started")), "1");
     let st = rt.state(&id);
     assert_eq!(st["status"], "running");

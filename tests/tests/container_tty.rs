@@ -169,3 +169,28 @@ fn a_stalled_client_does_not_stop_the_log_or_other_clients() {
     c.ok(&["rm", "-f", "stall"]);
     c.assert_empty();
 }
+
+#[test]
+fn attached_run_without_t_is_logged_and_sees_no_terminal() {
+    let c = Ctx::new();
+    // Our stdout is a terminal (script); the container's is a pipe.
+    let (code, out) = under_script(
+        &cmdline(
+            &c,
+            &format!("run --name lg {IMG} sh -c '[ -t 1 ] && echo tty || echo notty; echo err >&2; exit 4'"),
+        ),
+        "",
+        b"",
+    );
+    assert_eq!(code, 4, "{out:?}");
+    assert!(out.contains("notty"), "{out:?}");
+    let o = c.b(&["logs", "lg"]);
+    assert_eq!(
+        (o.out.as_str(), o.err.as_str()),
+        ("notty\n", "err\n"),
+        "{}",
+        o.text()
+    );
+    c.ok(&["rm", "lg"]);
+    c.assert_empty();
+}

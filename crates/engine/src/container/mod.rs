@@ -4,6 +4,7 @@
 //! runtime), the stored create options and liveness checks.
 
 pub mod attach;
+pub mod attached;
 pub mod commit;
 pub mod cp;
 pub mod create;

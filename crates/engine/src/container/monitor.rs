@@ -10,7 +10,6 @@
 
 use super::{io, Config, Engine, Error, Result};
 use crate::db::{Record, Status};
-use berth_runtime::container::wait::{supervise, Signals};
 use nix::fcntl::OFlag;
 use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
@@ -132,44 +131,11 @@ impl Engine {
             msg,
         })
     }
-
-    /// Runs `rec` in the foreground with our stdio (and our terminal with
-    /// `-t`), forwarding signals; returns its exit code.
-    pub fn run_attached(&self, rec: &Record) -> Result<i32> {
-        let cfg = Config::parse(rec)?;
-        if !self.claim(rec)? {
-            return Err(Error::State {
-                id: rec.id.clone(),
-                what: "is being started by another berth".into(),
-            });
-        }
-        let sigs = Signals::block()?;
-        // Without -i the container reads /dev/null, as with Docker.
-        let stdin = if cfg.interactive {
-            None
-        } else {
-            Some(super::exec::Saved::null(&[0])?)
-        };
-        let launched = self.launch(rec, &cfg);
-        drop(stdin);
-        let l = match launched {
-            Ok(l) => l,
-            Err(e) => {
-                let _ = self.db.undo_start(&rec.id, &e.to_string());
-                return Err(e);
-            }
-        };
-        self.record_running(rec, &l)?;
-        let code = supervise(&sigs, l.pid, l.master)?;
-        drop(sigs);
-        self.finish(&rec.id, l.pid, code, Some(&l.cgroup))?;
-        Ok(code)
-    }
 }
 
 impl Engine {
     /// Claims the start of `rec` for this process (see `claim_start`).
-    fn claim(&self, rec: &Record) -> Result<bool> {
+    pub(crate) fn claim(&self, rec: &Record) -> Result<bool> {
         let me = std::process::id() as i32;
         let start = berth_runtime::state::process_start_time(me).unwrap_or(0);
         Ok(self.db.claim_start(&rec.id, me, start)?)

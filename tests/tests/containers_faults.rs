@@ -597,3 +597,31 @@ fn kill_9_during_push_then_push_again() {
     c.assert_empty();
     other.assert_empty();
 }
+
+#[test]
+fn a_frozen_container_still_stops_and_goes() {
+    let c = Ctx::new();
+    let id = c.run_d(&["--name", "frozen", IMG, "sleep", "1000"]);
+    // What a commit killed while it had the container paused leaves.
+    let st = std::process::Command::new(berth_integration::runtime_bin())
+        .arg("--root")
+        .arg(c.root().join("runtime"))
+        .args(["pause", &id])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let t0 = Instant::now();
+    c.ok(&["stop", "-t", "1", "frozen"]);
+    assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", t0.elapsed());
+    assert_eq!(c.state("frozen")["Status"], "exited");
+    c.ok(&["start", "frozen"]);
+    let st = std::process::Command::new(berth_integration::runtime_bin())
+        .arg("--root")
+        .arg(c.root().join("runtime"))
+        .args(["pause", &id])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    c.ok(&["rm", "-f", "frozen"]);
+    c.assert_empty();
+}

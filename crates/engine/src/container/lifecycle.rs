@@ -238,6 +238,7 @@ impl Engine {
         let cfg = Config::parse(rec)?;
         let sig = kill::parse_signal(&cfg.stop_signal())?;
         let timeout = timeout.or(cfg.stop_timeout).unwrap_or(STOP_TIMEOUT);
+        self.thaw(rec, &cfg);
         let _ = self.kill(rec, sig);
         let deadline = Instant::now() + Duration::from_secs(timeout.into());
         while pid_alive(rec.pid, rec.pid_start) && Instant::now() < deadline {
@@ -248,6 +249,25 @@ impl Engine {
             let _ = self.kill(rec, libc::SIGKILL);
         }
         self.wait_exit(rec, Some(Duration::from_secs(30)))
+    }
+
+    /// A frozen container (a commit killed while it was paused) takes no
+    /// signals: thaw it first.
+    fn thaw(&self, rec: &Record, cfg: &Config) {
+        match self.external(cfg) {
+            Some(x) => {
+                let _ = x.resume(&rec.id, &self.dir(&rec.id));
+            }
+            None => {
+                if self
+                    .runtime
+                    .load(&rec.id)
+                    .is_ok_and(|c| c.status == berth_runtime::state::Status::Paused)
+                {
+                    let _ = berth_runtime::container::pause::resume(&self.runtime, &rec.id);
+                }
+            }
+        }
     }
 
     /// Waits until the run recorded in `rec` has ended (and its exit is
@@ -305,6 +325,9 @@ impl Engine {
         if rec.status == Status::Running || rec.status == Status::Starting {
             if !force {
                 return Err(Error::Running(rec.name.clone()));
+            }
+            if let Ok(cfg) = Config::parse(&rec) {
+                self.thaw(&rec, &cfg);
             }
             let _ = kill::kill(&self.runtime, &rec.id, libc::SIGKILL, true);
             let _ = self.kill(&rec, libc::SIGKILL);

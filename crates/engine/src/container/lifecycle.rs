@@ -232,6 +232,13 @@ impl Engine {
     /// The stop signal, then SIGKILL after `timeout` seconds; returns once
     /// the exit is recorded. Stopping a stopped container is fine.
     pub fn stop(&self, rec: &Record, timeout: Option<u32>) -> Result<Record> {
+        let started;
+        let rec = if rec.status == Status::Starting {
+            started = self.wait_started(rec)?;
+            &started
+        } else {
+            rec
+        };
         if rec.status != Status::Running {
             return Ok(rec.clone());
         }

@@ -47,7 +47,14 @@ impl Engine {
         attach: bool,
     ) -> Result<(Record, Option<std::os::unix::net::UnixStream>)> {
         if !self.claim(rec)? {
-            return self.wait_started(rec).map(|r| (r, None));
+            let cur = self.wait_started(rec)?;
+            if cur.status == Status::Removing {
+                return Err(Error::State {
+                    id: rec.id.clone(),
+                    what: "is being removed".into(),
+                });
+            }
+            return Ok((cur, None));
         }
         let (r, w) =
             nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| io(Path::new("pipe"))(e.into()))?;

@@ -86,26 +86,33 @@ impl BerthRegistry {
         }
     }
 
-    /// SIGTERM, then wait for the process to exit.
-    pub fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            // SAFETY: kill(2) on our own child's pid.
-            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = c.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
+    /// SIGTERM, then wait (10 s at most) for the process to exit: its exit
+    /// status, or `None` when it had to be killed (or was not running).
+    pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
+        let mut c = self.child.take()?;
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(st)) = c.try_wait() {
+                return Some(st);
             }
-            let _ = c.kill();
-            let _ = c.wait();
+            std::thread::sleep(Duration::from_millis(20));
         }
+        let _ = c.kill();
+        let _ = c.wait();
+        None
     }
 
-    /// Stops the server and starts it again on the same root and port.
+    /// Stops the server with SIGTERM (asserting it exits 0 by itself) and
+    /// starts it again on the same root and port.
     pub fn restart(&mut self) {
-        self.stop();
+        let st = self.stop();
+        assert!(
+            st.is_some_and(|s| s.success()),
+            "berth registry serve did not exit cleanly on SIGTERM: {st:?}\n{}",
+            self.log()
+        );
         self.launch().expect("restart berth registry serve");
     }
 

@@ -241,6 +241,18 @@ fn chunked_upload_rejects_out_of_order_chunks_with_416() {
     let r = reg.req("GET", &loc, &[], b"");
     assert_eq!(r.status, 204);
     assert_eq!(r.header("range"), Some("0-999"));
+    // A chunk shorter than its Content-Range is taken back whole.
+    let r = reg.req(
+        "PATCH",
+        &loc,
+        &[("Content-Range", "1000-1999")],
+        &data[1000..1500],
+    );
+    assert_eq!(r.status, 416, "{}", r.text());
+    assert_eq!(
+        reg.req("GET", &loc, &[], b"").header("range"),
+        Some("0-999")
+    );
     let r = reg.req(
         "PATCH",
         &loc,

@@ -186,15 +186,25 @@ async fn append_chunk(st: &AppState, name: &str, id: &str, req: Request) -> Resu
         }
     }
     let path = st.storage.upload_data(id);
-    let n = append_body(req.into_body(), &path, None).await?;
+    // A chunk is taken whole or not at all: on a broken body or a length
+    // that does not match its Content-Range, the upload goes back to `size`.
+    let take_back = || -> Result<(), ApiError> {
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .map_err(|e| io_err("open", &path, e))?;
+        f.set_len(size).map_err(|e| io_err("truncate", &path, e))
+    };
+    let n = match append_body(req.into_body(), &path, None).await {
+        Ok(n) => n,
+        Err(e) => {
+            take_back()?;
+            return Err(e);
+        }
+    };
     if let Some((start, end)) = range {
         if n != end - start + 1 {
-            // Take the chunk back: the upload stays where it was.
-            let f = std::fs::OpenOptions::new()
-                .write(true)
-                .open(&path)
-                .map_err(|e| io_err("open", &path, e))?;
-            f.set_len(size).map_err(|e| io_err("truncate", &path, e))?;
+            take_back()?;
             return Err(ApiError::new(
                 StatusCode::RANGE_NOT_SATISFIABLE,
                 "BLOB_UPLOAD_INVALID",

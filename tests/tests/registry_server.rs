@@ -515,3 +515,39 @@ fn a_chunked_upload_survives_a_server_restart() {
     let r = reg.req("GET", &format!("/v2/restart/me/blobs/{d}"), &[], b"");
     assert_eq!(r.body, data);
 }
+
+#[test]
+fn twenty_clients_pushing_the_same_blob_store_it_once() {
+    let reg = BerthRegistry::start();
+    let data: Vec<u8> = (0..(1u32 << 20)).map(|i| (i % 241) as u8).collect();
+    let d = digest_of(&data);
+    std::thread::scope(|s| {
+        let hs: Vec<_> = (0..20)
+            .map(|i| {
+                let (reg, data, d) = (&reg, &data, &d);
+                s.spawn(move || {
+                    let repo = format!("many/r{i}");
+                    let r = reg.req("POST", &format!("/v2/{repo}/blobs/uploads/"), &[], b"");
+                    let loc = r.header("location").unwrap().to_string();
+                    let r = reg.req("PATCH", &loc, &[], data);
+                    assert_eq!(r.status, 202, "{}", r.text());
+                    let r = reg.req("PUT", &format!("{loc}?digest={d}"), &[], b"");
+                    assert_eq!(r.status, 201, "{}", r.text());
+                })
+            })
+            .collect();
+        for h in hs {
+            h.join().unwrap();
+        }
+    });
+    assert_eq!(reg.blob_files(), vec![format!("sha256/{}", &d[7..])]);
+    for i in 0..20 {
+        let r = reg.req("HEAD", &format!("/v2/many/r{i}/blobs/{d}"), &[], b"");
+        assert_eq!(r.status, 200, "r{i}");
+    }
+    // Nothing half-written is left behind.
+    for dir in ["tmp", "uploads"] {
+        let left: Vec<_> = std::fs::read_dir(reg.root().join(dir)).unwrap().collect();
+        assert!(left.is_empty(), "{dir}: {left:?}");
+    }
+}

@@ -551,3 +551,31 @@ fn twenty_clients_pushing_the_same_blob_store_it_once() {
         assert!(left.is_empty(), "{dir}: {left:?}");
     }
 }
+
+#[test]
+fn podman_pulls_from_and_pushes_to_it() {
+    let reg = BerthRegistry::start();
+    let src = reg.image_ref("pm/src:1");
+    skopeo_ok(&[
+        "copy",
+        "--dest-tls-verify=false",
+        &busybox().reference("latest"),
+        &format!("docker://{src}"),
+    ]);
+    let pm = berth_integration::podman::Podman::new(&reg.addr);
+    pm.ok(&["pull", "-q", &src]);
+    let dst = reg.image_ref("pm/dst:2");
+    pm.ok(&["push", &src, &format!("docker://{dst}")]);
+    let raw = |r: &str| -> Value {
+        serde_json::from_slice(&skopeo_ok(&[
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &format!("docker://{r}"),
+        ]))
+        .unwrap()
+    };
+    assert_eq!(raw(&dst)["config"]["digest"], raw(&src)["config"]["digest"]);
+    let r = reg.req("GET", "/v2/pm/dst/tags/list", &[], b"");
+    assert_eq!(r.json(), json!({"name": "pm/dst", "tags": ["2"]}));
+}

@@ -3,6 +3,7 @@
 //! `berth-runtime` driver whose state root is private to each test and
 //! cleaned up even when the test fails.
 
+pub mod berth_registry;
 pub mod containers;
 pub mod engine;
 pub mod images;

@@ -6,7 +6,8 @@ mod config;
 mod output;
 mod source;
 
-use clap::{Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Parser)]
@@ -97,6 +98,10 @@ pub enum Cmd {
     /// System subcommands (df, prune).
     #[command(subcommand)]
     System(commands::system::Cmd),
+    /// Registry server subcommands (serve; `--root` is its storage,
+    /// default /var/lib/berth-registry).
+    #[command(subcommand)]
+    Registry(commands::registry::Cmd),
     /// The processes of a container.
     Top(commands::stats::TopArgs),
     /// Container subcommands.
@@ -179,8 +184,12 @@ pub enum ImageCmd {
 }
 
 fn main() {
-    let cli = Cli::parse();
-    let code = match run(cli) {
+    let matches = Cli::command().get_matches();
+    // `berth registry serve` has its own default root, used unless `--root`
+    // is given on its command line (BERTH_ROOT names the engine's store).
+    let root_given = matches.value_source("root") == Some(ValueSource::CommandLine);
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let code = match run(cli, root_given) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("berth: {e:#}");
@@ -190,7 +199,7 @@ fn main() {
     std::process::exit(code);
 }
 
-fn run(cli: Cli) -> anyhow::Result<i32> {
+fn run(cli: Cli, root_given: bool) -> anyhow::Result<i32> {
     let root = cli.root;
     match cli.cmd {
         Cmd::Pull(a) | Cmd::Image(ImageCmd::Pull(a)) => commands::pull::run(&root, a),
@@ -237,6 +246,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Cmd::Volume(c) => commands::volume::run(&root, c),
         Cmd::Attach(a) => commands::attach::run(&root, a),
         Cmd::System(c) => commands::system::run(&root, c),
+        Cmd::Registry(c) => commands::registry::run(root_given.then_some(root.as_path()), c),
         Cmd::Stats(a) | Cmd::Container(ContainerCmd::Stats(a)) => commands::stats::run(&root, a),
         Cmd::Top(a) | Cmd::Container(ContainerCmd::Top(a)) => commands::stats::top(&root, a),
         Cmd::Finish { id, pid, code } => Ok(berth_engine::container::monitor::finish_main(

@@ -15,6 +15,7 @@ pub mod prune;
 pub mod ps;
 pub mod pull;
 pub mod push;
+pub mod registry;
 pub mod rmi;
 pub mod run;
 pub mod save;

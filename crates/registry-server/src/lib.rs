@@ -1,0 +1,267 @@
+//! `berth registry serve`: an OCI distribution spec v1.1 registry on axum,
+//! with filesystem storage ([`storage::FsStorage`]).
+//!
+//! Repository names may contain `/`, so requests are not matched by a route
+//! table: [`route`] takes the path apart from its end (`…/manifests/<ref>`,
+//! `…/blobs/uploads/<id>`, `…/blobs/<digest>`, `…/tags/list`).
+//!
+//! Not in this slice (issue 6): auth, TLS, blob DELETE, the referrers API,
+//! garbage collection, the S3 backend, pull-through caching.
+
+mod blobs;
+pub mod error;
+mod listing;
+mod manifests;
+pub mod names;
+pub mod storage;
+mod uploads;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use error::ApiError;
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use storage::FsStorage;
+
+/// `Docker-Distribution-API-Version`, on every response.
+pub const API_VERSION: &str = "registry/2.0";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Storage(#[from] storage::StorageError),
+    #[error("registry: listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("registry: serving on {addr}: {source}")]
+    Serve {
+        addr: String,
+        source: std::io::Error,
+    },
+}
+
+/// Shared by all requests.
+pub struct AppState {
+    pub storage: FsStorage,
+    /// One lock per upload id: chunks of one upload are appended one at a time.
+    upload_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl AppState {
+    pub fn new(storage: FsStorage) -> AppState {
+        AppState {
+            storage,
+            upload_locks: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn upload_lock(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut m = self
+            .upload_locks
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        m.entry(id.to_string()).or_default().clone()
+    }
+
+    fn forget_upload_lock(&self, id: &str) {
+        let mut m = self
+            .upload_locks
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        m.remove(id);
+    }
+}
+
+type Shared = Arc<AppState>;
+
+/// The registry's HTTP application over storage at `root`.
+pub fn app(root: &Path) -> Result<axum::Router, ServeError> {
+    let state = Arc::new(AppState::new(FsStorage::open(root)?));
+    Ok(axum::Router::new()
+        .fallback(dispatch)
+        .with_state(state)
+        .layer(axum::extract::DefaultBodyLimit::disable())
+        .layer(axum::middleware::map_response(add_api_version)))
+}
+
+async fn add_api_version(mut r: Response) -> Response {
+    r.headers_mut().insert(
+        "docker-distribution-api-version",
+        HeaderValue::from_static(API_VERSION),
+    );
+    r
+}
+
+/// Serves on `addr` until `shutdown` completes; in-flight requests finish.
+pub async fn serve(
+    addr: &str,
+    root: &Path,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let app = app(root)?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr: addr.to_string(),
+            source,
+        })?;
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(|source| ServeError::Serve {
+            addr: addr.to_string(),
+            source,
+        })
+}
+
+/// What a `/v2/…` path addresses.
+#[derive(Debug, PartialEq)]
+enum Target<'a> {
+    Base,
+    Catalog,
+    Tags(&'a str),
+    Manifest(&'a str, &'a str),
+    Blob(&'a str, &'a str),
+    UploadStart(&'a str),
+    Upload(&'a str, &'a str),
+}
+
+fn route(path: &str) -> Option<Target<'_>> {
+    let rest = path.strip_prefix("/v2")?;
+    if rest.is_empty() || rest == "/" {
+        return Some(Target::Base);
+    }
+    let rest = rest.strip_prefix('/')?;
+    if rest == "_catalog" {
+        return Some(Target::Catalog);
+    }
+    if let Some(name) = rest.strip_suffix("/tags/list") {
+        return Some(Target::Tags(name));
+    }
+    let trimmed = rest.strip_suffix('/').unwrap_or(rest);
+    if let Some(name) = trimmed.strip_suffix("/blobs/uploads") {
+        return Some(Target::UploadStart(name));
+    }
+    let (head, last) = rest.rsplit_once('/')?;
+    let (name, kind) = head.rsplit_once('/')?;
+    match kind {
+        "manifests" => Some(Target::Manifest(name, last)),
+        "uploads" => name.strip_suffix("/blobs").map(|n| Target::Upload(n, last)),
+        "blobs" => Some(Target::Blob(name, last)),
+        _ => None,
+    }
+}
+
+/// The query string as a map (later keys win).
+fn query(req: &Request) -> HashMap<String, String> {
+    axum::extract::Query::<HashMap<String, String>>::try_from_uri(req.uri())
+        .map(|q| q.0)
+        .unwrap_or_default()
+}
+
+async fn dispatch(State(st): State<Shared>, req: Request) -> Response {
+    match handle(st, req).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn handle(st: Shared, req: Request) -> Result<Response, ApiError> {
+    let path = req.uri().path().to_string();
+    let Some(target) = route(&path) else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "NAME_UNKNOWN",
+            format!("no such endpoint: {path}"),
+        ));
+    };
+    let name = match target {
+        Target::Base | Target::Catalog => "",
+        Target::Tags(n)
+        | Target::Manifest(n, _)
+        | Target::Blob(n, _)
+        | Target::UploadStart(n)
+        | Target::Upload(n, _) => n,
+    };
+    if !name.is_empty() && !names::valid_name(name) {
+        return Err(ApiError::name_invalid(name));
+    }
+    let m = req.method().clone();
+    match (target, m) {
+        (Target::Base, Method::GET | Method::HEAD) => Ok(Response::builder()
+            .header("content-type", "application/json")
+            .body(Body::from("{}"))
+            .expect("static response")),
+        (Target::Catalog, Method::GET) => listing::catalog(&st, &req),
+        (Target::Tags(n), Method::GET) => listing::tags(&st, n, &req),
+        (Target::Manifest(n, r), Method::GET) => manifests::get(&st, n, r, true),
+        (Target::Manifest(n, r), Method::HEAD) => manifests::get(&st, n, r, false),
+        (Target::Manifest(n, r), Method::PUT) => {
+            let (n, r) = (n.to_string(), r.to_string());
+            manifests::put(&st, &n, &r, req).await
+        }
+        (Target::Manifest(n, r), Method::DELETE) => manifests::delete(&st, n, r),
+        (Target::Blob(n, d), m @ (Method::GET | Method::HEAD)) => {
+            let range = req
+                .headers()
+                .get(axum::http::header::RANGE)
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+            let (n, d) = (n.to_string(), d.to_string());
+            drop(req);
+            blobs::get(&st, &n, &d, range.as_deref(), m == Method::GET).await
+        }
+        (Target::UploadStart(n), Method::POST) => {
+            let n = n.to_string();
+            uploads::start(&st, &n, req).await
+        }
+        (Target::Upload(n, id), Method::GET) => uploads::status(&st, n, id),
+        (Target::Upload(n, id), Method::PATCH) => {
+            let (n, id) = (n.to_string(), id.to_string());
+            uploads::patch(&st, &n, &id, req).await
+        }
+        (Target::Upload(n, id), Method::PUT) => {
+            let (n, id) = (n.to_string(), id.to_string());
+            uploads::finish(&st, &n, &id, req).await
+        }
+        (Target::Upload(n, id), Method::DELETE) => uploads::cancel(&st, n, id),
+        (_, m) => Err(ApiError::unsupported(format!(
+            "{m} {path} is not supported by this registry"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_taken_apart_from_the_end() {
+        assert_eq!(route("/v2/"), Some(Target::Base));
+        assert_eq!(route("/v2/_catalog"), Some(Target::Catalog));
+        assert_eq!(route("/v2/a/b/tags/list"), Some(Target::Tags("a/b")));
+        assert_eq!(
+            route("/v2/a/blobs/manifests/latest"),
+            Some(Target::Manifest("a/blobs", "latest"))
+        );
+        assert_eq!(
+            route("/v2/a/b/blobs/sha256:00"),
+            Some(Target::Blob("a/b", "sha256:00"))
+        );
+        assert_eq!(
+            route("/v2/x/blobs/uploads/"),
+            Some(Target::UploadStart("x"))
+        );
+        assert_eq!(
+            route("/v2/x/y/blobs/uploads/abc"),
+            Some(Target::Upload("x/y", "abc"))
+        );
+        assert_eq!(route("/v3/x"), None);
+        assert_eq!(route("/v2/x/other/thing"), None);
+    }
+}

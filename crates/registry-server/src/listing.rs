@@ -1,0 +1,68 @@
+//! `GET /v2/<name>/tags/list` and `GET /v2/_catalog`, paginated with `n` and
+//! `last` and an RFC 5988 `Link` header to the next page.
+
+use crate::error::ApiError;
+use crate::{query, AppState};
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{header, StatusCode};
+use axum::response::Response;
+
+/// One page of the sorted `all`: the entries after `last`, at most `n`; and
+/// the `Link` to the next page when there is more.
+fn page(
+    all: Vec<String>,
+    req: &Request,
+    base: &str,
+) -> Result<(Vec<String>, Option<String>), ApiError> {
+    let q = query(req);
+    let n = match q.get("n") {
+        None => None,
+        Some(s) => Some(s.parse::<usize>().map_err(|_| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "PAGINATION_NUMBER_INVALID",
+                format!("invalid page size n={s:?}"),
+            )
+        })?),
+    };
+    let after: Vec<String> = match q.get("last") {
+        Some(last) => all.into_iter().filter(|t| t > last).collect(),
+        None => all,
+    };
+    let Some(n) = n else {
+        return Ok((after, None));
+    };
+    let more = after.len() > n;
+    let items: Vec<String> = after.into_iter().take(n).collect();
+    let link = match (more, items.last()) {
+        (true, Some(last)) => Some(format!("<{base}?n={n}&last={last}>; rel=\"next\"")),
+        _ => None,
+    };
+    Ok((items, link))
+}
+
+fn json_page(v: serde_json::Value, link: Option<String>) -> Response {
+    let mut b = Response::builder().header(header::CONTENT_TYPE, "application/json");
+    if let Some(l) = link {
+        b = b.header(header::LINK, l);
+    }
+    b.body(Body::from(v.to_string()))
+        .expect("valid list response")
+}
+
+pub fn tags(st: &AppState, name: &str, req: &Request) -> Result<Response, ApiError> {
+    let Some(all) = st.storage.tags(name)? else {
+        return Err(ApiError::name_unknown(name));
+    };
+    let (tags, link) = page(all, req, &format!("/v2/{name}/tags/list"))?;
+    Ok(json_page(
+        serde_json::json!({"name": name, "tags": tags}),
+        link,
+    ))
+}
+
+pub fn catalog(st: &AppState, req: &Request) -> Result<Response, ApiError> {
+    let (repos, link) = page(st.storage.repositories()?, req, "/v2/_catalog")?;
+    Ok(json_page(serde_json::json!({"repositories": repos}), link))
+}

@@ -1,0 +1,352 @@
+//! Filesystem storage of a registry under one root directory:
+//!
+//! ```text
+//! blobs/<alg>/<hex>                          every blob (layers, configs, manifests) once
+//! uploads/<id>/data, uploads/<id>/repo       an upload in progress: bytes so far, its repository
+//! tmp/<random>                               files being written; renamed into blobs/ when verified
+//! repositories/<name>/_blobs/<alg>/<hex>     the blob belongs to the repository (empty file)
+//! repositories/<name>/_manifests/<alg>/<hex> the manifest belongs to it (holds its media type)
+//! repositories/<name>/_tags/<tag>            holds the digest the tag points at
+//! ```
+//!
+//! Name components start with a letter or digit, so `_blobs`, `_manifests`
+//! and `_tags` never collide with a nested repository name. Everything other
+//! requests can see appears by `rename` of a complete, verified file.
+
+use crate::names::{Digest, Hasher};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("registry storage: {op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+type Result<T> = std::result::Result<T, StorageError>;
+
+fn io<T>(op: &'static str, path: &Path, r: std::io::Result<T>) -> Result<T> {
+    r.map_err(|source| StorageError::Io {
+        op,
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// `Ok(None)` for a missing file.
+fn read_opt(path: &Path) -> Result<Option<Vec<u8>>> {
+    match std::fs::read(path) {
+        Ok(b) => Ok(Some(b)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => io("read", path, Err(e)),
+    }
+}
+
+/// Removes a file; a missing one is `Ok(false)`.
+fn remove_opt(path: &Path) -> Result<bool> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => io("remove", path, Err(e)),
+    }
+}
+
+/// 16 random bytes as hex.
+pub fn random_id() -> Result<String> {
+    let p = Path::new("/dev/urandom");
+    let mut b = [0u8; 16];
+    let mut f = io("open", p, std::fs::File::open(p))?;
+    io("read", p, f.read_exact(&mut b))?;
+    Ok(hex::encode(b))
+}
+
+/// The outcome of finishing an upload against an expected digest.
+pub enum Commit {
+    Stored,
+    /// The data hashed to this digest instead; nothing was stored.
+    Mismatch(Digest),
+}
+
+/// The filesystem backend. Cheap to clone.
+#[derive(Clone)]
+pub struct FsStorage {
+    root: PathBuf,
+}
+
+impl FsStorage {
+    /// Opens (creating) the storage directories under `root`.
+    pub fn open(root: &Path) -> Result<FsStorage> {
+        for d in [
+            "blobs/sha256",
+            "blobs/sha512",
+            "uploads",
+            "tmp",
+            "repositories",
+        ] {
+            let p = root.join(d);
+            io("create directory", &p, std::fs::create_dir_all(&p))?;
+        }
+        Ok(FsStorage {
+            root: root.to_path_buf(),
+        })
+    }
+
+    pub fn blob_path(&self, d: &Digest) -> PathBuf {
+        self.root.join("blobs").join(d.algorithm).join(&d.hex)
+    }
+
+    fn repo_dir(&self, repo: &str) -> PathBuf {
+        self.root.join("repositories").join(repo)
+    }
+
+    fn blob_link(&self, repo: &str, d: &Digest) -> PathBuf {
+        self.repo_dir(repo)
+            .join("_blobs")
+            .join(d.algorithm)
+            .join(&d.hex)
+    }
+
+    fn manifest_link(&self, repo: &str, d: &Digest) -> PathBuf {
+        self.repo_dir(repo)
+            .join("_manifests")
+            .join(d.algorithm)
+            .join(&d.hex)
+    }
+
+    fn tag_path(&self, repo: &str, tag: &str) -> PathBuf {
+        self.repo_dir(repo).join("_tags").join(tag)
+    }
+
+    /// A fresh path in `tmp/` (same filesystem as `blobs/`).
+    pub fn temp_path(&self) -> Result<PathBuf> {
+        Ok(self.root.join("tmp").join(random_id()?))
+    }
+
+    /// Writes `data` to `path` atomically (temp file, fsync, rename).
+    fn write_atomic(&self, path: &Path, data: &[u8]) -> Result<()> {
+        if let Some(dir) = path.parent() {
+            io("create directory", dir, std::fs::create_dir_all(dir))?;
+        }
+        let tmp = self.temp_path()?;
+        let mut f = io("create", &tmp, std::fs::File::create(&tmp))?;
+        io("write", &tmp, f.write_all(data))?;
+        io("fsync", &tmp, f.sync_all())?;
+        io("rename into place", path, std::fs::rename(&tmp, path))
+    }
+
+    /// The size of a stored blob, in any repository.
+    pub fn blob_size(&self, d: &Digest) -> Option<u64> {
+        std::fs::metadata(self.blob_path(d)).ok().map(|m| m.len())
+    }
+
+    /// The size of a blob if it is stored and belongs to `repo`.
+    pub fn repo_blob_size(&self, repo: &str, d: &Digest) -> Option<u64> {
+        self.blob_link(repo, d)
+            .exists()
+            .then(|| self.blob_size(d))
+            .flatten()
+    }
+
+    pub fn link_blob(&self, repo: &str, d: &Digest) -> Result<()> {
+        let p = self.blob_link(repo, d);
+        if p.exists() {
+            return Ok(());
+        }
+        self.write_atomic(&p, b"")
+    }
+
+    /// Moves a verified file (same filesystem) to `blobs/` and links it into
+    /// `repo`. A blob that is already there is kept as it is.
+    pub fn commit_file(&self, file: &Path, d: &Digest, repo: &str) -> Result<()> {
+        let dest = self.blob_path(d);
+        if dest.exists() {
+            remove_opt(file)?;
+        } else {
+            let f = io("open", file, std::fs::File::open(file))?;
+            io("fsync", file, f.sync_all())?;
+            io("rename into place", &dest, std::fs::rename(file, &dest))?;
+        }
+        self.link_blob(repo, d)
+    }
+
+    // --- uploads ---
+
+    fn upload_dir(&self, id: &str) -> PathBuf {
+        self.root.join("uploads").join(id)
+    }
+
+    pub fn upload_data(&self, id: &str) -> PathBuf {
+        self.upload_dir(id).join("data")
+    }
+
+    /// Starts an upload into `repo`; returns its id.
+    pub fn new_upload(&self, repo: &str) -> Result<String> {
+        let id = random_id()?;
+        let dir = self.upload_dir(&id);
+        // Written under tmp/ and renamed, so a crash leaves no upload without
+        // its repository file.
+        let tmp = self.temp_path()?;
+        io("create directory", &tmp, std::fs::create_dir(&tmp))?;
+        io("write", &tmp, std::fs::write(tmp.join("repo"), repo))?;
+        io("create", &tmp, std::fs::write(tmp.join("data"), b""))?;
+        io("rename into place", &dir, std::fs::rename(&tmp, &dir))?;
+        Ok(id)
+    }
+
+    /// The repository of upload `id` (`None`: no such upload). Ids are
+    /// checked to be hex so they cannot name another path.
+    pub fn upload_repo(&self, id: &str) -> Result<Option<String>> {
+        if id.is_empty() || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Ok(None);
+        }
+        let repo = read_opt(&self.upload_dir(id).join("repo"))?;
+        Ok(repo.map(|r| String::from_utf8_lossy(&r).into_owned()))
+    }
+
+    /// Bytes received so far.
+    pub fn upload_size(&self, id: &str) -> Result<u64> {
+        let p = self.upload_data(id);
+        Ok(io("stat", &p, std::fs::metadata(&p))?.len())
+    }
+
+    pub fn delete_upload(&self, id: &str) -> Result<()> {
+        let dir = self.upload_dir(id);
+        match std::fs::remove_dir_all(&dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => io("remove", &dir, Err(e)),
+            _ => Ok(()),
+        }
+    }
+
+    /// Hashes the upload's data; when it is `expected`, stores it as a blob
+    /// of `repo`. The upload is gone afterwards either way.
+    pub fn commit_upload(&self, id: &str, expected: &Digest, repo: &str) -> Result<Commit> {
+        let data = self.upload_data(id);
+        let mut f = io("open", &data, std::fs::File::open(&data))?;
+        let mut h = Hasher::new(expected.algorithm);
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = io("read", &data, f.read(&mut buf))?;
+            if n == 0 {
+                break;
+            }
+            h.update(&buf[..n]);
+        }
+        let got = h.finish();
+        let out = if &got == expected {
+            self.commit_file(&data, expected, repo)?;
+            Commit::Stored
+        } else {
+            Commit::Mismatch(got)
+        };
+        self.delete_upload(id)?;
+        Ok(out)
+    }
+
+    // --- manifests and tags ---
+
+    /// Stores a verified manifest in `repo` with its media type, and points
+    /// `tag` at it.
+    pub fn put_manifest(
+        &self,
+        repo: &str,
+        body: &[u8],
+        d: &Digest,
+        media_type: &str,
+        tag: Option<&str>,
+    ) -> Result<()> {
+        let blob = self.blob_path(d);
+        if !blob.exists() {
+            self.write_atomic(&blob, body)?;
+        }
+        self.write_atomic(&self.manifest_link(repo, d), media_type.as_bytes())?;
+        if let Some(t) = tag {
+            self.write_atomic(&self.tag_path(repo, t), d.to_string().as_bytes())?;
+        }
+        Ok(())
+    }
+
+    /// The manifest `d` of `repo`: (bytes, media type).
+    pub fn manifest(&self, repo: &str, d: &Digest) -> Result<Option<(Vec<u8>, String)>> {
+        let Some(mt) = read_opt(&self.manifest_link(repo, d))? else {
+            return Ok(None);
+        };
+        let Some(body) = read_opt(&self.blob_path(d))? else {
+            return Ok(None);
+        };
+        Ok(Some((body, String::from_utf8_lossy(&mt).into_owned())))
+    }
+
+    pub fn has_manifest(&self, repo: &str, d: &Digest) -> bool {
+        self.manifest_link(repo, d).exists() && self.blob_path(d).exists()
+    }
+
+    pub fn resolve_tag(&self, repo: &str, tag: &str) -> Result<Option<Digest>> {
+        let t = read_opt(&self.tag_path(repo, tag))?;
+        Ok(t.and_then(|b| Digest::parse(String::from_utf8_lossy(&b).trim())))
+    }
+
+    /// Removes manifest `d` from `repo` and every tag pointing at it. The
+    /// blob stays (other repositories may share it; gc is a later slice).
+    pub fn delete_manifest(&self, repo: &str, d: &Digest) -> Result<bool> {
+        if !remove_opt(&self.manifest_link(repo, d))? {
+            return Ok(false);
+        }
+        for t in self.tags(repo)?.unwrap_or_default() {
+            if self.resolve_tag(repo, &t)?.as_ref() == Some(d) {
+                remove_opt(&self.tag_path(repo, &t))?;
+            }
+        }
+        Ok(true)
+    }
+
+    pub fn delete_tag(&self, repo: &str, tag: &str) -> Result<bool> {
+        remove_opt(&self.tag_path(repo, tag))
+    }
+
+    /// Sorted tags of `repo`; `None` when the repository does not exist.
+    pub fn tags(&self, repo: &str) -> Result<Option<Vec<String>>> {
+        let dir = self.repo_dir(repo);
+        if !dir.join("_manifests").is_dir() && !dir.join("_blobs").is_dir() {
+            return Ok(None);
+        }
+        let tags = dir.join("_tags");
+        let mut out = Vec::new();
+        if tags.is_dir() {
+            for e in io("list", &tags, std::fs::read_dir(&tags))? {
+                let e = io("list", &tags, e)?;
+                out.push(e.file_name().to_string_lossy().into_owned());
+            }
+        }
+        out.sort();
+        Ok(Some(out))
+    }
+
+    /// Sorted names of all repositories holding at least one manifest.
+    pub fn repositories(&self) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        let base = self.root.join("repositories");
+        let mut stack = vec![(base.clone(), String::new())];
+        while let Some((dir, name)) = stack.pop() {
+            for e in io("list", &dir, std::fs::read_dir(&dir))? {
+                let e = io("list", &dir, e)?;
+                let file = e.file_name().to_string_lossy().into_owned();
+                if file == "_manifests" {
+                    out.push(name.clone());
+                } else if !file.starts_with('_') && e.path().is_dir() {
+                    let sub = if name.is_empty() {
+                        file
+                    } else {
+                        format!("{name}/{file}")
+                    };
+                    stack.push((e.path(), sub));
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+}

@@ -1,0 +1,288 @@
+//! Blob uploads: `POST` (start, monolithic with `?digest=`, cross-repository
+//! mount with `?mount=&from=`), `PATCH` (chunks with `Content-Range`), `PUT`
+//! (finish with `?digest=`), `GET` (status) and `DELETE` (cancel).
+//!
+//! An upload's bytes and repository live in files under `uploads/<id>/`, so an
+//! upload survives a server restart; its digest is checked when it finishes.
+
+use crate::blobs::parse_digest;
+use crate::error::ApiError;
+use crate::names::{Digest, Hasher};
+use crate::storage::{Commit, StorageError};
+use crate::{query, AppState};
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{header, HeaderName, StatusCode};
+use axum::response::Response;
+use futures_util::StreamExt;
+use std::path::Path;
+use tokio::io::AsyncWriteExt;
+
+fn io_err(op: &'static str, path: &Path, source: std::io::Error) -> ApiError {
+    StorageError::Io {
+        op,
+        path: path.to_path_buf(),
+        source,
+    }
+    .into()
+}
+
+/// Appends the request body to `path` (hashing it when asked); returns the
+/// number of bytes written.
+async fn append_body(
+    body: Body,
+    path: &Path,
+    mut hasher: Option<&mut Hasher>,
+) -> Result<u64, ApiError> {
+    let mut f = tokio::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .await
+        .map_err(|e| io_err("open", path, e))?;
+    let mut stream = body.into_data_stream();
+    let mut n = 0u64;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "BLOB_UPLOAD_INVALID",
+                format!("reading the request body: {e}"),
+            )
+        })?;
+        if let Some(h) = hasher.as_deref_mut() {
+            h.update(&chunk);
+        }
+        f.write_all(&chunk)
+            .await
+            .map_err(|e| io_err("write", path, e))?;
+        n += chunk.len() as u64;
+    }
+    f.flush().await.map_err(|e| io_err("flush", path, e))?;
+    Ok(n)
+}
+
+fn upload_location(name: &str, id: &str) -> String {
+    format!("/v2/{name}/blobs/uploads/{id}")
+}
+
+/// The `Range` header value of an upload holding `size` bytes.
+fn range_value(size: u64) -> String {
+    format!("0-{}", size.saturating_sub(1))
+}
+
+fn upload_response(status: StatusCode, name: &str, id: &str, size: u64) -> Response {
+    Response::builder()
+        .status(status)
+        .header(header::LOCATION, upload_location(name, id))
+        .header(header::RANGE, range_value(size))
+        .header("docker-upload-uuid", id)
+        .header(header::CONTENT_LENGTH, 0)
+        .body(Body::empty())
+        .expect("valid upload response")
+}
+
+fn blob_created(name: &str, d: &Digest) -> Response {
+    Response::builder()
+        .status(StatusCode::CREATED)
+        .header(header::LOCATION, format!("/v2/{name}/blobs/{d}"))
+        .header("docker-content-digest", d.to_string())
+        .header(header::CONTENT_LENGTH, 0)
+        .body(Body::empty())
+        .expect("valid blob response")
+}
+
+pub async fn start(st: &AppState, name: &str, req: Request) -> Result<Response, ApiError> {
+    let q = query(&req);
+    if let Some(m) = q.get("mount") {
+        let d = parse_digest(m)?;
+        let present = match q.get("from") {
+            Some(from) if crate::names::valid_name(from) => {
+                st.storage.repo_blob_size(from, &d).is_some()
+            }
+            Some(_) => false,
+            // No `from`: automatic content discovery (spec v1.1).
+            None => st.storage.blob_size(&d).is_some(),
+        };
+        if present {
+            st.storage.link_blob(name, &d)?;
+            return Ok(blob_created(name, &d));
+        }
+    } else if let Some(digest) = q.get("digest") {
+        let d = parse_digest(digest)?;
+        let tmp = st.storage.temp_path()?;
+        let mut h = Hasher::new(d.algorithm);
+        let written = append_body(req.into_body(), &tmp, Some(&mut h)).await;
+        let got = h.finish();
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+        if got != d {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(ApiError::digest_invalid(format!(
+                "the uploaded data has digest {got}, not {d}; nothing was stored"
+            )));
+        }
+        st.storage.commit_file(&tmp, &d, name)?;
+        return Ok(blob_created(name, &d));
+    }
+    let id = st.storage.new_upload(name)?;
+    Ok(upload_response(StatusCode::ACCEPTED, name, &id, 0))
+}
+
+/// Checks that upload `id` exists and belongs to `name`.
+fn check_upload(st: &AppState, name: &str, id: &str) -> Result<(), ApiError> {
+    match st.storage.upload_repo(id)? {
+        Some(r) if r == name => Ok(()),
+        _ => Err(ApiError::upload_unknown(id)),
+    }
+}
+
+/// `Content-Range: <start>-<end>` (also `bytes <start>-<end>/<total>`).
+fn content_range(req: &Request) -> Result<Option<(u64, u64)>, ApiError> {
+    let Some(v) = req.headers().get(header::CONTENT_RANGE) else {
+        return Ok(None);
+    };
+    let bad = || {
+        ApiError::new(
+            StatusCode::RANGE_NOT_SATISFIABLE,
+            "BLOB_UPLOAD_INVALID",
+            format!("malformed Content-Range {v:?}: expected <start>-<end>"),
+        )
+    };
+    let s = v.to_str().map_err(|_| bad())?.trim();
+    let s = s.strip_prefix("bytes ").unwrap_or(s);
+    let s = s.split('/').next().unwrap_or(s);
+    let (a, b) = s.split_once('-').ok_or_else(bad)?;
+    let (a, b): (u64, u64) = (
+        a.trim().parse().map_err(|_| bad())?,
+        b.trim().parse().map_err(|_| bad())?,
+    );
+    if b < a {
+        return Err(bad());
+    }
+    Ok(Some((a, b)))
+}
+
+/// Appends one chunk to upload `id`, checking its `Content-Range` follows
+/// the bytes already received.
+async fn append_chunk(st: &AppState, name: &str, id: &str, req: Request) -> Result<u64, ApiError> {
+    let size = st.storage.upload_size(id)?;
+    let range = content_range(&req)?;
+    if let Some((start, _)) = range {
+        if start != size {
+            return Err(ApiError::new(
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                "BLOB_UPLOAD_INVALID",
+                format!("chunk starts at byte {start}, but upload {id} holds {size} bytes"),
+            )
+            .with_header(header::RANGE, range_value(size))
+            .with_header(header::LOCATION, upload_location(name, id))
+            .with_header(
+                HeaderName::from_static("docker-upload-uuid"),
+                id.to_string(),
+            ));
+        }
+    }
+    let path = st.storage.upload_data(id);
+    // A chunk is taken whole or not at all: on a broken body or a length
+    // that does not match its Content-Range, the upload goes back to `size`.
+    let take_back = || -> Result<(), ApiError> {
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .map_err(|e| io_err("open", &path, e))?;
+        f.set_len(size).map_err(|e| io_err("truncate", &path, e))
+    };
+    let n = match append_body(req.into_body(), &path, None).await {
+        Ok(n) => n,
+        Err(e) => {
+            take_back()?;
+            return Err(e);
+        }
+    };
+    if let Some((start, end)) = range {
+        if n != end - start + 1 {
+            take_back()?;
+            return Err(ApiError::new(
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                "BLOB_UPLOAD_INVALID",
+                format!(
+                    "Content-Range {start}-{end} announced {} bytes, the body had {n}",
+                    end - start + 1
+                ),
+            )
+            .with_header(header::RANGE, range_value(size)));
+        }
+    }
+    Ok(size + n)
+}
+
+pub async fn patch(
+    st: &AppState,
+    name: &str,
+    id: &str,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let lock = st.upload_lock(id);
+    let _held = lock.lock().await;
+    check_upload(st, name, id)?;
+    let size = append_chunk(st, name, id, req).await?;
+    Ok(upload_response(StatusCode::ACCEPTED, name, id, size))
+}
+
+pub async fn finish(
+    st: &AppState,
+    name: &str,
+    id: &str,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let lock = st.upload_lock(id);
+    let _held = lock.lock().await;
+    check_upload(st, name, id)?;
+    let q = query(&req);
+    let d = match q.get("digest") {
+        Some(d) => parse_digest(d)?,
+        None => {
+            return Err(ApiError::digest_invalid(
+                "finishing an upload needs ?digest=<digest>",
+            ))
+        }
+    };
+    append_chunk(st, name, id, req).await?;
+    let storage = st.storage.clone();
+    let (id2, d2, name2) = (id.to_string(), d.clone(), name.to_string());
+    let outcome = tokio::task::spawn_blocking(move || storage.commit_upload(&id2, &d2, &name2))
+        .await
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "UNKNOWN",
+                format!("verifying upload {id}: {e}"),
+            )
+        })??;
+    st.forget_upload_lock(id);
+    match outcome {
+        Commit::Stored => Ok(blob_created(name, &d)),
+        Commit::Mismatch(got) => Err(ApiError::digest_invalid(format!(
+            "upload {id} has digest {got}, not {d}; nothing was stored"
+        ))),
+    }
+}
+
+pub fn status(st: &AppState, name: &str, id: &str) -> Result<Response, ApiError> {
+    check_upload(st, name, id)?;
+    let size = st.storage.upload_size(id)?;
+    Ok(upload_response(StatusCode::NO_CONTENT, name, id, size))
+}
+
+pub fn cancel(st: &AppState, name: &str, id: &str) -> Result<Response, ApiError> {
+    check_upload(st, name, id)?;
+    st.storage.delete_upload(id)?;
+    st.forget_upload_lock(id);
+    Ok(Response::builder()
+        .status(StatusCode::NO_CONTENT)
+        .body(Body::empty())
+        .expect("valid response"))
+}

@@ -116,6 +116,16 @@ impl BerthRegistry {
         self.launch().expect("restart berth registry serve");
     }
 
+    /// `kill -9` of the server, then a start on the same root and port.
+    pub fn kill9_and_restart(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        self.launch()
+            .expect("start berth registry serve after kill -9");
+    }
+
     /// `ADDR/repo:tag`.
     pub fn image_ref(&self, repo_tag: &str) -> String {
         format!("{}/{repo_tag}", self.addr)

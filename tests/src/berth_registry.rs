@@ -13,20 +13,38 @@ pub struct BerthRegistry {
     pub addr: String,
     child: Option<Child>,
     dir: tempfile::TempDir,
+    /// `--config FILE` when started with one.
+    config: Option<PathBuf>,
 }
 
 impl BerthRegistry {
     pub fn start() -> BerthRegistry {
+        Self::start_with_config(None, &[])
+    }
+
+    /// Started with `--config DIR/config.toml` holding `config` (when
+    /// given), after writing each `(name, content)` of `files` into DIR
+    /// (relative paths in the config resolve against DIR).
+    pub fn start_with_config(config: Option<&str>, files: &[(&str, &[u8])]) -> BerthRegistry {
         let mut dir = tempfile::Builder::new()
             .prefix("berth-own-registry-")
             .tempdir()
             .unwrap();
+        for (name, content) in files {
+            std::fs::write(dir.path().join(name), content).unwrap();
+        }
+        let config = config.map(|c| {
+            let p = dir.path().join("config.toml");
+            std::fs::write(&p, c).unwrap();
+            p
+        });
         let mut last = String::new();
         for _ in 0..5 {
             let mut r = BerthRegistry {
                 addr: format!("127.0.0.1:{}", free_port()),
                 child: None,
                 dir,
+                config: config.clone(),
             };
             match r.launch() {
                 Ok(()) => return r,
@@ -61,15 +79,21 @@ impl BerthRegistry {
         let mut cmd = Command::new(berth_bin());
         cmd.arg("--root")
             .arg(self.root())
-            .args(["registry", "serve", "--addr", &self.addr])
-            .stdin(Stdio::null())
+            .args(["registry", "serve", "--addr", &self.addr]);
+        if let Some(c) = &self.config {
+            cmd.arg("--config").arg(c);
+        }
+        cmd.stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log);
         let mut child = spawn_tied(cmd).map_err(|e| format!("spawn berth: {e}"))?;
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Ok(r) = http_request(&self.addr, "GET", "/v2/", &[], b"") {
-                if r.status == 200 && r.header("docker-distribution-api-version").is_some() {
+                // 401: up, with auth.
+                if (r.status == 200 || r.status == 401)
+                    && r.header("docker-distribution-api-version").is_some()
+                {
                     self.child = Some(child);
                     return Ok(());
                 }

@@ -5,10 +5,16 @@
 //! table: [`route`] takes the path apart from its end (`…/manifests/<ref>`,
 //! `…/blobs/uploads/<id>`, `…/blobs/<digest>`, `…/tags/list`).
 //!
-//! Not in this slice (issue 6): auth, TLS, blob DELETE, the referrers API,
-//! garbage collection, the S3 backend, pull-through caching.
+//! Auth ([`auth`], configured by [`config`]) is checked in [`handle`] before
+//! any handler runs: each endpoint maps to a pull, push or delete of one
+//! repository. `GET /health` answers without auth.
+//!
+//! Not in this slice (issue 6): token auth, TLS, blob DELETE, the referrers
+//! API, garbage collection, the S3 backend, pull-through caching.
 
+pub mod auth;
 mod blobs;
+pub mod config;
 pub mod error;
 mod listing;
 mod manifests;
@@ -16,10 +22,12 @@ pub mod names;
 pub mod storage;
 mod uploads;
 
+use auth::Auth;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
+use config::Action;
 use error::ApiError;
 use std::collections::HashMap;
 use std::future::Future;
@@ -34,6 +42,10 @@ pub const API_VERSION: &str = "registry/2.0";
 pub enum ServeError {
     #[error(transparent)]
     Storage(#[from] storage::StorageError),
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    #[error(transparent)]
+    Auth(#[from] auth::AuthError),
     #[error("registry: listen on {addr}: {source}")]
     Bind {
         addr: String,
@@ -49,14 +61,16 @@ pub enum ServeError {
 /// Shared by all requests.
 pub struct AppState {
     pub storage: FsStorage,
+    pub auth: Auth,
     /// One lock per upload id: chunks of one upload are appended one at a time.
     upload_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl AppState {
-    pub fn new(storage: FsStorage) -> AppState {
+    pub fn new(storage: FsStorage, auth: Auth) -> AppState {
         AppState {
             storage,
+            auth,
             upload_locks: Mutex::new(HashMap::new()),
         }
     }
@@ -80,9 +94,17 @@ impl AppState {
 
 type Shared = Arc<AppState>;
 
+/// The access policy of `--config FILE` (none without one).
+pub fn load_auth(config: Option<&Path>) -> Result<Auth, ServeError> {
+    match config {
+        None => Ok(Auth::none()),
+        Some(p) => Ok(Auth::from_config(&config::Config::load(p)?)?),
+    }
+}
+
 /// The registry's HTTP application over storage at `root`.
-pub fn app(root: &Path) -> Result<axum::Router, ServeError> {
-    let state = Arc::new(AppState::new(FsStorage::open(root)?));
+pub fn app(root: &Path, auth: Auth) -> Result<axum::Router, ServeError> {
+    let state = Arc::new(AppState::new(FsStorage::open(root)?, auth));
     Ok(axum::Router::new()
         .fallback(dispatch)
         .with_state(state)
@@ -102,9 +124,10 @@ async fn add_api_version(mut r: Response) -> Response {
 pub async fn serve(
     addr: &str,
     root: &Path,
+    auth: Auth,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    let app = app(root)?;
+    let app = app(root, auth)?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| ServeError::Bind {
@@ -172,8 +195,14 @@ async fn dispatch(State(st): State<Shared>, req: Request) -> Response {
     }
 }
 
-async fn handle(st: Shared, req: Request) -> Result<Response, ApiError> {
+async fn handle(st: Shared, mut req: Request) -> Result<Response, ApiError> {
     let path = req.uri().path().to_string();
+    if path == "/health" && matches!(*req.method(), Method::GET | Method::HEAD) {
+        return Ok(Response::builder()
+            .header("content-type", "application/json")
+            .body(Body::from(r#"{"status":"ok"}"#))
+            .expect("static response"));
+    }
     let Some(target) = route(&path) else {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
@@ -193,12 +222,13 @@ async fn handle(st: Shared, req: Request) -> Result<Response, ApiError> {
         return Err(ApiError::name_invalid(name));
     }
     let m = req.method().clone();
+    let user = authorize(&st.auth, &target, name, &mut req)?;
     match (target, m) {
         (Target::Base, Method::GET | Method::HEAD) => Ok(Response::builder()
             .header("content-type", "application/json")
             .body(Body::from("{}"))
             .expect("static response")),
-        (Target::Catalog, Method::GET) => listing::catalog(&st, &req),
+        (Target::Catalog, Method::GET) => listing::catalog(&st, user.as_deref(), &req),
         (Target::Tags(n), Method::GET) => listing::tags(&st, n, &req),
         (Target::Manifest(n, r), Method::GET) => manifests::get(&st, n, r, true),
         (Target::Manifest(n, r), Method::HEAD) => manifests::get(&st, n, r, false),
@@ -234,6 +264,57 @@ async fn handle(st: Shared, req: Request) -> Result<Response, ApiError> {
             "{m} {path} is not supported by this registry"
         ))),
     }
+}
+
+/// Checks that the request's user may do what the request does to `name`;
+/// the user (`None`: anonymous). A mount from a repository the user may not
+/// pull is dropped, so the request becomes a plain upload (as the spec allows).
+fn authorize(
+    auth: &Auth,
+    target: &Target<'_>,
+    name: &str,
+    req: &mut Request,
+) -> Result<Option<String>, ApiError> {
+    if !auth.enabled() {
+        return Ok(None);
+    }
+    let user = auth.user(req.headers())?;
+    let action = match (target, req.method()) {
+        (Target::Base, _) => {
+            return match user {
+                Some(u) => Ok(Some(u)),
+                None => Err(auth.unauthorized("authentication required")),
+            };
+        }
+        // Filtered by pull permission in `listing::catalog`.
+        (Target::Catalog, _) => return Ok(user),
+        (_, &Method::GET | &Method::HEAD) => Action::Pull,
+        (Target::Upload(..), &Method::DELETE) => Action::Push,
+        (_, &Method::DELETE) => Action::Delete,
+        _ => Action::Push,
+    };
+    auth.require(user.as_deref(), name, action)?;
+    if let Target::UploadStart(_) = target {
+        let q = query(req);
+        if let Some(from) = q.get("from") {
+            if q.contains_key("mount") && !auth.allows(user.as_deref(), from, Action::Pull) {
+                let rest: Vec<String> = q
+                    .iter()
+                    .filter(|(k, _)| *k != "mount" && *k != "from")
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect();
+                let uri = if rest.is_empty() {
+                    req.uri().path().to_string()
+                } else {
+                    format!("{}?{}", req.uri().path(), rest.join("&"))
+                };
+                if let Ok(u) = uri.parse() {
+                    *req.uri_mut() = u;
+                }
+            }
+        }
+    }
+    Ok(user)
 }
 
 #[cfg(test)]

@@ -62,7 +62,14 @@ pub fn tags(st: &AppState, name: &str, req: &Request) -> Result<Response, ApiErr
     ))
 }
 
-pub fn catalog(st: &AppState, req: &Request) -> Result<Response, ApiError> {
-    let (repos, link) = page(st.storage.repositories()?, req, "/v2/_catalog")?;
+/// Only the repositories `user` may pull.
+pub fn catalog(st: &AppState, user: Option<&str>, req: &Request) -> Result<Response, ApiError> {
+    let all: Vec<String> = st
+        .storage
+        .repositories()?
+        .into_iter()
+        .filter(|r| st.auth.allows(user, r, crate::config::Action::Pull))
+        .collect();
+    let (repos, link) = page(all, req, "/v2/_catalog")?;
     Ok(json_page(serde_json::json!({"repositories": repos}), link))
 }

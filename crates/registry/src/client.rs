@@ -83,6 +83,13 @@ fn url_origin(url: &Url) -> String {
     format!("{}://{}", url.scheme(), url_host_port(url))
 }
 
+/// The first `message` of a distribution-spec JSON error body.
+fn registry_message(resp: Response) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(&resp.text().ok()?).ok()?;
+    let m = v["errors"][0]["message"].as_str()?.trim();
+    (!m.is_empty()).then(|| m.to_string())
+}
+
 /// `503 service unavailable`
 pub(crate) fn status_text(status: reqwest::StatusCode) -> String {
     match status.canonical_reason() {
@@ -316,10 +323,19 @@ impl Client {
                         .collect();
                     auth = Some(self.auth.authenticate(&self.http, &areq, &challenges)?);
                 }
-                401 | 403 => {
+                401 => {
                     return Err(Failure::Fatal(Error::Unauthorized {
                         host: req.ep.host.clone(),
                     }))
+                }
+                403 => {
+                    let detail = registry_message(resp)
+                        .map(|m| format!(": {m}"))
+                        .unwrap_or_default();
+                    return Err(Failure::Fatal(Error::Denied {
+                        host: req.ep.host.clone(),
+                        detail,
+                    }));
                 }
                 s if is_retryable_status(s) => {
                     return Err(Failure::Retry {

@@ -13,6 +13,11 @@ pub enum Error {
     #[error("authentication required: run berth login {host}")]
     Unauthorized { host: String },
 
+    /// 403 from an API endpoint: the user is known but lacks the
+    /// permission; `detail` is the registry's own message, when it sent one.
+    #[error("access denied by {host}{detail}")]
+    Denied { host: String, detail: String },
+
     /// 404. `what` is `manifest HOST/REPO:REF` or `blob DIGEST in HOST/REPO`.
     #[error("{what} not found")]
     NotFound { host: String, what: String },

@@ -421,12 +421,28 @@ fn wrong_or_missing_credentials_are_unauthorized() {
 }
 
 #[test]
-fn forbidden_is_unauthorized() {
+fn forbidden_is_denied_with_the_registry_message() {
     let server = Server::start(|req, s| respond(s, req, 403, &[], b""));
     let err = client()
         .fetch_manifest(&server.host(), "a", "v1")
         .unwrap_err();
-    assert!(matches!(err, Error::Unauthorized { .. }), "{err}");
+    assert!(matches!(err, Error::Denied { .. }), "{err}");
+    assert_eq!(
+        err.to_string(),
+        format!("access denied by {}", server.host())
+    );
+    let body = br#"{"errors":[{"code":"DENIED","message":"user \"bob\" may not push a"}]}"#;
+    let server = Server::start(|req, s| respond(s, req, 403, &[], body));
+    let err = client()
+        .fetch_manifest(&server.host(), "a", "v1")
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "access denied by {}: user \"bob\" may not push a",
+            server.host()
+        )
+    );
 }
 
 #[test]

@@ -1,4 +1,4 @@
-//! `berth registry serve [--addr HOST:PORT] [--root DIR]`: the registry
+//! `berth registry serve [--addr HOST:PORT] [--root DIR] [--config FILE]`: the registry
 //! server of `berth-registry-server`, in the foreground until SIGTERM or
 //! SIGINT (then in-flight requests finish; unfinished uploads stay resumable).
 
@@ -10,7 +10,7 @@ pub const DEFAULT_ROOT: &str = "/var/lib/berth-registry";
 
 #[derive(clap::Subcommand)]
 pub enum Cmd {
-    /// Serve an OCI distribution registry (plain HTTP, no auth yet).
+    /// Serve an OCI distribution registry (plain HTTP; auth from --config).
     Serve(ServeArgs),
 }
 
@@ -19,6 +19,10 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:5000")]
     pub addr: String,
+    /// TOML file: `auth = "none" | "htpasswd"`, `htpasswd = FILE`, and
+    /// `[[access]]` rules (repository, user, actions).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
 }
 
 /// `root`: the `--root` given on the command line, if any.
@@ -30,6 +34,8 @@ pub fn run(root: Option<&Path>, cmd: Cmd) -> anyhow::Result<i32> {
 
 fn serve(root: Option<&Path>, a: ServeArgs) -> anyhow::Result<i32> {
     let root = root.map_or_else(|| PathBuf::from(DEFAULT_ROOT), Path::to_path_buf);
+    let auth = berth_registry_server::load_auth(a.config.as_deref())
+        .context("berth registry serve --config")?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -54,7 +60,7 @@ fn serve(root: Option<&Path>, a: ServeArgs) -> anyhow::Result<i32> {
             root.display(),
             a.addr
         );
-        berth_registry_server::serve(&a.addr, &root, shutdown).await
+        berth_registry_server::serve(&a.addr, &root, auth, shutdown).await
     })
     .with_context(|| format!("berth registry serve --addr {}", a.addr))?;
     Ok(0)

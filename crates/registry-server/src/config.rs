@@ -1,0 +1,193 @@
+//! `berth registry serve --config FILE`: a TOML file choosing the auth mode
+//! and the per-repository permissions.
+//!
+//! ```toml
+//! auth = "htpasswd"            # or "none" (the default)
+//! htpasswd = "/etc/berth/htpasswd"
+//! realm = "berth registry"     # optional
+//!
+//! [[access]]
+//! repository = "team/*"        # `*` matches any run of characters, `/` too
+//! user = "alice"               # a user of the htpasswd file, "*" for any
+//!                              # logged-in user, "anonymous" for no login
+//! actions = ["pull", "push", "delete"]
+//! ```
+
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("registry config {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("registry config {path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: toml::de::Error,
+    },
+    #[error("registry config {path}: auth = \"htpasswd\" needs `htpasswd = \"FILE\"`")]
+    NoHtpasswd { path: PathBuf },
+}
+
+/// How clients prove who they are.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMode {
+    /// Everyone may do everything (the default, for loopback use).
+    #[default]
+    None,
+    /// HTTP Basic against an `htpasswd -B` file.
+    Htpasswd,
+}
+
+/// What a request may do to a repository.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Pull,
+    Push,
+    Delete,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Pull => "pull",
+            Action::Push => "push",
+            Action::Delete => "delete",
+        }
+    }
+}
+
+/// One permission rule: `user` may do `actions` on repositories matching
+/// `repository`. Rules add up; nothing is allowed that no rule grants.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rule {
+    pub repository: String,
+    pub user: String,
+    pub actions: Vec<Action>,
+}
+
+/// The user name rules use for requests without credentials.
+pub const ANONYMOUS: &str = "anonymous";
+
+impl Rule {
+    /// Whether this rule speaks about `user` (`None`: not logged in).
+    pub fn applies_to(&self, user: Option<&str>) -> bool {
+        match user {
+            None => self.user == ANONYMOUS,
+            Some(u) => self.user == "*" || self.user == u,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub auth: AuthMode,
+    /// The `htpasswd -B` file (relative paths: to the config file's directory).
+    pub htpasswd: Option<PathBuf>,
+    /// The realm of the Basic challenge.
+    pub realm: Option<String>,
+    #[serde(default)]
+    pub access: Vec<Rule>,
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut c: Config = toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        if let Some(h) = &c.htpasswd {
+            if h.is_relative() {
+                let dir = path.parent().unwrap_or(Path::new("."));
+                c.htpasswd = Some(dir.join(h));
+            }
+        }
+        if c.auth == AuthMode::Htpasswd && c.htpasswd.is_none() {
+            return Err(ConfigError::NoHtpasswd {
+                path: path.to_path_buf(),
+            });
+        }
+        Ok(c)
+    }
+}
+
+/// `*` matches any run of characters (including `/`), `?` one character;
+/// everything else matches itself.
+pub fn glob_match(pattern: &str, s: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let s: Vec<char> = s.chars().collect();
+    let (mut pi, mut si) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while si < s.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == s[si]) {
+            pi += 1;
+            si += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some((pi, si));
+            pi += 1;
+        } else if let Some((sp, ss)) = star {
+            pi = sp + 1;
+            si = ss + 1;
+            star = Some((sp, ss + 1));
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == '*')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs_match_prefixes_and_whole_names() {
+        assert!(glob_match("team/*", "team/a"));
+        assert!(glob_match("team/*", "team/a/b"));
+        assert!(!glob_match("team/*", "teams/a"));
+        assert!(!glob_match("team/*", "other/team/a"));
+        assert!(glob_match("*", "x"));
+        assert!(glob_match("a?c", "abc"));
+        assert!(glob_match("lib", "lib"));
+        assert!(!glob_match("lib", "library"));
+        assert!(glob_match("*/app", "x/y/app"));
+    }
+
+    #[test]
+    fn config_parses_and_rejects_unknown_keys_and_modes() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.toml");
+        std::fs::write(
+            &p,
+            "auth = \"htpasswd\"\nhtpasswd = \"pw\"\n[[access]]\nrepository = \"team/*\"\nuser = \"alice\"\nactions = [\"pull\", \"push\"]\n",
+        )
+        .unwrap();
+        let c = Config::load(&p).unwrap();
+        assert_eq!(c.auth, AuthMode::Htpasswd);
+        assert_eq!(c.htpasswd, Some(dir.path().join("pw")));
+        assert_eq!(c.access[0].actions, vec![Action::Pull, Action::Push]);
+        assert!(c.access[0].applies_to(Some("alice")));
+        assert!(!c.access[0].applies_to(None));
+
+        std::fs::write(&p, "auth = \"kerberos\"\n").unwrap();
+        let e = Config::load(&p).unwrap_err().to_string();
+        assert!(e.contains("c.toml") && e.contains("kerberos"), "{e}");
+        std::fs::write(&p, "auth = \"htpasswd\"\n").unwrap();
+        let e = Config::load(&p).unwrap_err().to_string();
+        assert!(e.contains("needs `htpasswd"), "{e}");
+        std::fs::write(&p, "auth = \"none\"\n[[access]]\nrepo = \"x\"\n").unwrap();
+        assert!(Config::load(&p).is_err());
+    }
+}

@@ -3,10 +3,14 @@
 //!
 //! A request without the permission it needs gets `401 UNAUTHORIZED` with a
 //! Basic challenge when it came without credentials (so clients log in), and
-//! `403 DENIED` when the user it came from lacks the action.
+//! `403 DENIED` when the user it came from lacks the action. In token mode
+//! ([`crate::token`]) it gets `401` with a Bearer challenge naming the scope
+//! it needs (`error="insufficient_scope"` when its token lacked it,
+//! `error="invalid_token"` when the token was bad or expired).
 
-use crate::config::{Action, AuthMode, Config, Rule};
+use crate::config::{Action, AuthMode, Config, Rule, ANONYMOUS};
 use crate::error::ApiError;
+use crate::token::{Access, Claims, Issuer, TokenError};
 use axum::http::{header, HeaderMap, StatusCode};
 use base64::Engine;
 use std::collections::HashMap;
@@ -15,6 +19,8 @@ use std::sync::Mutex;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
+    #[error(transparent)]
+    Token(#[from] TokenError),
     #[error("htpasswd file {path}: {source}")]
     Read {
         path: PathBuf,
@@ -68,10 +74,29 @@ impl Htpasswd {
     }
 }
 
+/// Who a request comes from.
+#[derive(Debug, Default)]
+pub struct Identity {
+    /// `None`: anonymous.
+    pub user: Option<String>,
+    /// Token mode: the claims of its valid token.
+    pub claims: Option<Claims>,
+    /// Token mode: why its token was refused.
+    pub invalid: Option<String>,
+}
+
+/// Token mode: the issuer and the realm the challenge names.
+#[derive(Debug)]
+struct TokenMode {
+    issuer: Issuer,
+    realm: String,
+}
+
 /// The registry's access policy.
 #[derive(Debug)]
 pub struct Auth {
     mode: AuthMode,
+    token: Option<TokenMode>,
     htpasswd: Htpasswd,
     rules: Vec<Rule>,
     realm: String,
@@ -85,6 +110,7 @@ impl Auth {
     pub fn none() -> Auth {
         Auth {
             mode: AuthMode::None,
+            token: None,
             htpasswd: Htpasswd::default(),
             rules: Vec::new(),
             realm: String::new(),
@@ -92,13 +118,35 @@ impl Auth {
         }
     }
 
-    pub fn from_config(c: &Config) -> Result<Auth, AuthError> {
+    /// `root`: where a generated token key goes; `addr`: the listen
+    /// address, for the default token realm.
+    pub fn from_config(c: &Config, root: &Path, addr: &str) -> Result<Auth, AuthError> {
         let htpasswd = match (&c.auth, &c.htpasswd) {
-            (AuthMode::Htpasswd, Some(p)) => Htpasswd::load(p)?,
-            _ => Htpasswd::default(),
+            (AuthMode::None, _) | (_, None) => Htpasswd::default(),
+            (_, Some(p)) => Htpasswd::load(p)?,
+        };
+        let token = match c.auth {
+            AuthMode::Token => {
+                let t = &c.token;
+                let name = || "berth-registry".to_string();
+                let issuer = Issuer::new(
+                    &t.key.clone().unwrap_or_else(|| root.join("token-key.pk8")),
+                    &t.trusted_keys,
+                    t.issuer.clone().unwrap_or_else(name),
+                    t.service.clone().unwrap_or_else(name),
+                    t.expires_in.unwrap_or(300),
+                )?;
+                let realm = t
+                    .realm
+                    .clone()
+                    .unwrap_or_else(|| format!("http://{addr}/token"));
+                Some(TokenMode { issuer, realm })
+            }
+            _ => None,
         };
         Ok(Auth {
             mode: c.auth,
+            token,
             htpasswd,
             rules: c.access.clone(),
             realm: c
@@ -113,8 +161,40 @@ impl Auth {
         self.mode != AuthMode::None
     }
 
-    /// The user of a request: `Ok(None)` without credentials; 401 when the
-    /// credentials are wrong.
+    /// Who a request comes from: Basic credentials (401 when wrong), or in
+    /// token mode a bearer token (a bad one is kept as `invalid`).
+    pub fn identify(&self, headers: &HeaderMap) -> Result<Identity, ApiError> {
+        let Some(t) = &self.token else {
+            return Ok(Identity {
+                user: self.user(headers)?,
+                ..Identity::default()
+            });
+        };
+        let Some(v) = headers.get(header::AUTHORIZATION) else {
+            return Ok(Identity::default());
+        };
+        let v = String::from_utf8_lossy(v.as_bytes());
+        let Some(jwt) = v.strip_prefix("Bearer ") else {
+            return Ok(Identity {
+                invalid: Some("a bearer token is required".into()),
+                ..Identity::default()
+            });
+        };
+        Ok(match t.issuer.verify(jwt.trim()) {
+            Ok(c) => Identity {
+                user: (c.sub != ANONYMOUS && !c.sub.is_empty()).then(|| c.sub.clone()),
+                claims: Some(c),
+                invalid: None,
+            },
+            Err(e) => Identity {
+                invalid: Some(e.to_string()),
+                ..Identity::default()
+            },
+        })
+    }
+
+    /// The user of Basic credentials: `Ok(None)` without any; 401 when they
+    /// are wrong.
     pub fn user(&self, headers: &HeaderMap) -> Result<Option<String>, ApiError> {
         let Some(v) = headers.get(header::AUTHORIZATION) else {
             return Ok(None);
@@ -148,8 +228,17 @@ impl Auth {
         Ok(Some(user.to_string()))
     }
 
-    /// Whether `user` may do `action` on `repo`.
-    pub fn allows(&self, user: Option<&str>, repo: &str, action: Action) -> bool {
+    /// Whether the request of `id` may do `action` on `repo`: by its token
+    /// in token mode, by the rules otherwise.
+    pub fn allows(&self, id: &Identity, repo: &str, action: Action) -> bool {
+        if self.token.is_some() {
+            return id.claims.as_ref().is_some_and(|c| c.grants(repo, action));
+        }
+        self.rules_allow(id.user.as_deref(), repo, action)
+    }
+
+    /// Whether the rules let `user` do `action` on `repo`.
+    pub fn rules_allow(&self, user: Option<&str>, repo: &str, action: Action) -> bool {
         if !self.enabled() {
             return true;
         }
@@ -168,13 +257,60 @@ impl Auth {
         )
     }
 
-    /// Refuses `action` on `repo` unless `user` has it: 401 when not logged
-    /// in, 403 `DENIED` otherwise.
-    pub fn require(&self, user: Option<&str>, repo: &str, action: Action) -> Result<(), ApiError> {
-        if self.allows(user, repo, action) {
+    /// 401 with a Bearer challenge for `scope` (token mode).
+    fn bearer_challenge(&self, id: &Identity, scope: Option<String>, msg: &str) -> ApiError {
+        let Some(t) = &self.token else {
+            return self.unauthorized(msg);
+        };
+        let mut c = format!(
+            "Bearer realm=\"{}\",service=\"{}\"",
+            t.realm, t.issuer.service
+        );
+        if let Some(s) = scope {
+            c.push_str(&format!(",scope=\"{s}\""));
+        }
+        let (err, msg) = match (&id.invalid, &id.claims) {
+            (Some(why), _) => ("invalid_token", why.clone()),
+            (None, Some(_)) => ("insufficient_scope", msg.to_string()),
+            (None, None) => ("", msg.to_string()),
+        };
+        if !err.is_empty() {
+            c.push_str(&format!(",error=\"{err}\""));
+        }
+        ApiError::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", msg)
+            .with_header(header::WWW_AUTHENTICATE, c)
+    }
+
+    /// `/v2/`: any authenticated user (token mode: any valid token).
+    pub fn require_login(&self, id: &Identity) -> Result<(), ApiError> {
+        if !self.enabled() || id.user.is_some() || id.claims.is_some() {
             return Ok(());
         }
-        match user {
+        Err(self.bearer_challenge(id, None, "authentication required"))
+    }
+
+    /// Refuses `action` on `repo` unless `id` has it: 401 when not logged
+    /// in (or, in token mode, without a token granting it), 403 `DENIED`
+    /// otherwise.
+    pub fn require(&self, id: &Identity, repo: &str, action: Action) -> Result<(), ApiError> {
+        if self.allows(id, repo, action) {
+            return Ok(());
+        }
+        if self.token.is_some() {
+            let actions = match action {
+                Action::Push => "pull,push".to_string(),
+                a => a.as_str().to_string(),
+            };
+            return Err(self.bearer_challenge(
+                id,
+                Some(format!("repository:{repo}:{actions}")),
+                &format!(
+                    "authentication required to {} {repo}: the token does not grant it",
+                    action.as_str()
+                ),
+            ));
+        }
+        match id.user.as_deref() {
             None => Err(self.unauthorized(&format!(
                 "authentication required to {} {repo}",
                 action.as_str()
@@ -189,12 +325,55 @@ impl Auth {
             )),
         }
     }
+
+    /// `GET /token?service=…&scope=…` (token mode): a token granting the
+    /// part of the requested actions the rules allow the caller.
+    pub fn issue_token(&self, headers: &HeaderMap, query: &str) -> Result<String, ApiError> {
+        let Some(t) = &self.token else {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "UNSUPPORTED",
+                "this registry does not issue tokens (auth is not \"token\")",
+            ));
+        };
+        let user = self.user(headers)?;
+        let access: Vec<Access> = crate::token::parse_scopes(query)
+            .into_iter()
+            .map(|(name, asked)| {
+                let asked: Vec<Action> = if asked.iter().any(|a| a == "*") {
+                    vec![Action::Pull, Action::Push, Action::Delete]
+                } else {
+                    [Action::Pull, Action::Push, Action::Delete]
+                        .into_iter()
+                        .filter(|a| asked.iter().any(|x| x == a.as_str()))
+                        .collect()
+                };
+                let actions = asked
+                    .into_iter()
+                    .filter(|a| self.rules_allow(user.as_deref(), &name, *a))
+                    .map(|a| a.as_str().to_string())
+                    .collect();
+                Access {
+                    kind: "repository".into(),
+                    name,
+                    actions,
+                }
+            })
+            .collect();
+        let (jwt, iat) = t.issuer.sign(user.as_deref().unwrap_or(ANONYMOUS), access);
+        Ok(serde_json::json!({
+            "token": jwt,
+            "access_token": jwt,
+            "expires_in": t.issuer.lifetime,
+            "issued_at": crate::token::rfc3339(iat),
+        })
+        .to_string())
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::ANONYMOUS;
 
     fn auth(rules: Vec<Rule>) -> Auth {
         let hash = bcrypt::hash("secret", 4).unwrap();
@@ -238,22 +417,28 @@ mod tests {
             rule("public/*", ANONYMOUS, &[Action::Pull]),
             rule("public/*", "*", &[Action::Pull]),
         ]);
-        assert!(a.allows(Some("alice"), "team/x", Action::Push));
-        assert!(!a.allows(Some("alice"), "team/x", Action::Delete));
-        assert!(!a.allows(Some("alice"), "other/x", Action::Pull));
-        assert!(a.allows(None, "public/x", Action::Pull));
-        assert!(!a.allows(None, "team/x", Action::Pull));
-        assert!(a.allows(Some("bob"), "public/x", Action::Pull));
+        let id = |u: Option<&str>| Identity {
+            user: u.map(str::to_string),
+            ..Identity::default()
+        };
+        assert!(a.allows(&id(Some("alice")), "team/x", Action::Push));
+        assert!(!a.allows(&id(Some("alice")), "team/x", Action::Delete));
+        assert!(!a.allows(&id(Some("alice")), "other/x", Action::Pull));
+        assert!(a.allows(&id(None), "public/x", Action::Pull));
+        assert!(!a.allows(&id(None), "team/x", Action::Pull));
+        assert!(a.allows(&id(Some("bob")), "public/x", Action::Pull));
         assert_eq!(
-            a.require(None, "team/x", Action::Pull).unwrap_err().status,
+            a.require(&id(None), "team/x", Action::Pull)
+                .unwrap_err()
+                .status,
             StatusCode::UNAUTHORIZED
         );
         assert_eq!(
-            a.require(Some("alice"), "team/x", Action::Delete)
+            a.require(&id(Some("alice")), "team/x", Action::Delete)
                 .unwrap_err()
                 .code,
             "DENIED"
         );
-        assert!(Auth::none().allows(None, "x", Action::Delete));
+        assert!(Auth::none().allows(&id(None), "x", Action::Delete));
     }
 }

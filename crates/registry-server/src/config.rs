@@ -12,6 +12,19 @@
 //!                              # logged-in user, "anonymous" for no login
 //! actions = ["pull", "push", "delete"]
 //! ```
+//!
+//! `auth = "token"` adds a `[token]` table (every key optional):
+//!
+//! ```toml
+//! [token]
+//! realm = "http://registry.example:5000/token"  # default: http://ADDR/token
+//! service = "berth-registry"   # the tokens' audience
+//! issuer = "berth-registry"
+//! expires_in = 300             # seconds
+//! key = "token.pk8"            # Ed25519 PKCS#8; default ROOT/token-key.pk8,
+//!                              # generated at first start
+//! trusted_keys = ["other-issuer.pub"]  # Ed25519 public keys (PEM or DER)
+//! ```
 
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -41,6 +54,22 @@ pub enum AuthMode {
     None,
     /// HTTP Basic against an `htpasswd -B` file.
     Htpasswd,
+    /// Bearer tokens, issued at `/token` (credentials from the htpasswd
+    /// file, when there is one) or by a trusted external issuer.
+    Token,
+}
+
+/// The `[token]` table.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    pub realm: Option<String>,
+    pub service: Option<String>,
+    pub issuer: Option<String>,
+    pub expires_in: Option<u64>,
+    pub key: Option<PathBuf>,
+    #[serde(default)]
+    pub trusted_keys: Vec<PathBuf>,
 }
 
 /// What a request may do to a repository.
@@ -95,6 +124,8 @@ pub struct Config {
     /// The realm of the Basic challenge.
     pub realm: Option<String>,
     #[serde(default)]
+    pub token: TokenConfig,
+    #[serde(default)]
     pub access: Vec<Rule>,
 }
 
@@ -108,12 +139,19 @@ impl Config {
             path: path.to_path_buf(),
             source,
         })?;
-        if let Some(h) = &c.htpasswd {
-            if h.is_relative() {
-                let dir = path.parent().unwrap_or(Path::new("."));
-                c.htpasswd = Some(dir.join(h));
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let abs = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = dir.join(&*p);
             }
+        };
+        if let Some(p) = c.htpasswd.as_mut() {
+            abs(p);
         }
+        if let Some(p) = c.token.key.as_mut() {
+            abs(p);
+        }
+        c.token.trusted_keys.iter_mut().for_each(abs);
         if c.auth == AuthMode::Htpasswd && c.htpasswd.is_none() {
             return Err(ConfigError::NoHtpasswd {
                 path: path.to_path_buf(),

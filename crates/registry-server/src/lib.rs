@@ -7,9 +7,10 @@
 //!
 //! Auth ([`auth`], configured by [`config`]) is checked in [`handle`] before
 //! any handler runs: each endpoint maps to a pull, push or delete of one
-//! repository. `GET /health` answers without auth.
+//! repository. `GET /health` answers without auth; in token mode `GET
+//! /token` issues tokens ([`token`]).
 //!
-//! Not in this slice (issue 6): token auth, TLS, blob DELETE, the referrers
+//! Not in this slice (issue 6): TLS, blob DELETE, the referrers
 //! API, garbage collection, the S3 backend, pull-through caching.
 
 pub mod auth;
@@ -20,9 +21,10 @@ mod listing;
 mod manifests;
 pub mod names;
 pub mod storage;
+pub mod token;
 mod uploads;
 
-use auth::Auth;
+use auth::{Auth, Identity};
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method, StatusCode};
@@ -94,11 +96,12 @@ impl AppState {
 
 type Shared = Arc<AppState>;
 
-/// The access policy of `--config FILE` (none without one).
-pub fn load_auth(config: Option<&Path>) -> Result<Auth, ServeError> {
+/// The access policy of `--config FILE` (none without one); `root` and
+/// `addr` as for [`Auth::from_config`].
+pub fn load_auth(config: Option<&Path>, root: &Path, addr: &str) -> Result<Auth, ServeError> {
     match config {
         None => Ok(Auth::none()),
-        Some(p) => Ok(Auth::from_config(&config::Config::load(p)?)?),
+        Some(p) => Ok(Auth::from_config(&config::Config::load(p)?, root, addr)?),
     }
 }
 
@@ -203,6 +206,14 @@ async fn handle(st: Shared, mut req: Request) -> Result<Response, ApiError> {
             .body(Body::from(r#"{"status":"ok"}"#))
             .expect("static response"));
     }
+    if path == "/token" && *req.method() == Method::GET {
+        let q = req.uri().query().unwrap_or("");
+        let body = st.auth.issue_token(req.headers(), q)?;
+        return Ok(Response::builder()
+            .header("content-type", "application/json")
+            .body(Body::from(body))
+            .expect("token response"));
+    }
     let Some(target) = route(&path) else {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
@@ -222,13 +233,13 @@ async fn handle(st: Shared, mut req: Request) -> Result<Response, ApiError> {
         return Err(ApiError::name_invalid(name));
     }
     let m = req.method().clone();
-    let user = authorize(&st.auth, &target, name, &mut req)?;
+    let id = authorize(&st.auth, &target, name, &mut req)?;
     match (target, m) {
         (Target::Base, Method::GET | Method::HEAD) => Ok(Response::builder()
             .header("content-type", "application/json")
             .body(Body::from("{}"))
             .expect("static response")),
-        (Target::Catalog, Method::GET) => listing::catalog(&st, user.as_deref(), &req),
+        (Target::Catalog, Method::GET) => listing::catalog(&st, id.user.as_deref(), &req),
         (Target::Tags(n), Method::GET) => listing::tags(&st, n, &req),
         (Target::Manifest(n, r), Method::GET) => manifests::get(&st, n, r, true),
         (Target::Manifest(n, r), Method::HEAD) => manifests::get(&st, n, r, false),
@@ -266,38 +277,33 @@ async fn handle(st: Shared, mut req: Request) -> Result<Response, ApiError> {
     }
 }
 
-/// Checks that the request's user may do what the request does to `name`;
-/// the user (`None`: anonymous). A mount from a repository the user may not
+/// Checks that the request may do what it does to `name`; who it comes
+/// from. A mount from a repository the user may not
 /// pull is dropped, so the request becomes a plain upload (as the spec allows).
 fn authorize(
     auth: &Auth,
     target: &Target<'_>,
     name: &str,
     req: &mut Request,
-) -> Result<Option<String>, ApiError> {
+) -> Result<Identity, ApiError> {
     if !auth.enabled() {
-        return Ok(None);
+        return Ok(Identity::default());
     }
-    let user = auth.user(req.headers())?;
+    let id = auth.identify(req.headers())?;
     let action = match (target, req.method()) {
-        (Target::Base, _) => {
-            return match user {
-                Some(u) => Ok(Some(u)),
-                None => Err(auth.unauthorized("authentication required")),
-            };
-        }
-        // Filtered by pull permission in `listing::catalog`.
-        (Target::Catalog, _) => return Ok(user),
+        (Target::Base, _) => return auth.require_login(&id).map(|()| id),
+        // Filtered by the rules' pull permission in `listing::catalog`.
+        (Target::Catalog, _) => return Ok(id),
         (_, &Method::GET | &Method::HEAD) => Action::Pull,
         (Target::Upload(..), &Method::DELETE) => Action::Push,
         (_, &Method::DELETE) => Action::Delete,
         _ => Action::Push,
     };
-    auth.require(user.as_deref(), name, action)?;
+    auth.require(&id, name, action)?;
     if let Target::UploadStart(_) = target {
         let q = query(req);
         if let Some(from) = q.get("from") {
-            if q.contains_key("mount") && !auth.allows(user.as_deref(), from, Action::Pull) {
+            if q.contains_key("mount") && !auth.allows(&id, from, Action::Pull) {
                 let rest: Vec<String> = q
                     .iter()
                     .filter(|(k, _)| *k != "mount" && *k != "from")
@@ -314,7 +320,7 @@ fn authorize(
             }
         }
     }
-    Ok(user)
+    Ok(id)
 }
 
 #[cfg(test)]

@@ -68,7 +68,7 @@ pub fn catalog(st: &AppState, user: Option<&str>, req: &Request) -> Result<Respo
         .storage
         .repositories()?
         .into_iter()
-        .filter(|r| st.auth.allows(user, r, crate::config::Action::Pull))
+        .filter(|r| st.auth.rules_allow(user, r, crate::config::Action::Pull))
         .collect();
     let (repos, link) = page(all, req, "/v2/_catalog")?;
     Ok(json_page(serde_json::json!({"repositories": repos}), link))

@@ -19,8 +19,8 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:5000")]
     pub addr: String,
-    /// TOML file: `auth = "none" | "htpasswd"`, `htpasswd = FILE`, and
-    /// `[[access]]` rules (repository, user, actions).
+    /// TOML file: `auth = "none" | "htpasswd" | "token"`, `htpasswd = FILE`,
+    /// a `[token]` table, and `[[access]]` rules (repository, user, actions).
     #[arg(long)]
     pub config: Option<PathBuf>,
 }
@@ -34,7 +34,7 @@ pub fn run(root: Option<&Path>, cmd: Cmd) -> anyhow::Result<i32> {
 
 fn serve(root: Option<&Path>, a: ServeArgs) -> anyhow::Result<i32> {
     let root = root.map_or_else(|| PathBuf::from(DEFAULT_ROOT), Path::to_path_buf);
-    let auth = berth_registry_server::load_auth(a.config.as_deref())
+    let auth = berth_registry_server::load_auth(a.config.as_deref(), &root, &a.addr)
         .context("berth registry serve --config")?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

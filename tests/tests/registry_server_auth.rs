@@ -461,7 +461,10 @@ fn berth_and_skopeo_push_and_pull_through_the_token_flow() {
     let r2 = reg.image_ref("team/bobs:1");
     s2.ok(&["tag", &r, &r2]);
     let err = fails(&s2, &["push", &r2]);
-    assert!(err.contains("authentication required"), "{err}");
+    assert!(
+        err.contains("access denied by") && err.contains("\"bob\" may not push team/bobs"),
+        "{err}"
+    );
 
     let dest = format!("docker://{}", reg.image_ref("team/sk:1"));
     let src = busybox().reference("latest");
@@ -489,7 +492,7 @@ fn berth_and_skopeo_push_and_pull_through_the_token_flow() {
 
 #[test]
 fn tokens_grant_only_what_the_rules_allow_and_bad_ones_are_401() {
-    let (reg, _keys) = token_registry();
+    let (mut reg, _keys) = token_registry();
     let r = reg.req("GET", "/v2/", &[], b"");
     assert_eq!((r.status, code(&r)), (401, "UNAUTHORIZED".to_string()));
     let realm = format!(
@@ -535,7 +538,22 @@ fn tokens_grant_only_what_the_rules_allow_and_bad_ones_are_401() {
             .status,
         200
     );
+    // bob may never push there: 403, not a request for another token.
     let r = reg.req("POST", "/v2/team/x/blobs/uploads/", &h, b"");
+    assert_eq!((r.status, code(&r)), (403, "DENIED".to_string()));
+    // alice may push, but this token of hers is for pull only: 401 asking
+    // for the scope she needs.
+    let pull_only = get_token(
+        &reg,
+        Some(&basic("alice", "alice-pw")),
+        "repository:team/x:pull",
+    );
+    let r = reg.req(
+        "POST",
+        "/v2/team/x/blobs/uploads/",
+        &[("Authorization", &bearer(&pull_only))],
+        b"",
+    );
     assert_eq!(r.status, 401);
     assert!(
         r.header("www-authenticate")
@@ -597,6 +615,17 @@ fn tokens_grant_only_what_the_rules_allow_and_bad_ones_are_401() {
     assert_eq!(cat(&bob), json!(["team/x"]));
     // No auth on /health.
     assert_eq!(reg.req("GET", "/health", &[], b"").status, 200);
+    // The signing key was generated under the root, private; it is kept, so
+    // tokens outlive a restart.
+    use std::os::unix::fs::PermissionsExt;
+    let key = reg.root().join("token-key.pk8");
+    let mode = std::fs::metadata(&key).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "{}", key.display());
+    reg.restart();
+    assert_eq!(
+        reg.req("GET", "/v2/", &[("Authorization", &a)], b"").status,
+        200
+    );
 }
 
 #[test]

@@ -297,6 +297,13 @@ impl Auth {
             return Ok(());
         }
         if self.token.is_some() {
+            // A user of our htpasswd file whom the rules refuse: no token
+            // could help, so say so (403) rather than ask for another (401).
+            if let Some(u) = id.user.as_deref() {
+                if self.htpasswd.users.contains_key(u) && !self.rules_allow(Some(u), repo, action) {
+                    return Err(denied(u, repo, action));
+                }
+            }
             let actions = match action {
                 Action::Push => "pull,push".to_string(),
                 a => a.as_str().to_string(),
@@ -315,14 +322,7 @@ impl Auth {
                 "authentication required to {} {repo}",
                 action.as_str()
             ))),
-            Some(u) => Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "DENIED",
-                format!(
-                    "requested access to the resource is denied: user {u:?} may not {} {repo}",
-                    action.as_str()
-                ),
-            )),
+            Some(u) => Err(denied(u, repo, action)),
         }
     }
 
@@ -369,6 +369,18 @@ impl Auth {
         })
         .to_string())
     }
+}
+
+/// 403 `DENIED`: `user` may not do `action` on `repo`.
+fn denied(user: &str, repo: &str, action: Action) -> ApiError {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        "DENIED",
+        format!(
+            "requested access to the resource is denied: user {user:?} may not {} {repo}",
+            action.as_str()
+        ),
+    )
 }
 
 #[cfg(test)]

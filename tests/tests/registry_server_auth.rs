@@ -160,6 +160,13 @@ fn berth_login_push_and_pull_with_htpasswd_and_permissions() {
     s.ok(&["login", "-u", "alice", "-p", "alice-pw", &reg.addr]);
     let out = s.ok(&["push", &r]);
     assert!(out.contains(": Pushed"), "{out}");
+    // public/* is open to anonymous pulls: a store that never logged in.
+    let public = reg.image_ref("public/app:1");
+    s.ok(&["tag", &r, &public]);
+    s.ok(&["push", &public]);
+    let anon = Store::new();
+    anon.ok(&["pull", &public]);
+    assert_eq!(anon.inspect(&public)["Id"], id);
 
     // bob may pull team/*, not push there.
     let s2 = Store::new();
@@ -454,6 +461,15 @@ fn berth_and_skopeo_push_and_pull_through_the_token_flow() {
     s.ok(&["login", "-u", "alice", "-p", "alice-pw", &reg.addr]);
     let out = s.ok(&["push", &r]);
     assert!(out.contains(": Pushed"), "{out}");
+    // An anonymous token is enough for public/*.
+    let public = reg.image_ref("public/app:1");
+    s.ok(&["tag", &r, &public]);
+    s.ok(&["push", &public]);
+    let anon = Store::new();
+    anon.ok(&["pull", &public]);
+    assert_eq!(anon.inspect(&public)["Id"], id);
+    let err = fails(&anon, &["pull", &r]);
+    assert!(err.contains("authentication required"), "{err}");
     let s2 = Store::new();
     s2.ok(&["login", "-u", "bob", "-p", "bob-pw", &reg.addr]);
     s2.ok(&["pull", &r]);

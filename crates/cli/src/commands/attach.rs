@@ -52,7 +52,13 @@ pub fn session(
             }
             Ok(0)
         }
-        End::Exited => Ok(eng.wait_exit(rec, None)?.exit_code),
+        End::Exited => {
+            let code = eng.wait_exit(rec, None)?.exit_code;
+            if berth_engine::Config::parse(rec).is_ok_and(|c| c.auto_remove) {
+                eng.wait_removed(&rec.id, std::time::Duration::from_secs(10))?;
+            }
+            Ok(code)
+        }
     }
 }
 

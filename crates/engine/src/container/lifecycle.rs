@@ -322,6 +322,16 @@ impl Engine {
         }
     }
 
+    /// Waits (up to `limit`) until a `--rm` container's row is gone, so a
+    /// foreground `run --rm` returns only once the container is removed.
+    pub fn wait_removed(&self, id: &str, limit: Duration) -> Result<()> {
+        let deadline = Instant::now() + limit;
+        while self.db.get(id)?.is_some() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        Ok(())
+    }
+
     /// Removes a container; a running one only with `force` (SIGKILL);
     /// its anonymous volumes too with `volumes`.
     pub fn remove(&self, rec: &Record, force: bool, volumes: bool) -> Result<()> {

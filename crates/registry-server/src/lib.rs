@@ -10,8 +10,11 @@
 //! repository. `GET /health` answers without auth; in token mode `GET
 //! /token` issues tokens ([`token`]).
 //!
-//! Not in this slice (issue 6): TLS, blob DELETE, the referrers
-//! API, garbage collection, the S3 backend, pull-through caching.
+//! Blob `DELETE` only unlinks a blob from its repository; `gc` removes
+//! the bytes nothing references any more. The referrers API is in
+//! `referrers`.
+//!
+//! Not yet (issue 6): TLS, the S3 backend, pull-through caching.
 
 pub mod auth;
 mod blobs;
@@ -19,6 +22,7 @@ pub mod config;
 pub mod error;
 mod listing;
 mod manifests;
+mod referrers;
 pub mod names;
 pub mod storage;
 pub mod token;
@@ -156,6 +160,7 @@ enum Target<'a> {
     Blob(&'a str, &'a str),
     UploadStart(&'a str),
     Upload(&'a str, &'a str),
+    Referrers(&'a str, &'a str),
 }
 
 fn route(path: &str) -> Option<Target<'_>> {
@@ -180,6 +185,7 @@ fn route(path: &str) -> Option<Target<'_>> {
         "manifests" => Some(Target::Manifest(name, last)),
         "uploads" => name.strip_suffix("/blobs").map(|n| Target::Upload(n, last)),
         "blobs" => Some(Target::Blob(name, last)),
+        "referrers" => Some(Target::Referrers(name, last)),
         _ => None,
     }
 }
@@ -227,7 +233,8 @@ async fn handle(st: Shared, mut req: Request) -> Result<Response, ApiError> {
         | Target::Manifest(n, _)
         | Target::Blob(n, _)
         | Target::UploadStart(n)
-        | Target::Upload(n, _) => n,
+        | Target::Upload(n, _)
+        | Target::Referrers(n, _) => n,
     };
     if !name.is_empty() && !names::valid_name(name) {
         return Err(ApiError::name_invalid(name));
@@ -241,6 +248,7 @@ async fn handle(st: Shared, mut req: Request) -> Result<Response, ApiError> {
             .expect("static response")),
         (Target::Catalog, Method::GET) => listing::catalog(&st, id.user.as_deref(), &req),
         (Target::Tags(n), Method::GET) => listing::tags(&st, n, &req),
+        (Target::Referrers(n, d), Method::GET) => referrers::get(&st, n, d, &req),
         (Target::Manifest(n, r), Method::GET) => manifests::get(&st, n, r, true),
         (Target::Manifest(n, r), Method::HEAD) => manifests::get(&st, n, r, false),
         (Target::Manifest(n, r), Method::PUT) => {
@@ -257,6 +265,7 @@ async fn handle(st: Shared, mut req: Request) -> Result<Response, ApiError> {
             drop(req);
             blobs::get(&st, &n, &d, range.as_deref(), m == Method::GET).await
         }
+        (Target::Blob(n, d), Method::DELETE) => blobs::delete(&st, n, d),
         (Target::UploadStart(n), Method::POST) => {
             let n = n.to_string();
             uploads::start(&st, &n, req).await
@@ -347,6 +356,10 @@ mod tests {
         assert_eq!(
             route("/v2/x/y/blobs/uploads/abc"),
             Some(Target::Upload("x/y", "abc"))
+        );
+        assert_eq!(
+            route("/v2/a/b/referrers/sha256:00"),
+            Some(Target::Referrers("a/b", "sha256:00"))
         );
         assert_eq!(route("/v3/x"), None);
         assert_eq!(route("/v2/x/other/thing"), None);

@@ -7,6 +7,9 @@
 //! repositories/<name>/_blobs/<alg>/<hex>     the blob belongs to the repository (empty file)
 //! repositories/<name>/_manifests/<alg>/<hex> the manifest belongs to it (holds its media type)
 //! repositories/<name>/_tags/<tag>            holds the digest the tag points at
+//! repositories/<name>/_referrers/<alg>/<subject hex>/<alg>-<hex>
+//!                                            a manifest whose subject is that digest
+//!                                            (holds its descriptor as JSON)
 //! ```
 //!
 //! Name components start with a letter or digit, so `_blobs`, `_manifests`
@@ -159,6 +162,12 @@ impl FsStorage {
         self.write_atomic(&p, b"")
     }
 
+    /// Removes blob `d` from `repo` (the bytes stay for other repositories
+    /// and gc); `false` when it was not linked there.
+    pub fn unlink_blob(&self, repo: &str, d: &Digest) -> Result<bool> {
+        remove_opt(&self.blob_link(repo, d))
+    }
+
     /// Moves a verified file (same filesystem) to `blobs/` and links it into
     /// `repo`. A blob that is already there is kept as it is.
     pub fn commit_file(&self, file: &Path, d: &Digest, repo: &str) -> Result<()> {
@@ -287,6 +296,58 @@ impl FsStorage {
     pub fn resolve_tag(&self, repo: &str, tag: &str) -> Result<Option<Digest>> {
         let t = read_opt(&self.tag_path(repo, tag))?;
         Ok(t.and_then(|b| Digest::parse(String::from_utf8_lossy(&b).trim())))
+    }
+
+    fn referrers_dir(&self, repo: &str, subject: &Digest) -> PathBuf {
+        self.repo_dir(repo)
+            .join("_referrers")
+            .join(subject.algorithm)
+            .join(&subject.hex)
+    }
+
+    /// Records that manifest `referrer` of `repo` has `subject`, with its
+    /// descriptor (JSON) as the referrers API lists it.
+    pub fn add_referrer(
+        &self,
+        repo: &str,
+        subject: &Digest,
+        referrer: &Digest,
+        descriptor: &[u8],
+    ) -> Result<()> {
+        let p = self
+            .referrers_dir(repo, subject)
+            .join(format!("{}-{}", referrer.algorithm, referrer.hex));
+        self.write_atomic(&p, descriptor)
+    }
+
+    pub fn remove_referrer(&self, repo: &str, subject: &Digest, referrer: &Digest) -> Result<()> {
+        let p = self
+            .referrers_dir(repo, subject)
+            .join(format!("{}-{}", referrer.algorithm, referrer.hex));
+        remove_opt(&p).map(|_| ())
+    }
+
+    /// The descriptors (JSON) of `repo`'s manifests whose subject is
+    /// `subject`, ordered by referrer digest.
+    pub fn referrers(&self, repo: &str, subject: &Digest) -> Result<Vec<Vec<u8>>> {
+        let dir = self.referrers_dir(repo, subject);
+        let rd = match std::fs::read_dir(&dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return io("list", &dir, Err(e)),
+        };
+        let mut names = Vec::new();
+        for e in rd {
+            names.push(io("list", &dir, e)?.path());
+        }
+        names.sort();
+        let mut out = Vec::new();
+        for p in names {
+            if let Some(b) = read_opt(&p)? {
+                out.push(b);
+            }
+        }
+        Ok(out)
     }
 
     /// Removes manifest `d` from `repo` and every tag pointing at it. The

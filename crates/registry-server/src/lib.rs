@@ -20,10 +20,11 @@ pub mod auth;
 mod blobs;
 pub mod config;
 pub mod error;
+pub mod gc;
 mod listing;
 mod manifests;
-mod referrers;
 pub mod names;
+mod referrers;
 pub mod storage;
 pub mod token;
 mod uploads;
@@ -39,6 +40,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use storage::FsStorage;
 
 /// `Docker-Distribution-API-Version`, on every response.
@@ -52,6 +54,7 @@ pub enum ServeError {
     Config(#[from] config::ConfigError),
     #[error(transparent)]
     Auth(#[from] auth::AuthError),
+
     #[error("registry: listen on {addr}: {source}")]
     Bind {
         addr: String,
@@ -109,6 +112,37 @@ pub fn load_auth(config: Option<&Path>, root: &Path, addr: &str) -> Result<Auth,
     }
 }
 
+/// `upload_max_age` of `--config FILE` (the default without one).
+pub fn load_upload_max_age(config: Option<&Path>) -> Result<Duration, ServeError> {
+    let secs = match config {
+        None => None,
+        Some(p) => config::Config::load(p)?.upload_max_age,
+    };
+    Ok(secs.map_or(gc::DEFAULT_UPLOAD_MAX_AGE, Duration::from_secs))
+}
+
+/// Purges uploads idle for longer than `max_age` now and then every tenth
+/// of it (at most hourly, at least every second), until the runtime stops.
+fn spawn_upload_purge(storage: FsStorage, max_age: Duration) {
+    let period = (max_age / 10).clamp(Duration::from_secs(1), Duration::from_secs(3600));
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(period);
+        loop {
+            tick.tick().await;
+            let s = storage.clone();
+            let r =
+                tokio::task::spawn_blocking(move || gc::purge_uploads(&s, max_age, false)).await;
+            match r {
+                Ok(Ok(ids)) if !ids.is_empty() => {
+                    eprintln!("berth registry: purged {} abandoned upload(s)", ids.len())
+                }
+                Ok(Err(e)) => eprintln!("berth registry: purging abandoned uploads: {e}"),
+                _ => {}
+            }
+        }
+    });
+}
+
 /// The registry's HTTP application over storage at `root`.
 pub fn app(root: &Path, auth: Auth) -> Result<axum::Router, ServeError> {
     let state = Arc::new(AppState::new(FsStorage::open(root)?, auth));
@@ -128,13 +162,16 @@ async fn add_api_version(mut r: Response) -> Response {
 }
 
 /// Serves on `addr` until `shutdown` completes; in-flight requests finish.
+/// Uploads idle for longer than `upload_max_age` are purged meanwhile.
 pub async fn serve(
     addr: &str,
     root: &Path,
     auth: Auth,
+    upload_max_age: Duration,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let app = app(root, auth)?;
+    spawn_upload_purge(FsStorage::open(root)?, upload_max_age);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| ServeError::Bind {

@@ -145,7 +145,7 @@ pub fn collect(storage: &FsStorage, opts: &GcOptions) -> Result<GcReport, GcErro
         Some(storage.gc_lock(true)?)
     };
     let mut blobs = storage.all_blobs()?;
-    blobs.sort_by(|a, b| a.0.to_string().cmp(&b.0.to_string()));
+    blobs.sort_by_key(|b| b.0.to_string());
     for (d, size, mtime) in blobs {
         if live.contains(&d) {
             continue;

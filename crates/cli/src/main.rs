@@ -98,7 +98,7 @@ pub enum Cmd {
     /// System subcommands (df, prune).
     #[command(subcommand)]
     System(commands::system::Cmd),
-    /// Registry server subcommands (serve; `--root` is its storage,
+    /// Registry server subcommands (serve, gc; `--root` is its storage,
     /// default /var/lib/berth-registry).
     #[command(subcommand)]
     Registry(commands::registry::Cmd),

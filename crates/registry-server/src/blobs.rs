@@ -1,4 +1,4 @@
-//! Blob `GET`/`HEAD`, with `Range` (206 Partial Content).
+//! Blob `GET`/`HEAD`, with `Range` (206 Partial Content), and `DELETE`.
 
 use crate::error::ApiError;
 use crate::names::Digest;
@@ -102,6 +102,22 @@ pub async fn get(
         Body::empty()
     };
     Ok(b.body(body).expect("valid blob response"))
+}
+
+/// `DELETE /v2/<name>/blobs/<digest>`: unlinks the blob from `name`
+/// (202); `BLOB_UNKNOWN` when it is not linked there. The bytes go when gc
+/// finds nothing that references them.
+pub fn delete(st: &AppState, name: &str, digest: &str) -> Result<Response, ApiError> {
+    let d = parse_digest(digest)?;
+    if !st.storage.unlink_blob(name, &d)? {
+        return Err(ApiError::blob_unknown(digest));
+    }
+    Ok(Response::builder()
+        .status(StatusCode::ACCEPTED)
+        .header(header::CONTENT_LENGTH, 0)
+        .header("docker-content-digest", d.to_string())
+        .body(Body::empty())
+        .expect("valid blob delete response"))
 }
 
 #[cfg(test)]

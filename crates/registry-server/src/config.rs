@@ -13,6 +13,10 @@
 //! actions = ["pull", "push", "delete"]
 //! ```
 //!
+//! `upload_max_age = 86400` (seconds, the default) is how long an upload may
+//! sit idle before the server (at start and every tenth of that, at most
+//! hourly) and `berth registry gc` purge it.
+//!
 //! `auth = "token"` adds a `[token]` table (every key optional):
 //!
 //! ```toml
@@ -127,6 +131,8 @@ pub struct Config {
     pub token: TokenConfig,
     #[serde(default)]
     pub access: Vec<Rule>,
+    /// Seconds an upload may stay idle before it is purged.
+    pub upload_max_age: Option<u64>,
 }
 
 impl Config {

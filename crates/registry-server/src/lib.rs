@@ -10,16 +10,21 @@
 //! repository. `GET /health` answers without auth; in token mode `GET
 //! /token` issues tokens ([`token`]).
 //!
-//! Not in this slice (issue 6): TLS, blob DELETE, the referrers
-//! API, garbage collection, the S3 backend, pull-through caching.
+//! Blob `DELETE` only unlinks a blob from its repository; `gc` removes
+//! the bytes nothing references any more. The referrers API is in
+//! `referrers`.
+//!
+//! Not yet (issue 6): TLS, the S3 backend, pull-through caching.
 
 pub mod auth;
 mod blobs;
 pub mod config;
 pub mod error;
+pub mod gc;
 mod listing;
 mod manifests;
 pub mod names;
+mod referrers;
 pub mod storage;
 pub mod token;
 mod uploads;
@@ -35,6 +40,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use storage::FsStorage;
 
 /// `Docker-Distribution-API-Version`, on every response.
@@ -48,6 +54,7 @@ pub enum ServeError {
     Config(#[from] config::ConfigError),
     #[error(transparent)]
     Auth(#[from] auth::AuthError),
+
     #[error("registry: listen on {addr}: {source}")]
     Bind {
         addr: String,
@@ -105,6 +112,37 @@ pub fn load_auth(config: Option<&Path>, root: &Path, addr: &str) -> Result<Auth,
     }
 }
 
+/// `upload_max_age` of `--config FILE` (the default without one).
+pub fn load_upload_max_age(config: Option<&Path>) -> Result<Duration, ServeError> {
+    let secs = match config {
+        None => None,
+        Some(p) => config::Config::load(p)?.upload_max_age,
+    };
+    Ok(secs.map_or(gc::DEFAULT_UPLOAD_MAX_AGE, Duration::from_secs))
+}
+
+/// Purges uploads idle for longer than `max_age` now and then every tenth
+/// of it (at most hourly, at least every second), until the runtime stops.
+fn spawn_upload_purge(storage: FsStorage, max_age: Duration) {
+    let period = (max_age / 10).clamp(Duration::from_secs(1), Duration::from_secs(3600));
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(period);
+        loop {
+            tick.tick().await;
+            let s = storage.clone();
+            let r =
+                tokio::task::spawn_blocking(move || gc::purge_uploads(&s, max_age, false)).await;
+            match r {
+                Ok(Ok(ids)) if !ids.is_empty() => {
+                    eprintln!("berth registry: purged {} abandoned upload(s)", ids.len())
+                }
+                Ok(Err(e)) => eprintln!("berth registry: purging abandoned uploads: {e}"),
+                _ => {}
+            }
+        }
+    });
+}
+
 /// The registry's HTTP application over storage at `root`.
 pub fn app(root: &Path, auth: Auth) -> Result<axum::Router, ServeError> {
     let state = Arc::new(AppState::new(FsStorage::open(root)?, auth));
@@ -124,13 +162,16 @@ async fn add_api_version(mut r: Response) -> Response {
 }
 
 /// Serves on `addr` until `shutdown` completes; in-flight requests finish.
+/// Uploads idle for longer than `upload_max_age` are purged meanwhile.
 pub async fn serve(
     addr: &str,
     root: &Path,
     auth: Auth,
+    upload_max_age: Duration,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let app = app(root, auth)?;
+    spawn_upload_purge(FsStorage::open(root)?, upload_max_age);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| ServeError::Bind {
@@ -156,6 +197,7 @@ enum Target<'a> {
     Blob(&'a str, &'a str),
     UploadStart(&'a str),
     Upload(&'a str, &'a str),
+    Referrers(&'a str, &'a str),
 }
 
 fn route(path: &str) -> Option<Target<'_>> {
@@ -180,6 +222,7 @@ fn route(path: &str) -> Option<Target<'_>> {
         "manifests" => Some(Target::Manifest(name, last)),
         "uploads" => name.strip_suffix("/blobs").map(|n| Target::Upload(n, last)),
         "blobs" => Some(Target::Blob(name, last)),
+        "referrers" => Some(Target::Referrers(name, last)),
         _ => None,
     }
 }
@@ -227,7 +270,8 @@ async fn handle(st: Shared, mut req: Request) -> Result<Response, ApiError> {
         | Target::Manifest(n, _)
         | Target::Blob(n, _)
         | Target::UploadStart(n)
-        | Target::Upload(n, _) => n,
+        | Target::Upload(n, _)
+        | Target::Referrers(n, _) => n,
     };
     if !name.is_empty() && !names::valid_name(name) {
         return Err(ApiError::name_invalid(name));
@@ -241,6 +285,7 @@ async fn handle(st: Shared, mut req: Request) -> Result<Response, ApiError> {
             .expect("static response")),
         (Target::Catalog, Method::GET) => listing::catalog(&st, id.user.as_deref(), &req),
         (Target::Tags(n), Method::GET) => listing::tags(&st, n, &req),
+        (Target::Referrers(n, d), Method::GET) => referrers::get(&st, n, d, &req),
         (Target::Manifest(n, r), Method::GET) => manifests::get(&st, n, r, true),
         (Target::Manifest(n, r), Method::HEAD) => manifests::get(&st, n, r, false),
         (Target::Manifest(n, r), Method::PUT) => {
@@ -257,6 +302,7 @@ async fn handle(st: Shared, mut req: Request) -> Result<Response, ApiError> {
             drop(req);
             blobs::get(&st, &n, &d, range.as_deref(), m == Method::GET).await
         }
+        (Target::Blob(n, d), Method::DELETE) => blobs::delete(&st, n, d),
         (Target::UploadStart(n), Method::POST) => {
             let n = n.to_string();
             uploads::start(&st, &n, req).await
@@ -347,6 +393,10 @@ mod tests {
         assert_eq!(
             route("/v2/x/y/blobs/uploads/abc"),
             Some(Target::Upload("x/y", "abc"))
+        );
+        assert_eq!(
+            route("/v2/a/b/referrers/sha256:00"),
+            Some(Target::Referrers("a/b", "sha256:00"))
         );
         assert_eq!(route("/v3/x"), None);
         assert_eq!(route("/v2/x/other/thing"), None);

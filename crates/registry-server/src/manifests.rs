@@ -4,7 +4,7 @@
 use crate::blobs::parse_digest;
 use crate::error::ApiError;
 use crate::names::{valid_tag, Digest};
-use crate::AppState;
+use crate::{referrers, AppState};
 use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{header, StatusCode};
@@ -182,9 +182,16 @@ pub async fn put(
         Ref::Tag(t) => Some(t.as_str()),
         Ref::Digest(_) => None,
     };
+    let subject = referrers::subject_of(&v)?;
     st.storage.put_manifest(name, &body, &d, &mt, tag)?;
-    Ok(Response::builder()
-        .status(StatusCode::CREATED)
+    let mut resp = Response::builder().status(StatusCode::CREATED);
+    if let Some(s) = &subject {
+        let desc = referrers::descriptor(&v, &d, body.len(), &mt);
+        let desc = serde_json::to_vec(&desc).expect("descriptor serializes");
+        st.storage.add_referrer(name, s, &d, &desc)?;
+        resp = resp.header("oci-subject", s.to_string());
+    }
+    Ok(resp
         .header(header::LOCATION, format!("/v2/{name}/manifests/{d}"))
         .header("docker-content-digest", d.to_string())
         .header(header::CONTENT_LENGTH, 0)
@@ -195,7 +202,16 @@ pub async fn put(
 pub fn delete(st: &AppState, name: &str, reference: &str) -> Result<Response, ApiError> {
     let unknown = || ApiError::manifest_unknown(&format!("{name}:{reference}"));
     let found = match parse_ref(reference).map_err(|_| unknown())? {
-        Ref::Digest(d) => st.storage.delete_manifest(name, &d)?,
+        Ref::Digest(d) => {
+            // Its entry in the subject's referrers goes with it.
+            if let Some((body, _)) = st.storage.manifest(name, &d)? {
+                let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                if let Ok(Some(s)) = referrers::subject_of(&v) {
+                    st.storage.remove_referrer(name, &s, &d)?;
+                }
+            }
+            st.storage.delete_manifest(name, &d)?
+        }
         Ref::Tag(t) => st.storage.delete_tag(name, &t)?,
     };
     if !found {

@@ -44,7 +44,7 @@ pub fn valid_tag(tag: &str) -> bool {
 }
 
 /// A digest this registry can verify.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Digest {
     /// `sha256` or `sha512`.
     pub algorithm: &'static str,

@@ -7,7 +7,15 @@
 //! repositories/<name>/_blobs/<alg>/<hex>     the blob belongs to the repository (empty file)
 //! repositories/<name>/_manifests/<alg>/<hex> the manifest belongs to it (holds its media type)
 //! repositories/<name>/_tags/<tag>            holds the digest the tag points at
+//! repositories/<name>/_referrers/<alg>/<subject hex>/<alg>-<hex>
+//!                                            a manifest whose subject is that digest
+//!                                            (holds its descriptor as JSON)
 //! ```
+//!
+//! `gc.lock` is the gc lock: writers that make a blob referenced (commit,
+//! link, manifest put) hold it shared and refresh the blob's mtime, `berth
+//! registry gc` holds it exclusively while it sweeps, and spares blobs
+//! whose mtime is within its grace period.
 //!
 //! Name components start with a letter or digit, so `_blobs`, `_manifests`
 //! and `_tags` never collide with a nested repository name. Everything other
@@ -152,6 +160,13 @@ impl FsStorage {
     }
 
     pub fn link_blob(&self, repo: &str, d: &Digest) -> Result<()> {
+        let _gc = self.gc_lock(false)?;
+        self.link_blob_locked(repo, d)
+    }
+
+    /// [`Self::link_blob`] with the gc lock already held.
+    fn link_blob_locked(&self, repo: &str, d: &Digest) -> Result<()> {
+        self.touch_blob(d)?;
         let p = self.blob_link(repo, d);
         if p.exists() {
             return Ok(());
@@ -159,9 +174,51 @@ impl FsStorage {
         self.write_atomic(&p, b"")
     }
 
+    /// The gc lock (see the module doc), held until the file is dropped.
+    pub fn gc_lock(&self, exclusive: bool) -> Result<std::fs::File> {
+        let p = self.root.join("gc.lock");
+        let f = io(
+            "open",
+            &p,
+            std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&p),
+        )?;
+        if exclusive {
+            io("lock", &p, f.lock())?;
+        } else {
+            io("lock", &p, f.lock_shared())?;
+        }
+        Ok(f)
+    }
+
+    /// Sets a stored blob's mtime to now, so gc's grace period spares it
+    /// while it becomes referenced. A missing blob is fine.
+    fn touch_blob(&self, d: &Digest) -> Result<()> {
+        let p = self.blob_path(d);
+        match std::fs::File::options().write(true).open(&p) {
+            Ok(f) => io(
+                "set mtime",
+                &p,
+                f.set_modified(std::time::SystemTime::now()),
+            ),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => io("open", &p, Err(e)),
+        }
+    }
+
+    /// Removes blob `d` from `repo` (the bytes stay for other repositories
+    /// and gc); `false` when it was not linked there.
+    pub fn unlink_blob(&self, repo: &str, d: &Digest) -> Result<bool> {
+        remove_opt(&self.blob_link(repo, d))
+    }
+
     /// Moves a verified file (same filesystem) to `blobs/` and links it into
     /// `repo`. A blob that is already there is kept as it is.
     pub fn commit_file(&self, file: &Path, d: &Digest, repo: &str) -> Result<()> {
+        let _gc = self.gc_lock(false)?;
         let dest = self.blob_path(d);
         if dest.exists() {
             remove_opt(file)?;
@@ -170,7 +227,7 @@ impl FsStorage {
             io("fsync", file, f.sync_all())?;
             io("rename into place", &dest, std::fs::rename(file, &dest))?;
         }
-        self.link_blob(repo, d)
+        self.link_blob_locked(repo, d)
     }
 
     // --- uploads ---
@@ -258,8 +315,11 @@ impl FsStorage {
         media_type: &str,
         tag: Option<&str>,
     ) -> Result<()> {
+        let _gc = self.gc_lock(false)?;
         let blob = self.blob_path(d);
-        if !blob.exists() {
+        if blob.exists() {
+            self.touch_blob(d)?;
+        } else {
             self.write_atomic(&blob, body)?;
         }
         self.write_atomic(&self.manifest_link(repo, d), media_type.as_bytes())?;
@@ -287,6 +347,58 @@ impl FsStorage {
     pub fn resolve_tag(&self, repo: &str, tag: &str) -> Result<Option<Digest>> {
         let t = read_opt(&self.tag_path(repo, tag))?;
         Ok(t.and_then(|b| Digest::parse(String::from_utf8_lossy(&b).trim())))
+    }
+
+    fn referrers_dir(&self, repo: &str, subject: &Digest) -> PathBuf {
+        self.repo_dir(repo)
+            .join("_referrers")
+            .join(subject.algorithm)
+            .join(&subject.hex)
+    }
+
+    /// Records that manifest `referrer` of `repo` has `subject`, with its
+    /// descriptor (JSON) as the referrers API lists it.
+    pub fn add_referrer(
+        &self,
+        repo: &str,
+        subject: &Digest,
+        referrer: &Digest,
+        descriptor: &[u8],
+    ) -> Result<()> {
+        let p = self
+            .referrers_dir(repo, subject)
+            .join(format!("{}-{}", referrer.algorithm, referrer.hex));
+        self.write_atomic(&p, descriptor)
+    }
+
+    pub fn remove_referrer(&self, repo: &str, subject: &Digest, referrer: &Digest) -> Result<()> {
+        let p = self
+            .referrers_dir(repo, subject)
+            .join(format!("{}-{}", referrer.algorithm, referrer.hex));
+        remove_opt(&p).map(|_| ())
+    }
+
+    /// The descriptors (JSON) of `repo`'s manifests whose subject is
+    /// `subject`, ordered by referrer digest.
+    pub fn referrers(&self, repo: &str, subject: &Digest) -> Result<Vec<Vec<u8>>> {
+        let dir = self.referrers_dir(repo, subject);
+        let rd = match std::fs::read_dir(&dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return io("list", &dir, Err(e)),
+        };
+        let mut names = Vec::new();
+        for e in rd {
+            names.push(io("list", &dir, e)?.path());
+        }
+        names.sort();
+        let mut out = Vec::new();
+        for p in names {
+            if let Some(b) = read_opt(&p)? {
+                out.push(b);
+            }
+        }
+        Ok(out)
     }
 
     /// Removes manifest `d` from `repo` and every tag pointing at it. The
@@ -323,6 +435,92 @@ impl FsStorage {
         }
         out.sort();
         Ok(Some(out))
+    }
+
+    // --- for gc ---
+
+    /// The digests named by files `dir/<alg>/<hex>`, with each file's
+    /// metadata.
+    fn digests_under(dir: &Path) -> Result<Vec<(Digest, std::fs::Metadata)>> {
+        let mut out = Vec::new();
+        for alg in ["sha256", "sha512"] {
+            let d = dir.join(alg);
+            let rd = match std::fs::read_dir(&d) {
+                Ok(rd) => rd,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return io("list", &d, Err(e)),
+            };
+            for e in rd {
+                let e = io("list", &d, e)?;
+                let name = e.file_name().to_string_lossy().into_owned();
+                let Some(digest) = Digest::parse(&format!("{alg}:{name}")) else {
+                    continue;
+                };
+                match e.metadata() {
+                    Ok(m) => out.push((digest, m)),
+                    // Removed meanwhile.
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(err) => return io("stat", &e.path(), Err(err)),
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every stored blob: digest, size, mtime.
+    pub fn all_blobs(&self) -> Result<Vec<(Digest, u64, std::time::SystemTime)>> {
+        let mut out = Vec::new();
+        for (d, m) in Self::digests_under(&self.root.join("blobs"))? {
+            let p = self.blob_path(&d);
+            out.push((d, m.len(), io("stat", &p, m.modified())?));
+        }
+        Ok(out)
+    }
+
+    /// The manifests `repo` holds (by digest; tags point at these).
+    pub fn manifest_digests(&self, repo: &str) -> Result<Vec<Digest>> {
+        let dir = self.repo_dir(repo).join("_manifests");
+        Ok(Self::digests_under(&dir)?
+            .into_iter()
+            .map(|(d, _)| d)
+            .collect())
+    }
+
+    /// The blobs linked into `repo`.
+    pub fn blob_links(&self, repo: &str) -> Result<Vec<Digest>> {
+        let dir = self.repo_dir(repo).join("_blobs");
+        Ok(Self::digests_under(&dir)?
+            .into_iter()
+            .map(|(d, _)| d)
+            .collect())
+    }
+
+    /// A stored blob's bytes (`None`: not stored).
+    pub fn read_blob(&self, d: &Digest) -> Result<Option<Vec<u8>>> {
+        read_opt(&self.blob_path(d))
+    }
+
+    /// Removes a blob's bytes; call only under the exclusive gc lock.
+    pub fn remove_blob(&self, d: &Digest) -> Result<bool> {
+        remove_opt(&self.blob_path(d))
+    }
+
+    /// Uploads in progress: id and the time of their last write.
+    pub fn uploads(&self) -> Result<Vec<(String, std::time::SystemTime)>> {
+        let dir = self.root.join("uploads");
+        let mut out = Vec::new();
+        for e in io("list", &dir, std::fs::read_dir(&dir))? {
+            let e = io("list", &dir, e)?;
+            let id = e.file_name().to_string_lossy().into_owned();
+            let data = self.upload_data(&id);
+            let t = std::fs::metadata(&data)
+                .or_else(|_| e.metadata())
+                .and_then(|m| m.modified());
+            if let Ok(t) = t {
+                out.push((id, t));
+            }
+        }
+        Ok(out)
     }
 
     /// Sorted names of all repositories holding at least one manifest.

@@ -1,6 +1,9 @@
 //! `berth registry serve [--addr HOST:PORT] [--root DIR] [--config FILE]`: the registry
 //! server of `berth-registry-server`, in the foreground until SIGTERM or
 //! SIGINT (then in-flight requests finish; unfinished uploads stay resumable).
+//!
+//! `berth registry gc [--root DIR] [--dry-run] [--grace SECS] [--upload-max-age SECS]`:
+//! removes blobs no manifest references (safe while the server runs).
 
 use anyhow::Context;
 use std::path::{Path, PathBuf};
@@ -12,6 +15,23 @@ pub const DEFAULT_ROOT: &str = "/var/lib/berth-registry";
 pub enum Cmd {
     /// Serve an OCI distribution registry (plain HTTP; auth from --config).
     Serve(ServeArgs),
+    /// Remove blobs that no manifest of any repository references, and
+    /// abandoned uploads (safe while the server runs).
+    Gc(GcArgs),
+}
+
+#[derive(clap::Args)]
+pub struct GcArgs {
+    /// List what would be removed; remove nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Keep unreferenced blobs written or linked less than this many
+    /// seconds ago (pushes in progress).
+    #[arg(long, default_value_t = berth_registry_server::gc::DEFAULT_GRACE.as_secs())]
+    pub grace: u64,
+    /// Purge uploads idle for longer than this many seconds.
+    #[arg(long, default_value_t = berth_registry_server::gc::DEFAULT_UPLOAD_MAX_AGE.as_secs())]
+    pub upload_max_age: u64,
 }
 
 #[derive(clap::Args)]
@@ -29,12 +49,49 @@ pub struct ServeArgs {
 pub fn run(root: Option<&Path>, cmd: Cmd) -> anyhow::Result<i32> {
     match cmd {
         Cmd::Serve(a) => serve(root, a),
+        Cmd::Gc(a) => gc(root, a),
     }
+}
+
+fn gc(root: Option<&Path>, a: GcArgs) -> anyhow::Result<i32> {
+    use berth_registry_server::gc;
+    let root = root.map_or_else(|| PathBuf::from(DEFAULT_ROOT), Path::to_path_buf);
+    let storage = berth_registry_server::storage::FsStorage::open(&root)
+        .with_context(|| format!("berth registry gc: open {}", root.display()))?;
+    let opts = gc::GcOptions {
+        dry_run: a.dry_run,
+        grace: std::time::Duration::from_secs(a.grace),
+        upload_max_age: std::time::Duration::from_secs(a.upload_max_age),
+    };
+    let r = gc::collect(&storage, &opts)
+        .with_context(|| format!("berth registry gc of {}", root.display()))?;
+    let verb = if a.dry_run { "would remove" } else { "removed" };
+    for (d, size) in &r.removed {
+        println!("{verb} blob {d} ({size} bytes)");
+    }
+    for id in &r.uploads_purged {
+        println!("{verb} upload {id}");
+    }
+    for d in &r.kept_young {
+        println!(
+            "kept young blob {d} (within the {} s grace period)",
+            a.grace
+        );
+    }
+    println!(
+        "{verb} {} blob(s), {} bytes; {} upload(s)",
+        r.removed.len(),
+        r.bytes_freed(),
+        r.uploads_purged.len()
+    );
+    Ok(0)
 }
 
 fn serve(root: Option<&Path>, a: ServeArgs) -> anyhow::Result<i32> {
     let root = root.map_or_else(|| PathBuf::from(DEFAULT_ROOT), Path::to_path_buf);
     let auth = berth_registry_server::load_auth(a.config.as_deref(), &root, &a.addr)
+        .context("berth registry serve --config")?;
+    let upload_max_age = berth_registry_server::load_upload_max_age(a.config.as_deref())
         .context("berth registry serve --config")?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -60,7 +117,7 @@ fn serve(root: Option<&Path>, a: ServeArgs) -> anyhow::Result<i32> {
             root.display(),
             a.addr
         );
-        berth_registry_server::serve(&a.addr, &root, auth, shutdown).await
+        berth_registry_server::serve(&a.addr, &root, auth, upload_max_age, shutdown).await
     })
     .with_context(|| format!("berth registry serve --addr {}", a.addr))?;
     Ok(0)

@@ -100,6 +100,13 @@ impl Hasher {
         }
     }
 
+    pub fn algorithm(&self) -> &'static str {
+        match self {
+            Hasher::Sha256(_) => "sha256",
+            Hasher::Sha512(_) => "sha512",
+        }
+    }
+
     pub fn update(&mut self, data: &[u8]) {
         use sha2::Digest as _;
         match self {

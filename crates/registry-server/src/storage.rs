@@ -83,6 +83,9 @@ pub enum Commit {
 #[derive(Clone)]
 pub struct FsStorage {
     root: PathBuf,
+    /// The running hash of uploads received in this process: (state, bytes
+    /// hashed). After a restart an upload has none and is hashed at the end.
+    running: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, (Hasher, u64)>>>,
 }
 
 impl FsStorage {
@@ -100,6 +103,7 @@ impl FsStorage {
         }
         Ok(FsStorage {
             root: root.to_path_buf(),
+            running: Default::default(),
         })
     }
 
@@ -271,6 +275,7 @@ impl FsStorage {
     }
 
     pub fn delete_upload(&self, id: &str) -> Result<()> {
+        self.take_running(id);
         let dir = self.upload_dir(id);
         match std::fs::remove_dir_all(&dir) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => io("remove", &dir, Err(e)),
@@ -278,21 +283,44 @@ impl FsStorage {
         }
     }
 
-    /// Hashes the upload's data; when it is `expected`, stores it as a blob
-    /// of `repo`. The upload is gone afterwards either way.
+    /// Takes upload `id`'s running hash, if this process has one.
+    pub fn take_running(&self, id: &str) -> Option<(Hasher, u64)> {
+        self.running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id)
+    }
+
+    /// Keeps upload `id`'s running hash after `bytes` bytes.
+    pub fn keep_running(&self, id: &str, h: Hasher, bytes: u64) {
+        self.running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.to_string(), (h, bytes));
+    }
+
+    /// Checks the upload's data against `expected` (with its running hash
+    /// when it covers every byte, else by reading it); when it matches,
+    /// stores it as a blob of `repo`. The upload is gone afterwards either way.
     pub fn commit_upload(&self, id: &str, expected: &Digest, repo: &str) -> Result<Commit> {
         let data = self.upload_data(id);
-        let mut f = io("open", &data, std::fs::File::open(&data))?;
-        let mut h = Hasher::new(expected.algorithm);
-        let mut buf = vec![0u8; 1 << 20];
-        loop {
-            let n = io("read", &data, f.read(&mut buf))?;
-            if n == 0 {
-                break;
+        let size = self.upload_size(id)?;
+        let got = match self.take_running(id) {
+            Some((h, n)) if n == size && h.algorithm() == expected.algorithm => h.finish(),
+            _ => {
+                let mut f = io("open", &data, std::fs::File::open(&data))?;
+                let mut h = Hasher::new(expected.algorithm);
+                let mut buf = vec![0u8; 1 << 20];
+                loop {
+                    let n = io("read", &data, f.read(&mut buf))?;
+                    if n == 0 {
+                        break;
+                    }
+                    h.update(&buf[..n]);
+                }
+                h.finish()
             }
-            h.update(&buf[..n]);
-        }
-        let got = h.finish();
+        };
         let out = if &got == expected {
             self.commit_file(&data, expected, repo)?;
             Commit::Stored

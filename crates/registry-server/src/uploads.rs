@@ -195,7 +195,15 @@ async fn append_chunk(st: &AppState, name: &str, id: &str, req: Request) -> Resu
             .map_err(|e| io_err("open", &path, e))?;
         f.set_len(size).map_err(|e| io_err("truncate", &path, e))
     };
-    let n = match append_body(req.into_body(), &path, None).await {
+    // Hash as the bytes arrive (sha256, the usual digest; a sha512 upload
+    // is hashed at the end), so finishing does not read it all again.
+    let mut running = match st.storage.take_running(id) {
+        Some((h, n)) if n == size => Some(h),
+        Some(_) => None,
+        None if size == 0 => Some(Hasher::new("sha256")),
+        None => None,
+    };
+    let n = match append_body(req.into_body(), &path, running.as_mut()).await {
         Ok(n) => n,
         Err(e) => {
             take_back()?;
@@ -215,6 +223,9 @@ async fn append_chunk(st: &AppState, name: &str, id: &str, req: Request) -> Resu
             )
             .with_header(header::RANGE, range_value(size)));
         }
+    }
+    if let Some(h) = running {
+        st.storage.keep_running(id, h, size + n);
     }
     Ok(size + n)
 }

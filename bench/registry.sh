@@ -91,7 +91,7 @@ hyperfine -N --runs "$RUNS" --export-json "$WORK/pull.json" \
 
 log "2. curl GET of the blob"
 LAYER=$($SK inspect --tls-verify=false "docker://127.0.0.1:$PB/bench/big:1" | jq -r '.Layers[0]')
-BLOBFILE=$(find "$WORK/berth-data" -type f -path "*${LAYER#sha256:}*" | head -1)
+BLOBFILE=$(find "$WORK/berth-data/blobs" -type f -name "${LAYER#sha256:}" | head -1)
 speed() { curl -sfL -o /dev/null -w '%{speed_download}' "$1" || echo 0; }
 for _ in 1 2; do speed "http://127.0.0.1:$PB/v2/bench/big/blobs/$LAYER" >/dev/null; done
 CB=$(speed "http://127.0.0.1:$PB/v2/bench/big/blobs/$LAYER")

@@ -40,6 +40,17 @@ impl BerthRegistry {
         files: &[(&str, &[u8])],
         args: &[&str],
     ) -> BerthRegistry {
+        Self::start_on("127.0.0.1", config, files, args)
+    }
+
+    /// As [`Self::start_with_args`], listening on `host` (an address of
+    /// this machine) instead of 127.0.0.1.
+    pub fn start_on(
+        host: &str,
+        config: Option<&str>,
+        files: &[(&str, &[u8])],
+        args: &[&str],
+    ) -> BerthRegistry {
         let https = args.contains(&"--tls-cert") || config.is_some_and(|c| c.contains("tls_cert"));
         let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
         let mut dir = tempfile::Builder::new()
@@ -57,7 +68,7 @@ impl BerthRegistry {
         let mut last = String::new();
         for _ in 0..5 {
             let mut r = BerthRegistry {
-                addr: format!("127.0.0.1:{}", free_port()),
+                addr: format!("{host}:{}", free_port()),
                 child: None,
                 dir,
                 config: config.clone(),

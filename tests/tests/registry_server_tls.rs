@@ -11,6 +11,7 @@ use std::process::{Command, Output};
 /// A self-signed certificate for 127.0.0.1 (`cert.pem`, also as the CA
 /// `ca.crt` of a `--cert-dir`) and its key (`key.pem`) in a new directory.
 fn self_signed() -> tempfile::TempDir {
+    let ip = "127.0.0.1";
     let dir = tempfile::Builder::new()
         .prefix("berth-tls-")
         .tempdir()
@@ -21,9 +22,9 @@ fn self_signed() -> tempfile::TempDir {
             "ec_paramgen_curve:prime256v1",
             "-nodes",
             "-subj",
-            "/CN=127.0.0.1",
+            &format!("/CN={ip}"),
         ])
-        .args(["-addext", "subjectAltName=IP:127.0.0.1", "-days", "2"])
+        .args(["-addext", &format!("subjectAltName=IP:{ip}"), "-days", "2"])
         .arg("-keyout")
         .arg(dir.path().join("key.pem"))
         .arg("-out")
@@ -189,4 +190,140 @@ fn a_bad_certificate_file_stops_the_server_with_its_name() {
         .unwrap();
     assert!(!o.status.success());
     assert!(text(&o).contains("--tls-key"), "{}", text(&o));
+}
+
+fn openssl(args: &[&str], dir: &Path) {
+    let o = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run openssl");
+    assert!(o.status.success(), "openssl {args:?}: {}", text(&o));
+}
+
+/// A private CA (`ca.pem`) and a server certificate it signed for `ip`
+/// (`cert.pem`, `key.pem`), in a new directory.
+fn ca_signed_for(ip: &str) -> tempfile::TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix("berth-ca-")
+        .tempdir()
+        .unwrap();
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let mut ca = vec!["req", "-x509"];
+    ca.extend(ec);
+    ca.extend(["-subj", "/CN=berth test CA", "-days", "2"]);
+    ca.extend(["-keyout", "ca.key", "-out", "ca.pem"]);
+    openssl(&ca, dir.path());
+    let subj = format!("/CN={ip}");
+    let mut csr = vec!["req"];
+    csr.extend(ec);
+    csr.extend(["-subj", &subj, "-keyout", "key.pem", "-out", "cert.csr"]);
+    openssl(&csr, dir.path());
+    std::fs::write(dir.path().join("ext"), format!("subjectAltName=IP:{ip}\n")).unwrap();
+    openssl(
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "cert.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "ext",
+            "-out",
+            "cert.pem",
+        ],
+        dir.path(),
+    );
+    dir
+}
+
+/// This machine's first global (non-loopback) IPv4 address.
+fn global_ipv4() -> String {
+    let o = Command::new("ip")
+        .args(["-4", "-o", "addr", "show", "scope", "global"])
+        .output()
+        .expect("run ip");
+    let out = String::from_utf8_lossy(&o.stdout);
+    let cidr = out
+        .split_whitespace()
+        .skip_while(|w| *w != "inet")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no global IPv4 address: {out}"));
+    cidr.split('/').next().unwrap().to_string()
+}
+
+/// berth verifies a non-loopback registry's certificate: a private CA is
+/// refused until it sits in `certs.d/<host:port>/ca.crt` beside berth's
+/// config file (Docker's convention), and only for that host.
+#[test]
+fn berth_trusts_a_private_ca_from_certs_d_for_that_host_only() {
+    let ip = global_ipv4();
+    let tls = ca_signed_for(&ip);
+    let (cert, key) = (
+        path(tls.path().join("cert.pem")),
+        path(tls.path().join("key.pem")),
+    );
+    let reg = BerthRegistry::start_on(&ip, None, &[], &["--tls-cert", &cert, "--tls-key", &key]);
+    let ca = tls.path().join("ca.pem");
+    let certs_dir = tls.path().join("certs");
+    std::fs::create_dir(&certs_dir).unwrap();
+    std::fs::copy(&ca, certs_dir.join("ca.crt")).unwrap();
+    let certs = path(certs_dir);
+    let dest = format!("docker://{}/ca/busybox:1", reg.addr);
+    let o = images::skopeo(&[
+        "copy",
+        "--dest-cert-dir",
+        &certs,
+        &busybox().reference("latest"),
+        &dest,
+    ]);
+    assert!(o.status.success(), "skopeo copy over https: {}", text(&o));
+    let r = reg.image_ref("ca/busybox:1");
+    let s = Store::new();
+    let o = s.berth(&["pull", &r]);
+    assert!(
+        !o.status.success(),
+        "pulled without trusting the CA: {}",
+        text(&o)
+    );
+    assert!(
+        text(&o).to_lowercase().contains("certificate"),
+        "{}",
+        text(&o)
+    );
+    // The CA under another host's name does not help.
+    let other = s
+        .docker_config
+        .path()
+        .join("certs.d")
+        .join("other.example:5000");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::copy(&ca, other.join("ca.crt")).unwrap();
+    assert!(!s.berth(&["pull", &r]).status.success());
+    let mine = s.docker_config.path().join("certs.d").join(&reg.addr);
+    std::fs::create_dir_all(&mine).unwrap();
+    std::fs::copy(&ca, mine.join("ca.crt")).unwrap();
+    s.ok(&["pull", &r]);
+    assert_eq!(s.ok(&["run", "--rm", &r, "echo", "ok"]), "ok\n");
+    // A file that is no certificate is refused with its host named.
+    std::fs::write(mine.join("ca.crt"), "junk\n").unwrap();
+    let o = s.berth(&["pull", &r]);
+    assert!(!o.status.success());
+    let err = text(&o);
+    assert!(
+        err.contains(&format!("CA certificate for registry {}", reg.addr)),
+        "{err}"
+    );
 }

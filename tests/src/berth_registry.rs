@@ -15,6 +15,10 @@ pub struct BerthRegistry {
     dir: tempfile::TempDir,
     /// `--config FILE` when started with one.
     config: Option<PathBuf>,
+    /// More arguments of `berth registry serve`.
+    args: Vec<String>,
+    /// Serving https (readiness is then checked with `curl -k`).
+    https: bool,
 }
 
 impl BerthRegistry {
@@ -26,6 +30,29 @@ impl BerthRegistry {
     /// given), after writing each `(name, content)` of `files` into DIR
     /// (relative paths in the config resolve against DIR).
     pub fn start_with_config(config: Option<&str>, files: &[(&str, &[u8])]) -> BerthRegistry {
+        Self::start_with_args(config, files, &[])
+    }
+
+    /// As [`Self::start_with_config`], with more `berth registry serve`
+    /// arguments; https when they or the config name a TLS certificate.
+    pub fn start_with_args(
+        config: Option<&str>,
+        files: &[(&str, &[u8])],
+        args: &[&str],
+    ) -> BerthRegistry {
+        Self::start_on("127.0.0.1", config, files, args)
+    }
+
+    /// As [`Self::start_with_args`], listening on `host` (an address of
+    /// this machine) instead of 127.0.0.1.
+    pub fn start_on(
+        host: &str,
+        config: Option<&str>,
+        files: &[(&str, &[u8])],
+        args: &[&str],
+    ) -> BerthRegistry {
+        let https = args.contains(&"--tls-cert") || config.is_some_and(|c| c.contains("tls_cert"));
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
         let mut dir = tempfile::Builder::new()
             .prefix("berth-own-registry-")
             .tempdir()
@@ -41,10 +68,12 @@ impl BerthRegistry {
         let mut last = String::new();
         for _ in 0..5 {
             let mut r = BerthRegistry {
-                addr: format!("127.0.0.1:{}", free_port()),
+                addr: format!("{host}:{}", free_port()),
                 child: None,
                 dir,
                 config: config.clone(),
+                args: args.clone(),
+                https,
             };
             match r.launch() {
                 Ok(()) => return r,
@@ -83,13 +112,19 @@ impl BerthRegistry {
         if let Some(c) = &self.config {
             cmd.arg("--config").arg(c);
         }
+        cmd.args(&self.args);
         cmd.stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log);
         let mut child = spawn_tied(cmd).map_err(|e| format!("spawn berth: {e}"))?;
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            if let Ok(r) = http_request(&self.addr, "GET", "/v2/", &[], b"") {
+            if self.https {
+                if self.https_ready() {
+                    self.child = Some(child);
+                    return Ok(());
+                }
+            } else if let Ok(r) = http_request(&self.addr, "GET", "/v2/", &[], b"") {
                 // 401: up, with auth.
                 if (r.status == 200 || r.status == 401)
                     && r.header("docker-distribution-api-version").is_some()
@@ -108,6 +143,20 @@ impl BerthRegistry {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// `GET /v2/` over https (certificate unchecked) answers 200 or 401.
+    fn https_ready(&self) -> bool {
+        let o = Command::new("curl")
+            .args(["-sk", "-o", "/dev/null", "-w", "%{http_code}"])
+            .arg(format!("https://{}/v2/", self.addr))
+            .output();
+        o.is_ok_and(|o| matches!(&o.stdout[..], b"200" | b"401"))
+    }
+
+    /// The server's pid (while running).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// SIGTERM, then wait (10 s at most) for the process to exit: its exit

@@ -11,7 +11,7 @@ pub struct RegistrySource {
 
 /// A registry client with credentials from Docker's config
 /// (`~/.docker/config.json`, helpers too), insecure registries and mirrors
-/// from berth's config file, plus `insecure` (hosts reachable over plain
+/// from berth's config file, CA certificates from `certs.d` beside it, plus `insecure` (hosts reachable over plain
 /// http; loopback already is). Shared by pull and push.
 pub fn client(insecure: Vec<String>) -> anyhow::Result<Client> {
     let settings = crate::config::load()?;
@@ -20,6 +20,7 @@ pub fn client(insecure: Vec<String>) -> anyhow::Result<Client> {
     let mut cfg = ClientConfig {
         insecure_hosts: hosts,
         mirrors: settings.registry_mirrors,
+        ca_certs: crate::config::ca_certs()?,
         ..ClientConfig::default()
     };
     if let Some(p) = berth_registry::dockerconfig::default_path() {

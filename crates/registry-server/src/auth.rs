@@ -119,7 +119,8 @@ impl Auth {
     }
 
     /// `root`: where a generated token key goes; `addr`: the listen
-    /// address, for the default token realm.
+    /// address, for the default token realm (https when `c` has a TLS
+    /// certificate).
     pub fn from_config(c: &Config, root: &Path, addr: &str) -> Result<Auth, AuthError> {
         let htpasswd = match (&c.auth, &c.htpasswd) {
             (AuthMode::None, _) | (_, None) => Htpasswd::default(),
@@ -139,7 +140,7 @@ impl Auth {
                 let realm = t
                     .realm
                     .clone()
-                    .unwrap_or_else(|| format!("http://{addr}/token"));
+                    .unwrap_or_else(|| format!("{}://{addr}/token", c.scheme()));
                 Some(TokenMode { issuer, realm })
             }
             _ => None,

@@ -17,11 +17,15 @@
 //! sit idle before the server (at start and every tenth of that, at most
 //! hourly) and `berth registry gc` purge it.
 //!
+//! `tls_cert = "cert.pem"` and `tls_key = "key.pem"` (PEM; both or
+//! neither; `--tls-cert/--tls-key` win) serve https instead of http.
+//! `access_log = false` turns off the JSON line per request on stderr.
+//!
 //! `auth = "token"` adds a `[token]` table (every key optional):
 //!
 //! ```toml
 //! [token]
-//! realm = "http://registry.example:5000/token"  # default: http://ADDR/token
+//! realm = "http://registry.example:5000/token"  # default: http(s)://ADDR/token
 //! service = "berth-registry"   # the tokens' audience
 //! issuer = "berth-registry"
 //! expires_in = 300             # seconds
@@ -47,6 +51,8 @@ pub enum ConfigError {
     },
     #[error("registry config {path}: auth = \"htpasswd\" needs `htpasswd = \"FILE\"`")]
     NoHtpasswd { path: PathBuf },
+    #[error("registry config {path}: `tls_cert` and `tls_key` go together: give both or neither")]
+    TlsHalf { path: PathBuf },
 }
 
 /// How clients prove who they are.
@@ -133,6 +139,12 @@ pub struct Config {
     pub access: Vec<Rule>,
     /// Seconds an upload may stay idle before it is purged.
     pub upload_max_age: Option<u64>,
+    /// PEM certificate chain: serve https.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// One JSON line per request on stderr (default true).
+    pub access_log: Option<bool>,
 }
 
 impl Config {
@@ -158,12 +170,30 @@ impl Config {
             abs(p);
         }
         c.token.trusted_keys.iter_mut().for_each(abs);
+        c.tls_cert
+            .iter_mut()
+            .chain(c.tls_key.iter_mut())
+            .for_each(abs);
         if c.auth == AuthMode::Htpasswd && c.htpasswd.is_none() {
             return Err(ConfigError::NoHtpasswd {
                 path: path.to_path_buf(),
             });
         }
+        if c.tls_cert.is_some() != c.tls_key.is_some() {
+            return Err(ConfigError::TlsHalf {
+                path: path.to_path_buf(),
+            });
+        }
         Ok(c)
+    }
+
+    /// `https` with a TLS certificate, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls_cert.is_some() {
+            "https"
+        } else {
+            "http"
+        }
     }
 }
 
@@ -233,5 +263,16 @@ mod tests {
         assert!(e.contains("needs `htpasswd"), "{e}");
         std::fs::write(&p, "auth = \"none\"\n[[access]]\nrepo = \"x\"\n").unwrap();
         assert!(Config::load(&p).is_err());
+        std::fs::write(&p, "tls_cert = \"c.pem\"\n").unwrap();
+        let e = Config::load(&p).unwrap_err().to_string();
+        assert!(e.contains("go together"), "{e}");
+        std::fs::write(
+            &p,
+            "tls_cert = \"c.pem\"\ntls_key = \"k.pem\"\naccess_log = false\n",
+        )
+        .unwrap();
+        let c = Config::load(&p).unwrap();
+        assert_eq!(c.tls_key, Some(dir.path().join("k.pem")));
+        assert_eq!((c.scheme(), c.access_log), ("https", Some(false)));
     }
 }

@@ -14,8 +14,12 @@
 //! the bytes nothing references any more. The referrers API is in
 //! `referrers`.
 //!
-//! Not yet (issue 6): TLS, the S3 backend, pull-through caching.
+//! [`serve`] speaks https with a certificate ([`tls`]) and writes an
+//! access log line per request (`access_log`).
+//!
+//! Not yet (issue 6): the S3 backend, pull-through caching.
 
+mod access_log;
 pub mod auth;
 mod blobs;
 pub mod config;
@@ -26,6 +30,7 @@ mod manifests;
 pub mod names;
 mod referrers;
 pub mod storage;
+pub mod tls;
 pub mod token;
 mod uploads;
 
@@ -54,6 +59,8 @@ pub enum ServeError {
     Config(#[from] config::ConfigError),
     #[error(transparent)]
     Auth(#[from] auth::AuthError),
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
 
     #[error("registry: listen on {addr}: {source}")]
     Bind {
@@ -103,22 +110,39 @@ impl AppState {
 
 type Shared = Arc<AppState>;
 
-/// The access policy of `--config FILE` (none without one); `root` and
-/// `addr` as for [`Auth::from_config`].
-pub fn load_auth(config: Option<&Path>, root: &Path, addr: &str) -> Result<Auth, ServeError> {
+/// `--config FILE` (the defaults without one).
+pub fn load_config(config: Option<&Path>) -> Result<config::Config, ServeError> {
     match config {
-        None => Ok(Auth::none()),
-        Some(p) => Ok(Auth::from_config(&config::Config::load(p)?, root, addr)?),
+        None => Ok(config::Config::default()),
+        Some(p) => Ok(config::Config::load(p)?),
     }
 }
 
-/// `upload_max_age` of `--config FILE` (the default without one).
-pub fn load_upload_max_age(config: Option<&Path>) -> Result<Duration, ServeError> {
-    let secs = match config {
-        None => None,
-        Some(p) => config::Config::load(p)?.upload_max_age,
-    };
-    Ok(secs.map_or(gc::DEFAULT_UPLOAD_MAX_AGE, Duration::from_secs))
+/// How [`serve`] serves, besides its routes.
+pub struct ServeOptions {
+    /// Uploads idle for longer are purged.
+    pub upload_max_age: Duration,
+    /// https with this certificate; plain http without.
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
+    /// One JSON line per request on stderr.
+    pub access_log: bool,
+}
+
+impl ServeOptions {
+    /// The options `c` sets (its TLS files are read here).
+    pub fn from_config(c: &config::Config) -> Result<ServeOptions, ServeError> {
+        let tls = match (&c.tls_cert, &c.tls_key) {
+            (Some(cert), Some(key)) => Some(tls::acceptor(cert, key)?),
+            _ => None,
+        };
+        Ok(ServeOptions {
+            upload_max_age: c
+                .upload_max_age
+                .map_or(gc::DEFAULT_UPLOAD_MAX_AGE, Duration::from_secs),
+            tls,
+            access_log: c.access_log.unwrap_or(true),
+        })
+    }
 }
 
 /// Purges uploads idle for longer than `max_age` now and then every tenth
@@ -162,29 +186,56 @@ async fn add_api_version(mut r: Response) -> Response {
 }
 
 /// Serves on `addr` until `shutdown` completes; in-flight requests finish.
-/// Uploads idle for longer than `upload_max_age` are purged meanwhile.
+/// Uploads idle for longer than `opts.upload_max_age` are purged meanwhile.
 pub async fn serve(
     addr: &str,
     root: &Path,
     auth: Auth,
-    upload_max_age: Duration,
+    opts: ServeOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    let app = app(root, auth)?;
-    spawn_upload_purge(FsStorage::open(root)?, upload_max_age);
+    let mut app = app(root, auth)?;
+    if opts.access_log {
+        app = app.layer(axum::middleware::from_fn(access_log::log));
+    }
+    let app = app.into_make_service_with_connect_info::<access_log::Remote>();
+    spawn_upload_purge(FsStorage::open(root)?, opts.upload_max_age);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| ServeError::Bind {
             addr: addr.to_string(),
             source,
         })?;
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(|source| ServeError::Serve {
-            addr: addr.to_string(),
-            source,
-        })
+    let serve_err = |source| ServeError::Serve {
+        addr: addr.to_string(),
+        source,
+    };
+    match opts.tls {
+        None => axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .map_err(serve_err),
+        Some(acceptor) => {
+            let listener = tls::TlsListener::new(listener, acceptor).map_err(serve_err)?;
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+                .map_err(serve_err)
+        }
+    }
+}
+
+/// The repository a `/v2/…` path names, if any.
+pub(crate) fn repository_of(path: &str) -> Option<&str> {
+    match route(path)? {
+        Target::Base | Target::Catalog => None,
+        Target::Tags(n)
+        | Target::Manifest(n, _)
+        | Target::Blob(n, _)
+        | Target::UploadStart(n)
+        | Target::Upload(n, _)
+        | Target::Referrers(n, _) => Some(n),
+    }
 }
 
 /// What a `/v2/…` path addresses.
@@ -235,13 +286,21 @@ fn query(req: &Request) -> HashMap<String, String> {
 }
 
 async fn dispatch(State(st): State<Shared>, req: Request) -> Response {
-    match handle(st, req).await {
+    let mut user = None;
+    let mut r = match handle(st, req, &mut user).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
-    }
+    };
+    r.extensions_mut().insert(access_log::AccessUser(user));
+    r
 }
 
-async fn handle(st: Shared, mut req: Request) -> Result<Response, ApiError> {
+/// `user`: set to whom the request is authenticated as, once known.
+async fn handle(
+    st: Shared,
+    mut req: Request,
+    user: &mut Option<String>,
+) -> Result<Response, ApiError> {
     let path = req.uri().path().to_string();
     if path == "/health" && matches!(*req.method(), Method::GET | Method::HEAD) {
         return Ok(Response::builder()
@@ -264,20 +323,13 @@ async fn handle(st: Shared, mut req: Request) -> Result<Response, ApiError> {
             format!("no such endpoint: {path}"),
         ));
     };
-    let name = match target {
-        Target::Base | Target::Catalog => "",
-        Target::Tags(n)
-        | Target::Manifest(n, _)
-        | Target::Blob(n, _)
-        | Target::UploadStart(n)
-        | Target::Upload(n, _)
-        | Target::Referrers(n, _) => n,
-    };
+    let name = repository_of(&path).unwrap_or("");
     if !name.is_empty() && !names::valid_name(name) {
         return Err(ApiError::name_invalid(name));
     }
     let m = req.method().clone();
     let id = authorize(&st.auth, &target, name, &mut req)?;
+    user.clone_from(&id.user);
     match (target, m) {
         (Target::Base, Method::GET | Method::HEAD) => Ok(Response::builder()
             .header("content-type", "application/json")

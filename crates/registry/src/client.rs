@@ -48,12 +48,14 @@ pub struct FetchedManifest {
     pub digest: String,
 }
 
-/// The two reqwest clients: one verifying certificates, one for insecure
-/// hosts that does not.
+/// The reqwest clients: one verifying certificates, one for insecure
+/// hosts that does not, and one per host with its own CA certificates.
 pub(crate) struct Http {
     secure: reqwest::blocking::Client,
     insecure: reqwest::blocking::Client,
     insecure_hosts: Vec<String>,
+    /// By `host:port` or `host`: verifying with the host's extra CAs too.
+    with_ca: HashMap<String, reqwest::blocking::Client>,
 }
 
 impl Http {
@@ -63,10 +65,14 @@ impl Http {
 
     pub(crate) fn for_url(&self, url: &Url) -> &reqwest::blocking::Client {
         if self.is_insecure_url(url) {
-            &self.insecure
-        } else {
-            &self.secure
+            return &self.insecure;
         }
+        let host = url_host_port(url);
+        let name = url.host_str().unwrap_or_default();
+        self.with_ca
+            .get(&host)
+            .or_else(|| self.with_ca.get(name))
+            .unwrap_or(&self.secure)
     }
 }
 
@@ -175,7 +181,7 @@ impl Client {
     /// can be set up.
     pub fn new(cfg: ClientConfig) -> Result<Client> {
         let proxies = EnvProxies::read();
-        let build = |accept_invalid_certs: bool| {
+        let builder = |accept_invalid_certs: bool| {
             let mut b = reqwest::blocking::Client::builder()
                 .user_agent(cfg.user_agent.clone())
                 .redirect(reqwest::redirect::Policy::none())
@@ -186,8 +192,32 @@ impl Client {
             if let Some(p) = proxies.proxy() {
                 b = b.proxy(p);
             }
-            b.build().map_err(Error::HttpClient)
+            b
         };
+        let build = |accept_invalid_certs: bool| {
+            builder(accept_invalid_certs)
+                .build()
+                .map_err(Error::HttpClient)
+        };
+        let mut with_ca = HashMap::new();
+        for (host, pems) in &cfg.ca_certs {
+            let ca_err = |reason: String| Error::CaCert {
+                host: host.clone(),
+                reason,
+            };
+            let mut b = builder(false);
+            for pem in pems {
+                let certs = reqwest::Certificate::from_pem_bundle(pem)
+                    .map_err(|e| ca_err(e.to_string()))?;
+                if certs.is_empty() {
+                    return Err(ca_err("no CERTIFICATE block in it".into()));
+                }
+                for c in certs {
+                    b = b.add_root_certificate(c);
+                }
+            }
+            with_ca.insert(host.clone(), b.build().map_err(Error::HttpClient)?);
+        }
         let mirrors = cfg
             .mirrors
             .iter()
@@ -198,6 +228,7 @@ impl Client {
                 secure: build(false)?,
                 insecure: build(true)?,
                 insecure_hosts: cfg.insecure_hosts.clone(),
+                with_ca,
             },
             cfg,
             auth: AuthCache::default(),

@@ -136,6 +136,11 @@ pub enum Error {
     #[error("cannot create the http client: {0}")]
     HttpClient(#[source] reqwest::Error),
 
+    #[error(
+        "CA certificate for registry {host}: {reason} (expected PEM, as in certs.d/{host}/ca.crt)"
+    )]
+    CaCert { host: String, reason: String },
+
     #[error("{context}: {source}")]
     Io {
         context: String,

@@ -52,6 +52,10 @@ pub struct ClientConfig {
     /// Mirrors for `docker.io` (`https://mirror.example`, `mirror.example:5000`),
     /// tried in order before Docker Hub itself.
     pub mirrors: Vec<String>,
+    /// Extra CA certificates (PEM) by registry host (`host:port` or
+    /// `host`), trusted for that host only besides the public roots:
+    /// Docker's `certs.d/<host>/ca.crt`.
+    pub ca_certs: HashMap<String, Vec<Vec<u8>>>,
 }
 
 impl Default for ClientConfig {
@@ -62,6 +66,7 @@ impl Default for ClientConfig {
             max_retries: 5,
             user_agent: concat!("berth/", env!("CARGO_PKG_VERSION")).to_string(),
             mirrors: Vec::new(),
+            ca_certs: HashMap::new(),
         }
     }
 }

@@ -83,6 +83,7 @@ pub fn login(a: LoginArgs) -> anyhow::Result<i32> {
             vec![host.clone()]
         },
         credentials: HashMap::from([(host.clone(), cred.clone())]),
+        ca_certs: crate::config::ca_certs()?,
         ..ClientConfig::default()
     };
     let client = Client::new(cfg)?;

@@ -1,4 +1,5 @@
-//! `berth registry serve [--addr HOST:PORT] [--root DIR] [--config FILE]`: the registry
+//! `berth registry serve [--addr HOST:PORT] [--root DIR] [--config FILE]
+//! [--tls-cert PEM --tls-key PEM]`: the registry
 //! server of `berth-registry-server`, in the foreground until SIGTERM or
 //! SIGINT (then in-flight requests finish; unfinished uploads stay resumable).
 //!
@@ -13,7 +14,8 @@ pub const DEFAULT_ROOT: &str = "/var/lib/berth-registry";
 
 #[derive(clap::Subcommand)]
 pub enum Cmd {
-    /// Serve an OCI distribution registry (plain HTTP; auth from --config).
+    /// Serve an OCI distribution registry (https with --tls-cert/--tls-key
+    /// or the config's tls_cert/tls_key, else plain http; auth from --config).
     Serve(ServeArgs),
     /// Remove blobs that no manifest of any repository references, and
     /// abandoned uploads (safe while the server runs).
@@ -43,6 +45,12 @@ pub struct ServeArgs {
     /// a `[token]` table, and `[[access]]` rules (repository, user, actions).
     #[arg(long)]
     pub config: Option<PathBuf>,
+    /// PEM certificate chain: serve https (overrides the config's tls_cert).
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert (overrides the config's tls_key).
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 /// `root`: the `--root` given on the command line, if any.
@@ -89,10 +97,17 @@ fn gc(root: Option<&Path>, a: GcArgs) -> anyhow::Result<i32> {
 
 fn serve(root: Option<&Path>, a: ServeArgs) -> anyhow::Result<i32> {
     let root = root.map_or_else(|| PathBuf::from(DEFAULT_ROOT), Path::to_path_buf);
-    let auth = berth_registry_server::load_auth(a.config.as_deref(), &root, &a.addr)
+    let mut cfg =
+        berth_registry_server::load_config(a.config.as_deref()).context("berth registry serve")?;
+    if a.tls_cert.is_some() {
+        cfg.tls_cert = a.tls_cert.clone();
+        cfg.tls_key = a.tls_key.clone();
+    }
+    let auth = berth_registry_server::auth::Auth::from_config(&cfg, &root, &a.addr)
         .context("berth registry serve --config")?;
-    let upload_max_age = berth_registry_server::load_upload_max_age(a.config.as_deref())
-        .context("berth registry serve --config")?;
+    let opts =
+        berth_registry_server::ServeOptions::from_config(&cfg).context("berth registry serve")?;
+    let scheme = cfg.scheme();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -113,11 +128,11 @@ fn serve(root: Option<&Path>, a: ServeArgs) -> anyhow::Result<i32> {
             }
         };
         eprintln!(
-            "berth registry: serving {} on http://{}",
+            "berth registry: serving {} on {scheme}://{}",
             root.display(),
             a.addr
         );
-        berth_registry_server::serve(&a.addr, &root, auth, upload_max_age, shutdown).await
+        berth_registry_server::serve(&a.addr, &root, auth, opts, shutdown).await
     })
     .with_context(|| format!("berth registry serve --addr {}", a.addr))?;
     Ok(0)

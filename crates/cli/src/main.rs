@@ -107,6 +107,13 @@ pub enum Cmd {
     /// Container subcommands.
     #[command(subcommand)]
     Container(ContainerCmd),
+    /// The per-container monitor (run by `run -d`, `start`, `run -t`).
+    #[command(name = "__monitor", hide = true)]
+    Monitor {
+        id: String,
+        attach: u8,
+        claimer: i32,
+    },
     /// The bookkeeping after a detached container exits (run by berth-monitor).
     #[command(name = "__finish", hide = true)]
     Finish { id: String, pid: i32, code: i32 },
@@ -249,6 +256,16 @@ fn run(cli: Cli, root_given: bool) -> anyhow::Result<i32> {
         Cmd::Registry(c) => commands::registry::run(root_given.then_some(root.as_path()), c),
         Cmd::Stats(a) | Cmd::Container(ContainerCmd::Stats(a)) => commands::stats::run(&root, a),
         Cmd::Top(a) | Cmd::Container(ContainerCmd::Top(a)) => commands::stats::top(&root, a),
+        Cmd::Monitor {
+            id,
+            attach,
+            claimer,
+        } => Ok(berth_engine::container::monitor::main(
+            &root,
+            &id,
+            attach == 1,
+            claimer,
+        )),
         Cmd::Finish { id, pid, code } => Ok(berth_engine::container::monitor::finish_main(
             &root, &id, pid, code,
         )),

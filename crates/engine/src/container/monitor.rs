@@ -17,6 +17,22 @@ use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
+/// The fd the report pipe has in `berth __monitor`.
+const REPORT_FD: i32 = 3;
+
+/// `berth __monitor ID ATTACH CLAIMER`, exec'd by [`Engine::start_detached`]
+/// with the report pipe on fd 3; returns its exit status.
+pub fn main(root: &Path, id: &str, attach: bool, claimer: i32) -> i32 {
+    use std::os::fd::FromRawFd;
+    // SAFETY: our starter put the report pipe on this fd for us alone.
+    let report = unsafe { OwnedFd::from_raw_fd(REPORT_FD) };
+    let _ = nix::fcntl::fcntl(
+        &report,
+        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+    );
+    run_monitor(root, id, std::fs::File::from(report), attach, claimer)
+}
+
 /// The monitor's attach socket in the container dir.
 pub const ATTACH_SOCKET: &str = "attach.sock";
 
@@ -60,10 +76,31 @@ impl Engine {
             nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| io(Path::new("pipe"))(e.into()))?;
         let _ = (std::io::stdout().flush(), std::io::stderr().flush());
         let claimer = std::process::id() as i32;
-        // Fork (no exec: the monitor is this binary, already loaded), and
-        // fork again so the monitor is nobody's child but init's.
-        // SAFETY: the CLI is single-threaded here; both children only run
-        // the monitor and leave with _exit.
+        // Fork twice (the monitor is nobody's child but init's), then exec
+        // ourselves as `berth __monitor`: SQLite must not be used in a fork
+        // of a process that has the database open (its lock bookkeeping is
+        // per process; a forked child's writes were seen to vanish).
+        let exe = std::env::current_exe().map_err(io(Path::new("/proc/self/exe")))?;
+        let args: Vec<std::ffi::CString> = [
+            exe.as_os_str(),
+            std::ffi::OsStr::new("--root"),
+            self.root.as_os_str(),
+            std::ffi::OsStr::new("__monitor"),
+            std::ffi::OsStr::new(&rec.id),
+            std::ffi::OsStr::new(if attach { "1" } else { "0" }),
+            std::ffi::OsStr::new(&claimer.to_string()),
+        ]
+        .iter()
+        .map(|a| {
+            use std::os::unix::ffi::OsStrExt;
+            std::ffi::CString::new(a.as_bytes())
+        })
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|e| Error::Invalid(format!("monitor arguments: {e}")))?;
+        let mut argv: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
+        argv.push(std::ptr::null());
+        // SAFETY: the CLI is single-threaded here; both children only set
+        // up fds and exec (or leave with _exit).
         match unsafe { nix::unistd::fork() }.map_err(|e| io(Path::new("fork"))(e.into()))? {
             nix::unistd::ForkResult::Child => {
                 drop(r);
@@ -80,13 +117,21 @@ impl Engine {
                                 for fd in 0..3 {
                                     let _ = dup_to(&null, fd);
                                 }
-                                run_monitor(
-                                    &self.root,
-                                    &rec.id,
-                                    std::fs::File::from(w),
-                                    attach,
-                                    claimer,
-                                )
+                                let _ = dup_to(&w, REPORT_FD);
+                                // SAFETY: fcntl on our own fd; then exec with a
+                                // NULL-terminated argv that outlives the call.
+                                unsafe {
+                                    libc::fcntl(REPORT_FD, libc::F_SETFD, 0);
+                                    libc::execv(argv[0], argv.as_ptr());
+                                }
+                                let mut w = std::fs::File::from(w);
+                                let _ = writeln!(
+                                    w,
+                                    "err exec {}: {}",
+                                    exe.display(),
+                                    std::io::Error::last_os_error()
+                                );
+                                1
                             }
                             Err(_) => 1,
                         };

@@ -394,3 +394,31 @@ pub fn is_rfc3339(s: &str) -> bool {
 
 // ---------------------------------------------------------------------------
 // 1. attached runs
+
+/// Commits a container of `IMG` holding `bytes` random bytes in /root/big
+/// as `target` (the container is removed again).
+pub fn commit_big(c: &Ctx, target: &str, bytes: u64) {
+    c.run_d(&["--name", "bigsrc", IMG, "sleep", "1000"]);
+    c.ok(&[
+        "exec",
+        "bigsrc",
+        "sh",
+        "-c",
+        &format!("head -c {bytes} /dev/urandom > /root/big"),
+    ]);
+    c.ok(&["commit", "bigsrc", target]);
+    c.ok(&["rm", "-f", "bigsrc"]);
+}
+
+/// Pushes `target` again (after a failed push), pulls it into a fresh
+/// store and checks /root/big has `bytes` bytes there.
+pub fn push_again_and_pull(c: &Ctx, target: &str, bytes: u64) {
+    let out = c.ok(&["push", target]);
+    assert!(out.contains("digest: sha256:"), "{out}");
+    let other = Ctx::new();
+    other.ok(&["pull", target]);
+    let o = other.b(&["run", "--rm", target, "sh", "-c", "wc -c < /root/big"]);
+    assert_eq!(o.out.trim(), bytes.to_string(), "{}", o.text());
+    c.assert_empty();
+    other.assert_empty();
+}

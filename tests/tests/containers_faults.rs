@@ -555,17 +555,8 @@ fn kill_9_during_push_then_push_again() {
     use berth_integration::registry::Registry;
     let reg = Registry::start();
     let c = Ctx::new();
-    c.run_d(&["--name", "src", IMG, "sleep", "1000"]);
-    c.ok(&[
-        "exec",
-        "src",
-        "sh",
-        "-c",
-        "head -c 33554432 /dev/urandom > /root/big",
-    ]);
     let target = reg.image_ref("faults/app:1");
-    c.ok(&["commit", "src", &target]);
-    c.ok(&["rm", "-f", "src"]);
+    commit_big(&c, &target, 33554432);
     for delay in [20u64, 100, 300] {
         let mut p = c.spawn(&["push", &target]);
         std::thread::sleep(Duration::from_millis(delay));
@@ -588,14 +579,7 @@ fn kill_9_during_push_then_push_again() {
         }
     }
     // The push can simply be repeated, and the result pulls and runs.
-    let out = c.ok(&["push", &target]);
-    assert!(out.contains("digest: sha256:"), "{out}");
-    let other = Ctx::new();
-    other.ok(&["pull", &target]);
-    let o = other.b(&["run", "--rm", &target, "sh", "-c", "wc -c < /root/big"]);
-    assert_eq!(o.out.trim(), "33554432", "{}", o.text());
-    c.assert_empty();
-    other.assert_empty();
+    push_again_and_pull(&c, &target, 33554432);
 }
 
 #[test]

@@ -63,17 +63,8 @@ fn kill_9_mid_upload_then_the_upload_resumes() {
 fn kill_9_during_berth_push_then_push_again() {
     let mut reg = BerthRegistry::start();
     let c = Ctx::new();
-    c.run_d(&["--name", "src", IMG, "sleep", "1000"]);
-    c.ok(&[
-        "exec",
-        "src",
-        "sh",
-        "-c",
-        "head -c 16777216 /dev/urandom > /root/big",
-    ]);
     let target = reg.image_ref("faults/app:1");
-    c.ok(&["commit", "src", &target]);
-    c.ok(&["rm", "-f", "src"]);
+    commit_big(&c, &target, 16777216);
     let p = c.spawn(&["push", &target]);
     std::thread::sleep(std::time::Duration::from_millis(150));
     reg.kill9_and_restart();
@@ -100,14 +91,7 @@ fn kill_9_during_berth_push_then_push_again() {
     } else {
         assert_eq!(r.status, 404, "{}", r.text());
     }
-    let out = c.ok(&["push", &target]);
-    assert!(out.contains("digest: sha256:"), "{out}");
-    let other = Ctx::new();
-    other.ok(&["pull", &target]);
-    let o = other.b(&["run", "--rm", &target, "sh", "-c", "wc -c < /root/big"]);
-    assert_eq!(o.out.trim(), "16777216", "{}", o.text());
-    c.assert_empty();
-    other.assert_empty();
+    push_again_and_pull(&c, &target, 16777216);
 }
 
 #[test]

@@ -426,18 +426,6 @@ impl ContainerDb {
         Ok(n == 1)
     }
 
-    /// A start that failed before the process ran: back to `created` or
-    /// `exited` with the error kept.
-    pub fn set_start_failed(&self, id: &str, error: &str) -> Result<()> {
-        self.conn
-            .execute(
-                "UPDATE containers SET error = ?2 WHERE id = ?1",
-                params![id, error],
-            )
-            .map_err(self.err("record start error"))?;
-        Ok(())
-    }
-
     pub fn rename(&self, id: &str, name: &str) -> Result<()> {
         let res = self.conn.execute(
             "UPDATE containers SET name = ?2 WHERE id = ?1",

@@ -13,7 +13,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use std::io::Write;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 
 /// What an attached CLI passes on to the container (Docker's sig-proxy).
@@ -83,10 +83,10 @@ impl Engine {
         let launched = {
             let saved = super::exec::Saved::null(&[0, 1, 2])?;
             if let Some(r) = &in_r {
-                dup_onto(r, 0)?;
+                super::monitor::dup_to(r, 0)?;
             }
-            dup_onto(&out_w, 1)?;
-            dup_onto(&err_w, 2)?;
+            super::monitor::dup_to(&out_w, 1)?;
+            super::monitor::dup_to(&err_w, 2)?;
             let l = self.launch(rec, cfg);
             drop(saved);
             l
@@ -118,14 +118,6 @@ impl Engine {
         self.finish(&rec.id, l.pid, code, Some(&l.cgroup))?;
         Ok(code)
     }
-}
-
-fn dup_onto(fd: &OwnedFd, target: i32) -> Result<()> {
-    // SAFETY: dup2 onto a standard fd number; Saved restores it.
-    if unsafe { libc::dup2(fd.as_raw_fd(), target) } < 0 {
-        return Err(io(Path::new("dup2"))(std::io::Error::last_os_error()));
-    }
-    Ok(())
 }
 
 /// Copies the container's output to ours and the log, passes signals on,

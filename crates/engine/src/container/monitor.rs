@@ -450,7 +450,7 @@ pub fn finish_main(root: &Path, id: &str, pid: i32, code: i32) -> i32 {
     }
 }
 
-fn dup_to(fd: &impl AsFd, target: i32) -> Result<()> {
+pub(crate) fn dup_to(fd: &impl AsFd, target: i32) -> Result<()> {
     // SAFETY: dup2 onto a standard fd number; the old one is replaced.
     if unsafe { libc::dup2(fd.as_fd().as_raw_fd(), target) } < 0 {
         return Err(io(Path::new("dup2"))(std::io::Error::last_os_error()));

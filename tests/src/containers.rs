@@ -275,15 +275,28 @@ impl Ctx {
 
     /// Live `berth __monitor` processes of this store (of `id` if given).
     pub fn monitors(&self, id: Option<&str>) -> Vec<i32> {
-        procs_with(&self.root_str())
-            .into_iter()
-            .filter(|p| {
-                let cmd = std::fs::read(format!("/proc/{p}/cmdline")).unwrap_or_default();
-                let cmd = String::from_utf8_lossy(&cmd);
-                // `berth __monitor ID` (or a separate monitor binary).
-                cmd.contains("monitor") && id.is_none_or(|id| cmd.contains(id))
-            })
-            .collect()
+        let scan = || -> Vec<i32> {
+            procs_with(&self.root_str())
+                .into_iter()
+                .filter(|p| {
+                    let cmd = std::fs::read(format!("/proc/{p}/cmdline")).unwrap_or_default();
+                    let cmd = String::from_utf8_lossy(&cmd);
+                    // `berth __monitor ID` (or a separate monitor binary).
+                    cmd.contains("monitor") && id.is_none_or(|id| cmd.contains(id))
+                })
+                .collect()
+        };
+        // A monitor in the middle of its execve (it becomes berth-monitor)
+        // has an empty cmdline for a moment: look again before saying none.
+        let mut found = scan();
+        for _ in 0..20 {
+            if !found.is_empty() || id.is_none() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            found = scan();
+        }
+        found
     }
 
     /// Nothing of any container is left: no rows, dirs, mounts, monitors.

@@ -15,7 +15,8 @@ BIN="$PWD/target/release"
 WORK="$(mktemp -d /tmp/berth-demo.XXXXXX)"
 REG_PID=""
 cleanup() {
-    "$BIN/berth" --root "$WORK/store" rm -f demo >/dev/null 2>&1 || true
+    # Containers, the store's bridge and firewall table, images: all gone.
+    "$BIN/berth" --root "$WORK/store" system reset -f >/dev/null 2>&1 || true
     [ -n "$REG_PID" ] && kill "$REG_PID" 2>/dev/null || true
     rm -rf "$WORK"
 }

@@ -42,6 +42,10 @@ pub struct Opts {
     pub docker_config: bool,
     /// Set `BERTH_CONFIG` to `berth.json` in the private config dir.
     pub berth_config: bool,
+    /// Leave containers on the default bridge network; otherwise
+    /// `BERTH_DEFAULT_NETWORK=none` (tests about other things make no
+    /// bridges and firewall tables).
+    pub network: bool,
 }
 
 impl Default for Opts {
@@ -50,6 +54,7 @@ impl Default for Opts {
             prefix: "berth-store-",
             docker_config: true,
             berth_config: true,
+            network: false,
         }
     }
 }
@@ -92,6 +97,9 @@ impl Store {
         }
         if self.opts.berth_config {
             c.env("BERTH_CONFIG", self.docker_config.path().join("berth.json"));
+        }
+        if !self.opts.network {
+            c.env("BERTH_DEFAULT_NETWORK", "none");
         }
         c.stdin(Stdio::null());
         c

@@ -93,6 +93,11 @@ pub enum Cmd {
     /// Volume subcommands.
     #[command(subcommand)]
     Volume(commands::volume::Cmd),
+    /// Network subcommands.
+    #[command(subcommand)]
+    Network(commands::network::Cmd),
+    /// A container's published ports.
+    Port(commands::network::PortArgs),
     /// Live resource use of containers (CPU, memory, block I/O, pids).
     Stats(commands::stats::Args),
     /// System subcommands (df, prune).
@@ -251,6 +256,8 @@ fn run(cli: Cli, root_given: bool) -> anyhow::Result<i32> {
         Cmd::Cp(a) | Cmd::Container(ContainerCmd::Cp(a)) => commands::cp::run(&root, a),
         Cmd::Export(a) | Cmd::Container(ContainerCmd::Export(a)) => commands::cp::export(&root, a),
         Cmd::Volume(c) => commands::volume::run(&root, c),
+        Cmd::Network(c) => commands::network::run(&root, c),
+        Cmd::Port(a) => commands::network::port(&root, a),
         Cmd::Attach(a) => commands::attach::run(&root, a),
         Cmd::System(c) => commands::system::run(&root, c),
         Cmd::Registry(c) => commands::registry::run(root_given.then_some(root.as_path()), c),

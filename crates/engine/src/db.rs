@@ -58,6 +58,39 @@ CREATE TABLE exits (
     finished_at TEXT NOT NULL
 );
 "#,
+    r#"
+CREATE TABLE networks (
+    id       TEXT PRIMARY KEY,
+    name     TEXT NOT NULL UNIQUE,
+    bridge   TEXT NOT NULL UNIQUE,
+    subnet   TEXT NOT NULL,
+    gateway  TEXT NOT NULL,
+    subnet6  TEXT NOT NULL DEFAULT '',
+    gateway6 TEXT NOT NULL DEFAULT '',
+    internal INTEGER NOT NULL DEFAULT 0,
+    labels   TEXT NOT NULL DEFAULT '{}',
+    created  TEXT NOT NULL
+);
+CREATE TABLE endpoints (
+    network   TEXT NOT NULL REFERENCES networks(id),
+    container TEXT NOT NULL,
+    ip        TEXT NOT NULL,
+    ip6       TEXT NOT NULL DEFAULT '',
+    mac       TEXT NOT NULL,
+    PRIMARY KEY (network, container),
+    UNIQUE (network, ip)
+);
+CREATE INDEX endpoints_container ON endpoints(container);
+CREATE TABLE ports (
+    container TEXT NOT NULL,
+    proto     TEXT NOT NULL,
+    host_ip   TEXT NOT NULL,
+    host_port INTEGER NOT NULL,
+    ip        TEXT NOT NULL,
+    port      INTEGER NOT NULL
+);
+CREATE INDEX ports_container ON ports(container);
+"#,
 ];
 
 /// A container's lifecycle state as stored.
@@ -180,7 +213,12 @@ impl ContainerDb {
         Ok(ContainerDb { conn, path })
     }
 
-    fn err(&self, op: &'static str) -> impl FnOnce(rusqlite::Error) -> Error + '_ {
+    /// The connection, for the network tables (`crate::network`).
+    pub(crate) fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
+    pub(crate) fn err(&self, op: &'static str) -> impl FnOnce(rusqlite::Error) -> Error + '_ {
         move |source| Error::Sql {
             path: self.path.clone(),
             op,

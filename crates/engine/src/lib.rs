@@ -5,6 +5,7 @@
 
 pub mod container;
 pub mod db;
+pub mod network;
 pub mod rootfs;
 pub mod spec_gen;
 pub mod volume;

@@ -96,10 +96,17 @@ pub fn container_json(eng: &Engine, r: &Record) -> anyhow::Result<Value> {
         "AppArmorProfile": "",
         "Mounts": cfg.spec.mounts.iter().map(|m| mount_json(&eng.volumes_dir(), m)).collect::<Vec<_>>(),
         "HostConfig": {
-            "NetworkMode": match cfg.spec.network {
-                berth_engine::spec_gen::Network::None => "none",
-                berth_engine::spec_gen::Network::Host => "host",
+            "NetworkMode": match &cfg.spec.network {
+                berth_engine::spec_gen::Network::None => "none".to_string(),
+                berth_engine::spec_gen::Network::Host => "host".to_string(),
+                berth_engine::spec_gen::Network::Bridge(n) => n.clone(),
             },
+            "PortBindings": port_bindings(&cfg),
+            "PublishAllPorts": cfg.spec.publish_all,
+            "Dns": cfg.spec.dns,
+            "DnsSearch": cfg.spec.dns_search,
+            "DnsOptions": cfg.spec.dns_option,
+            "ExtraHosts": cfg.spec.add_host.iter().map(|(n, i)| format!("{n}:{i}")).collect::<Vec<_>>(),
             "AutoRemove": cfg.auto_remove,
             "Memory": cfg.spec.memory.unwrap_or(0),
             "PidsLimit": cfg.spec.pids_limit,
@@ -133,7 +140,83 @@ pub fn container_json(eng: &Engine, r: &Record) -> anyhow::Result<Value> {
             "Volumes": image.get("Volumes").cloned().unwrap_or(Value::Null),
             "StopTimeout": cfg.stop_timeout,
         },
-        "NetworkSettings": {},
+        "NetworkSettings": network_settings(eng, r, &cfg)?,
+    }))
+}
+
+fn port_key(proto: berth_net::nft::Proto, port: u16) -> String {
+    format!("{port}/{}", proto.as_str())
+}
+
+/// `HostConfig.PortBindings`: what `-p` asked for.
+fn port_bindings(cfg: &berth_engine::Config) -> Value {
+    let mut m = serde_json::Map::new();
+    for p in &cfg.spec.publish {
+        let e = m
+            .entry(port_key(p.proto, p.port))
+            .or_insert_with(|| json!([]));
+        if let Some(a) = e.as_array_mut() {
+            a.push(json!({
+                "HostIp": p.host_ip.map(|i| i.to_string()).unwrap_or_default(),
+                "HostPort": if p.host_port == 0 { String::new() } else { p.host_port.to_string() },
+            }));
+        }
+    }
+    Value::Object(m)
+}
+
+/// Docker's `NetworkSettings`: the endpoints and ports in effect while
+/// the container runs.
+fn network_settings(
+    eng: &Engine,
+    r: &berth_engine::db::Record,
+    cfg: &berth_engine::Config,
+) -> anyhow::Result<Value> {
+    let eps = eng.endpoints(&r.id)?;
+    let mut ports = serde_json::Map::new();
+    for p in eng.published(&r.id)? {
+        let e = ports
+            .entry(port_key(p.proto, p.port))
+            .or_insert_with(|| json!([]));
+        if let Some(a) = e.as_array_mut() {
+            a.push(json!({
+                "HostIp": p.host_ip.map(|i| i.to_string()).unwrap_or_else(|| "0.0.0.0".into()),
+                "HostPort": p.host_port.to_string(),
+            }));
+        }
+    }
+    let mut networks = serde_json::Map::new();
+    for ep in &eps {
+        networks.insert(
+            ep.network.name.clone(),
+            json!({
+                "Aliases": cfg.spec.network_aliases,
+                "NetworkID": ep.network.id,
+                "EndpointID": "",
+                "Gateway": ep.network.gateway.to_string(),
+                "IPAddress": ep.ip.to_string(),
+                "IPPrefixLen": ep.network.subnet.prefix,
+                "IPv6Gateway": ep.network.gateway6.map(|g| g.to_string()).unwrap_or_default(),
+                "GlobalIPv6Address": ep.ip6.map(|g| g.to_string()).unwrap_or_default(),
+                "GlobalIPv6PrefixLen": ep.network.subnet6.map(|s| s.prefix).unwrap_or(0),
+                "MacAddress": ep.mac,
+            }),
+        );
+    }
+    let first = eps.first();
+    Ok(json!({
+        "Bridge": first.map(|e| e.network.bridge.clone()).unwrap_or_default(),
+        "SandboxKey": if r.status == berth_engine::db::Status::Running && r.pid > 0 && first.is_some() {
+            format!("/proc/{}/ns/net", r.pid)
+        } else {
+            String::new()
+        },
+        "Ports": ports,
+        "IPAddress": first.map(|e| e.ip.to_string()).unwrap_or_default(),
+        "IPPrefixLen": first.map(|e| e.network.subnet.prefix).unwrap_or(0),
+        "Gateway": first.map(|e| e.network.gateway.to_string()).unwrap_or_default(),
+        "MacAddress": first.map(|e| e.mac.clone()).unwrap_or_default(),
+        "Networks": networks,
     }))
 }
 

@@ -11,6 +11,7 @@ pub mod inspect;
 pub mod load;
 pub mod login;
 pub mod logs;
+pub mod network;
 pub mod prune;
 pub mod ps;
 pub mod pull;

@@ -51,9 +51,44 @@ pub struct CreateArgs {
     /// Maximum number of processes (-1: unlimited).
     #[arg(long = "pids-limit", allow_hyphen_values = true)]
     pub pids_limit: Option<i64>,
-    /// `none` (a new empty network namespace; the default for now) or `host`.
-    #[arg(long, default_value = "none")]
+    /// `bridge` (the default network), a network's name, `none` (only
+    /// loopback) or `host`. The default comes from BERTH_DEFAULT_NETWORK
+    /// when set.
+    #[arg(
+        long,
+        alias = "net",
+        env = "BERTH_DEFAULT_NETWORK",
+        default_value = "bridge"
+    )]
     pub network: String,
+    /// Publish a container's port to the host:
+    /// `[ip:][hostPort:]containerPort[/tcp|udp]`.
+    #[arg(short = 'p', long = "publish")]
+    pub publish: Vec<String>,
+    /// Publish every EXPOSEd port to a random host port.
+    #[arg(short = 'P', long = "publish-all")]
+    pub publish_all: bool,
+    /// The container's IPv4 address on its network.
+    #[arg(long)]
+    pub ip: Option<String>,
+    /// The container's MAC address.
+    #[arg(long = "mac-address")]
+    pub mac_address: Option<String>,
+    /// A DNS server for the container (replaces the host's).
+    #[arg(long)]
+    pub dns: Vec<String>,
+    /// A DNS search domain.
+    #[arg(long = "dns-search")]
+    pub dns_search: Vec<String>,
+    /// A DNS resolver option.
+    #[arg(long = "dns-option", alias = "dns-opt")]
+    pub dns_option: Vec<String>,
+    /// Add a line to /etc/hosts (`NAME:IP`).
+    #[arg(long = "add-host")]
+    pub add_host: Vec<String>,
+    /// A name the container has on its network, besides its own.
+    #[arg(long = "network-alias", alias = "net-alias")]
+    pub network_alias: Vec<String>,
     /// Signal to stop the container (default: the image's, else SIGTERM).
     #[arg(long = "stop-signal")]
     pub stop_signal: Option<String>,
@@ -290,8 +325,59 @@ fn spec_options(a: &CreateArgs) -> anyhow::Result<spec_gen::Options> {
     let network = match a.network.as_str() {
         "none" => Network::None,
         "host" => Network::Host,
-        other => anyhow::bail!("network {other:?} is not supported yet; use none or host"),
+        "" => anyhow::bail!("--network needs a value"),
+        other if other.starts_with("container:") => {
+            anyhow::bail!("--network container:NAME is not supported yet")
+        }
+        other => Network::Bridge(other.to_string()),
     };
+    let bridged = matches!(network, Network::Bridge(_));
+    let publish = a
+        .publish
+        .iter()
+        .map(|p| berth_engine::network::parse_publish(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    if !bridged && (!publish.is_empty() || a.ip.is_some() || a.mac_address.is_some()) {
+        anyhow::bail!(
+            "-p, --ip and --mac-address need a bridge network (not --network {})",
+            a.network
+        );
+    }
+    if !bridged && !a.network_alias.is_empty() {
+        anyhow::bail!("network-scoped aliases are only supported for user-defined networks");
+    }
+    if let Some(ip) = &a.ip {
+        if ip.parse::<std::net::Ipv4Addr>().is_err() {
+            anyhow::bail!("invalid IPv4 address: {ip}");
+        }
+    }
+    if let Some(m) = &a.mac_address {
+        if berth_net::netlink::parse_mac(m).is_none() {
+            anyhow::bail!("invalid MAC address: {m}");
+        }
+    }
+    for d in &a.dns {
+        if d.parse::<std::net::IpAddr>().is_err() {
+            anyhow::bail!("{d} is not an ip address");
+        }
+    }
+    let mut add_host = Vec::new();
+    for h in &a.add_host {
+        // NAME:IP, the IP may be IPv6 (NAME:IP splits at the first colon);
+        // `NAME=IP` as newer Docker allows.
+        let (name, ip) = h
+            .split_once('=')
+            .or_else(|| h.split_once(':'))
+            .ok_or_else(|| anyhow::anyhow!("invalid argument {h:?} for --add-host: NAME:IP"))?;
+        let ip = ip.trim_start_matches('[').trim_end_matches(']');
+        if name.is_empty()
+            || name.contains(char::is_whitespace)
+            || ip.parse::<std::net::IpAddr>().is_err()
+        {
+            anyhow::bail!("invalid argument {h:?} for --add-host: NAME:IP");
+        }
+        add_host.push((name.to_string(), ip.to_string()));
+    }
     let memory = size_flag(&a.memory, "memory size")?;
     if memory == Some(-1) {
         anyhow::bail!("invalid memory size \"-1\": a size like 64m");
@@ -363,6 +449,15 @@ fn spec_options(a: &CreateArgs) -> anyhow::Result<spec_gen::Options> {
         memory,
         pids_limit: a.pids_limit,
         network,
+        publish,
+        publish_all: a.publish_all,
+        ip: a.ip.clone(),
+        mac_address: a.mac_address.clone(),
+        dns: a.dns.clone(),
+        dns_search: a.dns_search.clone(),
+        dns_option: a.dns_option.clone(),
+        add_host,
+        network_aliases: a.network_alias.clone(),
         tty: a.tty,
         hostname: a.hostname.clone(),
         mounts: mounts_list,

@@ -26,6 +26,13 @@ pub enum Cmd {
         #[arg(short, long)]
         force: bool,
     },
+    /// Remove everything in the store: containers, networks (their bridges
+    /// and firewall table), volumes and images.
+    Reset {
+        /// Do not prompt for confirmation.
+        #[arg(short, long)]
+        force: bool,
+    },
 }
 
 fn pct(part: u64, total: u64) -> String {
@@ -40,7 +47,41 @@ pub fn run(root: &Path, cmd: Cmd) -> anyhow::Result<i32> {
             volumes,
             force,
         } => prune(root, all, volumes, force),
+        Cmd::Reset { force } => reset(root, force),
     }
+}
+
+fn reset(root: &Path, force: bool) -> anyhow::Result<i32> {
+    if !force {
+        eprint!(
+            "WARNING! This will remove all containers, networks, volumes and images in {}.\n\
+             Are you sure you want to continue? [y/N] ",
+            root.display()
+        );
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line)?;
+        if !matches!(line.trim(), "y" | "Y" | "yes") {
+            return Ok(0);
+        }
+    }
+    if !root.exists() {
+        return Ok(0);
+    }
+    let eng = Engine::open(root)?;
+    let mut code = 0;
+    for c in eng.list()? {
+        if let Err(e) = eng.remove(&c, true, true) {
+            eprintln!("berth: remove container {}: {e}", c.name);
+            code = 1;
+        }
+    }
+    eng.reset_networks()?;
+    drop(eng);
+    if code == 0 {
+        std::fs::remove_dir_all(root)
+            .map_err(|e| anyhow::anyhow!("remove {}: {e}", root.display()))?;
+    }
+    Ok(code)
 }
 
 fn df(root: &Path) -> anyhow::Result<i32> {

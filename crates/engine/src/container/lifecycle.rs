@@ -74,14 +74,47 @@ impl Engine {
                 rec.id[..12].to_string()
             }
         });
+        // A run that died without cleaning up leaves runtime state behind.
+        cleanup_runtime(self, &rec.id, Some(cfg));
+        let wired = self.net_setup(&rec.id, cfg)?;
+        let r = self.launch_wired(rec, cfg, dir, size, &hostname, wired.as_ref());
+        if r.is_err() && wired.is_some() {
+            self.net_teardown(&rec.id);
+        }
+        // The container's init is in the namespace now (or nothing runs):
+        // our fd may go.
+        drop(wired);
+        r
+    }
+
+    fn launch_wired(
+        &self,
+        rec: &Record,
+        cfg: &Config,
+        dir: &Path,
+        size: Option<(u16, u16)>,
+        hostname: &str,
+        wired: Option<&crate::network::Wired>,
+    ) -> Result<Launched> {
         let etc = dir.join("etc");
         std::fs::create_dir_all(&etc).map_err(io(&etc))?;
-        spec_gen::mounts::write_etc(&etc, &hostname, cfg.spec.network == spec_gen::Network::Host)?;
+        spec_gen::mounts::write_etc(
+            &etc,
+            hostname,
+            &spec_gen::mounts::EtcNet {
+                host_network: cfg.spec.network == spec_gen::Network::Host,
+                ip: wired.map(|w| w.endpoint.ip),
+                add_host: &cfg.spec.add_host,
+                dns: &cfg.spec.dns,
+                dns_search: &cfg.spec.dns_search,
+                dns_option: &cfg.spec.dns_option,
+            },
+        )?;
         let spec = spec_gen::generate(
             &cfg.image_config,
             &cfg.spec,
             &rootfs::merged(dir),
-            &hostname,
+            hostname,
             &spec_gen::Context {
                 volumes_dir: self.root.join("volumes"),
                 etc_dir: Some(etc),
@@ -91,6 +124,7 @@ impl Engine {
                 } else {
                     None
                 },
+                netns_path: wired.map(|w| w.ns.path()),
             },
         )?;
         let config = dir.join("config.json");
@@ -98,8 +132,6 @@ impl Engine {
             path: config.clone(),
             source: std::io::Error::other(e.to_string()),
         })?;
-        // A run that died without cleaning up leaves runtime state behind.
-        cleanup_runtime(self, &rec.id, Some(cfg));
         if let Some(x) = self.external(cfg) {
             let (pid, master) = x.create_start(&rec.id, dir, cfg.spec.tty)?;
             if let (Some(m), Some((r, c))) = (&master, size) {
@@ -369,6 +401,9 @@ impl Engine {
 
 /// Deletes the runtime's state for `id` (and its cgroup), if any.
 pub fn cleanup_runtime(eng: &Engine, id: &str, cfg: Option<&Config>) {
+    if cfg.is_some_and(|c| matches!(c.spec.network, spec_gen::Network::Bridge(_))) {
+        eng.net_teardown(id);
+    }
     if let Some(x) = cfg.and_then(|c| eng.external(c)) {
         x.delete(id, &eng.dir(id));
         // runc leaves the cgroup of a container killed outside it.

@@ -55,6 +55,12 @@ pub enum Error {
     State { id: String, what: String },
     #[error("starting container {id}: {msg}")]
     Start { id: String, msg: String },
+    #[error("{0}")]
+    Network(String),
+    #[error("network {0} not found")]
+    NoNetwork(String),
+    #[error("network with name {0} already exists")]
+    NetworkExists(String),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;

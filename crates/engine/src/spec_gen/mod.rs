@@ -75,13 +75,15 @@ pub const READONLY_PATHS: &[&str] = &[
     "/proc/sysrq-trigger",
 ];
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub enum Network {
     /// A new, empty network namespace (loopback only).
     #[default]
     None,
     /// The host's network namespace.
     Host,
+    /// A new namespace wired to the bridge network of this name.
+    Bridge(String),
 }
 
 /// What `berth run` asks for on top of the image config.
@@ -100,6 +102,21 @@ pub struct Options {
     pub memory: Option<i64>,
     pub pids_limit: Option<i64>,
     pub network: Network,
+    /// `-p`: published ports.
+    pub publish: Vec<crate::network::Publish>,
+    /// `-P`: every EXPOSEd port too, to random host ports.
+    pub publish_all: bool,
+    /// `--ip`, `--mac-address`.
+    pub ip: Option<String>,
+    pub mac_address: Option<String>,
+    /// `--dns`, `--dns-search`, `--dns-option`.
+    pub dns: Vec<String>,
+    pub dns_search: Vec<String>,
+    pub dns_option: Vec<String>,
+    /// `--add-host NAME:IP`.
+    pub add_host: Vec<(String, String)>,
+    /// `--network-alias`.
+    pub network_aliases: Vec<String>,
     /// `-t`: a pty as the process's stdio.
     pub tty: bool,
     /// `-h`: the container's hostname (default: the id's first 12 digits).
@@ -143,6 +160,8 @@ pub struct Context {
     pub cgroups_path: Option<String>,
     /// The host path of berth-init, bound at [`INIT_PATH`] with `--init`.
     pub init_binary: Option<PathBuf>,
+    /// The network namespace to join (a bridge network's, made by berth).
+    pub netns_path: Option<String>,
 }
 
 /// Where `--init` puts berth-init in the container (on the /dev tmpfs, so
@@ -364,8 +383,15 @@ pub fn generate(
         json!({"type": "uts"}),
         json!({"type": "mount"}),
     ];
-    if opts.network == Network::None {
-        namespaces.push(json!({"type": "network"}));
+    match &opts.network {
+        Network::None => namespaces.push(json!({"type": "network"})),
+        Network::Host => {}
+        Network::Bridge(_) => {
+            let path = ctx.netns_path.as_ref().ok_or_else(|| {
+                Error::Invalid("a bridge network needs its namespace made first".into())
+            })?;
+            namespaces.push(json!({"type": "network", "path": path}));
+        }
     }
     let resources = resources(opts)?;
     let caps = security::capabilities(opts)?;

@@ -304,14 +304,29 @@ pub fn check_cpuset(s: &str) -> Result<(), Error> {
     Ok(())
 }
 
+/// What a container's /etc/hosts and /etc/resolv.conf say besides the
+/// defaults.
+#[derive(Debug, Default)]
+pub struct EtcNet<'a> {
+    pub host_network: bool,
+    /// The container's own address on its network.
+    pub ip: Option<std::net::IpAddr>,
+    /// `--add-host NAME:IP`.
+    pub add_host: &'a [(String, String)],
+    /// `--dns`, `--dns-search`, `--dns-option`: each replaces the host's.
+    pub dns: &'a [String],
+    pub dns_search: &'a [String],
+    pub dns_option: &'a [String],
+}
+
 /// Writes `hosts`, `hostname` and `resolv.conf` for a container into `dir`.
-pub fn write_etc(dir: &Path, hostname: &str, host_network: bool) -> Result<(), Error> {
+pub fn write_etc(dir: &Path, hostname: &str, net: &EtcNet) -> Result<(), Error> {
     let write = |name: &str, text: String| {
         let p = dir.join(name);
         std::fs::write(&p, text).map_err(|e| Error::Invalid(format!("write {}: {e}", p.display())))
     };
     write("hostname", format!("{hostname}\n"))?;
-    let hosts = if host_network {
+    let mut hosts = if net.host_network {
         std::fs::read_to_string("/etc/hosts").unwrap_or_default()
     } else {
         "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n\
@@ -319,9 +334,38 @@ pub fn write_etc(dir: &Path, hostname: &str, host_network: bool) -> Result<(), E
          ff02::2\tip6-allrouters\n"
             .to_string()
     };
+    for (name, ip) in net.add_host {
+        hosts.push_str(&format!("{ip}\t{name}\n"));
+    }
+    if let Some(ip) = net.ip {
+        hosts.push_str(&format!("{ip}\t{hostname}\n"));
+    }
     write("hosts", hosts)?;
     let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    write("resolv.conf", resolv_conf(&host, host_network))
+    let mut resolv = resolv_conf(&host, net.host_network);
+    for (key, values) in [
+        ("nameserver", net.dns),
+        ("search", net.dns_search),
+        ("options", net.dns_option),
+    ] {
+        if values.is_empty() {
+            continue;
+        }
+        let mut kept: String = resolv
+            .lines()
+            .filter(|l| l.split_whitespace().next() != Some(key))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        if key == "nameserver" {
+            for v in values {
+                kept.push_str(&format!("nameserver {v}\n"));
+            }
+        } else {
+            kept.push_str(&format!("{key} {}\n", values.join(" ")));
+        }
+        resolv = kept;
+    }
+    write("resolv.conf", resolv)
 }
 
 /// The host's resolv.conf for a container: loopback nameservers do not

@@ -1,0 +1,1200 @@
+//! Networks, the policy half (the kernel work is `berth_net`'s): networks,
+//! address leases and published ports live in the state DB; a container on
+//! a bridge network gets a new network namespace with a veth pair into the
+//! network's bridge, an address from the lease table, a default route,
+//! outbound NAT and its published ports as DNAT rules in berth's own
+//! nftables table.
+//!
+//! Nothing here needs a daemon or a cleanup pass: the namespace is held by
+//! an fd until the container's init joined it, so it (and the veth pair)
+//! disappears with the container's last process, or with a berth killed
+//! half-way; leases and ports are rows keyed by container, dropped when the
+//! container stops and replaced when it starts again; the nftables table
+//! is rewritten whole from the DB whenever ports change.
+
+use crate::container::{io, new_id, Engine, Error, Result};
+use berth_net::ipam::{self, Subnet};
+use berth_net::netlink::{self, Netlink, Veth};
+use berth_net::netns::NetNs;
+use berth_net::nft::{self, NetRules, PortRule, Proto};
+use nix::fcntl::{Flock, FlockArg};
+use rusqlite::{params, OptionalExtension};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashSet};
+use std::net::IpAddr;
+use std::path::Path;
+
+/// The default network's name, as in Docker.
+pub const DEFAULT_NETWORK: &str = "bridge";
+/// Predefined modes that are not networks one can create or remove.
+pub const PREDEFINED: &[&str] = &["bridge", "host", "none"];
+/// The store the default bridge name `berth0` and table `berth` belong to.
+const DEFAULT_ROOT: &str = "/var/lib/berth";
+
+/// A network as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Network {
+    pub id: String,
+    pub name: String,
+    pub bridge: String,
+    pub subnet: Subnet,
+    pub gateway: IpAddr,
+    pub subnet6: Option<Subnet>,
+    pub gateway6: Option<IpAddr>,
+    pub internal: bool,
+    pub labels: BTreeMap<String, String>,
+    pub created: String,
+}
+
+/// What `network create` asks for.
+#[derive(Debug, Clone, Default)]
+pub struct NetworkCreate {
+    pub name: String,
+    pub subnet: Option<String>,
+    pub gateway: Option<String>,
+    pub ipv6: bool,
+    pub subnet6: Option<String>,
+    pub gateway6: Option<String>,
+    pub internal: bool,
+    pub labels: BTreeMap<String, String>,
+}
+
+/// A container's place on a network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub network: Network,
+    pub ip: IpAddr,
+    pub ip6: Option<IpAddr>,
+    pub mac: String,
+}
+
+/// A `-p` request: host port 0 means "any free one".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Publish {
+    pub proto: Proto,
+    pub host_ip: Option<IpAddr>,
+    pub host_port: u16,
+    pub port: u16,
+}
+
+/// A published port in effect (a row of `ports`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Published {
+    pub proto: Proto,
+    pub host_ip: Option<IpAddr>,
+    pub host_port: u16,
+    pub port: u16,
+}
+
+/// A container's network, wired: hold `ns` until the container's init has
+/// joined it.
+pub struct Wired {
+    pub ns: NetNs,
+    pub endpoint: Endpoint,
+}
+
+fn net_err(e: berth_net::Error) -> Error {
+    Error::Network(e.to_string())
+}
+
+/// Parses `-p`: `[ip:][hostPort:]containerPort[/proto]` (IPv6 host
+/// addresses in brackets).
+pub fn parse_publish(s: &str) -> Result<Publish> {
+    let bad = |why: &str| Error::Invalid(format!("invalid publish spec {s:?}: {why}"));
+    let (rest, proto) = match s.rsplit_once('/') {
+        Some((r, "tcp")) => (r, Proto::Tcp),
+        Some((r, "udp")) => (r, Proto::Udp),
+        Some((_, p)) => return Err(bad(&format!("unknown protocol {p:?}"))),
+        None => (s, Proto::Tcp),
+    };
+    let (host_ip, rest) = if let Some(r) = rest.strip_prefix('[') {
+        let (ip, r) = r.split_once(']').ok_or_else(|| bad("unclosed ["))?;
+        let ip: IpAddr = ip.parse().map_err(|_| bad("bad host address"))?;
+        let r = r.strip_prefix(':').ok_or_else(|| bad("missing port"))?;
+        (Some(ip), r)
+    } else {
+        let parts: Vec<&str> = rest.split(':').collect();
+        match parts.len() {
+            1 | 2 => (None, rest),
+            3 => {
+                let ip = if parts[0].is_empty() {
+                    None
+                } else {
+                    Some(parts[0].parse().map_err(|_| bad("bad host address"))?)
+                };
+                (ip, &rest[parts[0].len() + 1..])
+            }
+            _ => return Err(bad("too many colons")),
+        }
+    };
+    let port = |p: &str, zero_ok: bool| -> Result<u16> {
+        if p.contains('-') {
+            return Err(bad("port ranges are not supported"));
+        }
+        let n: u16 = p.parse().map_err(|_| bad(&format!("bad port {p:?}")))?;
+        if n == 0 && !zero_ok {
+            return Err(bad("port 0"));
+        }
+        Ok(n)
+    };
+    let (host_port, ctr) = match rest.split_once(':') {
+        Some((h, c)) => (if h.is_empty() { 0 } else { port(h, false)? }, c),
+        None => (0, rest),
+    };
+    Ok(Publish {
+        proto,
+        host_ip,
+        host_port,
+        port: port(ctr, false)?,
+    })
+}
+
+/// `-p` plus, with `-P`, every port the image EXPOSEs (random host ports).
+fn publish_list(cfg: &crate::container::Config) -> Vec<Publish> {
+    let mut out = cfg.spec.publish.clone();
+    if cfg.spec.publish_all {
+        if let Some(exposed) = cfg.image()["ExposedPorts"].as_object() {
+            for k in exposed.keys() {
+                let (port, proto) = k.split_once('/').unwrap_or((k.as_str(), "tcp"));
+                let proto = match proto {
+                    "tcp" => Proto::Tcp,
+                    "udp" => Proto::Udp,
+                    _ => continue,
+                };
+                let Ok(port) = port.parse::<u16>() else {
+                    continue;
+                };
+                if port == 0 || out.iter().any(|p| p.port == port && p.proto == proto) {
+                    continue;
+                }
+                out.push(Publish {
+                    proto,
+                    host_ip: None,
+                    host_port: 0,
+                    port,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// Docker's rule for network names.
+fn check_name(name: &str) -> Result<()> {
+    let ok = name
+        .bytes()
+        .next()
+        .is_some_and(|b| b.is_ascii_alphanumeric())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+        && name.len() <= 128;
+    if !ok {
+        return Err(Error::Invalid(format!(
+            "invalid network name {name:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+        )));
+    }
+    Ok(())
+}
+
+/// A short tag for a store other than the default one, so several stores
+/// on one machine (tests) keep their bridges and tables apart.
+fn store_tag(root: &Path) -> Option<String> {
+    if root == Path::new(DEFAULT_ROOT) {
+        return None;
+    }
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in root.as_os_str().as_encoded_bytes() {
+        h ^= *b as u64;
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    Some(format!("{:06x}", h & 0xff_ffff))
+}
+
+fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Vec<String>, bool)> {
+    let mut v = Vec::new();
+    for i in 0..10 {
+        if i == 7 {
+            continue;
+        }
+        v.push(r.get::<_, String>(i)?);
+    }
+    Ok((v, r.get::<_, bool>(7)?))
+}
+
+const NET_COLUMNS: &str =
+    "id, name, bridge, subnet, gateway, subnet6, gateway6, internal, labels, created";
+
+fn to_network((v, internal): (Vec<String>, bool)) -> Result<Network> {
+    let bad = |what: &str| Error::State {
+        id: v[0].clone(),
+        what: format!("stored network has a bad {what}"),
+    };
+    Ok(Network {
+        id: v[0].clone(),
+        name: v[1].clone(),
+        bridge: v[2].clone(),
+        subnet: Subnet::parse(&v[3]).map_err(|_| bad("subnet"))?,
+        gateway: v[4].parse().map_err(|_| bad("gateway"))?,
+        subnet6: if v[5].is_empty() {
+            None
+        } else {
+            Some(Subnet::parse(&v[5]).map_err(|_| bad("subnet6"))?)
+        },
+        gateway6: if v[6].is_empty() {
+            None
+        } else {
+            Some(v[6].parse().map_err(|_| bad("gateway6"))?)
+        },
+        internal,
+        labels: serde_json::from_str(&v[7]).unwrap_or_default(),
+        created: v[8].clone(),
+    })
+}
+
+/// Binds `ip:port` on the host to see whether it is free; port 0 asks the
+/// kernel for a free one. Returns the port.
+fn probe_port(proto: Proto, ip: Option<IpAddr>, port: u16) -> std::io::Result<u16> {
+    let ip = ip.unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+    let addr = std::net::SocketAddr::new(ip, port);
+    match proto {
+        Proto::Tcp => std::net::TcpListener::bind(addr)?
+            .local_addr()
+            .map(|a| a.port()),
+        Proto::Udp => std::net::UdpSocket::bind(addr)?
+            .local_addr()
+            .map(|a| a.port()),
+    }
+}
+
+impl Engine {
+    fn dberr(&self, op: &'static str) -> impl FnOnce(rusqlite::Error) -> Error + '_ {
+        move |e| Error::Db(self.db.err(op)(e))
+    }
+
+    /// `berth0` for the default store, `berth<tag>` for others.
+    fn default_bridge(&self) -> String {
+        match store_tag(&self.root) {
+            None => "berth0".into(),
+            Some(t) => format!("berth{t}"),
+        }
+    }
+
+    fn nft_table(&self) -> String {
+        match store_tag(&self.root) {
+            None => "berth".into(),
+            Some(t) => format!("berth_{t}"),
+        }
+    }
+
+    /// One machine-wide lock for choosing subnets, making bridges and
+    /// writing nftables tables.
+    fn net_lock(&self) -> Result<Flock<std::fs::File>> {
+        let dir = Path::new("/run/berth");
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        let p = dir.join("network.lock");
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&p)
+            .map_err(io(&p))?;
+        Flock::lock(f, FlockArg::LockExclusive).map_err(|(_, e)| Error::Io {
+            path: p,
+            source: e.into(),
+        })
+    }
+
+    /// Every network of this store.
+    pub fn networks(&self) -> Result<Vec<Network>> {
+        let mut st = self
+            .db
+            .conn()
+            .prepare(&format!("SELECT {NET_COLUMNS} FROM networks ORDER BY name"))
+            .map_err(self.dberr("list networks"))?;
+        let rows = st
+            .query_map([], row)
+            .map_err(self.dberr("list networks"))?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(self.dberr("list networks"))?;
+        rows.into_iter().map(to_network).collect()
+    }
+
+    /// A network by name, full id or unique id prefix.
+    pub fn network(&self, s: &str) -> Result<Network> {
+        if s == DEFAULT_NETWORK {
+            return self.default_network();
+        }
+        let all = self.networks()?;
+        if let Some(n) = all.iter().find(|n| n.name == s || n.id == s) {
+            return Ok(n.clone());
+        }
+        let by_prefix: Vec<&Network> = all
+            .iter()
+            .filter(|n| !s.is_empty() && n.id.starts_with(s))
+            .collect();
+        match by_prefix.len() {
+            1 => Ok(by_prefix[0].clone()),
+            0 => Err(Error::NoNetwork(s.to_string())),
+            _ => Err(Error::Invalid(format!(
+                "network {s} is ambiguous ({} matches found based on ID prefix)",
+                by_prefix.len()
+            ))),
+        }
+    }
+
+    /// The default `bridge` network, created (row and bridge) on first use.
+    pub fn default_network(&self) -> Result<Network> {
+        if let Some(n) = self
+            .networks()?
+            .into_iter()
+            .find(|n| n.name == DEFAULT_NETWORK)
+        {
+            return Ok(n);
+        }
+        match self.create_network_inner(
+            &NetworkCreate {
+                name: DEFAULT_NETWORK.into(),
+                ..NetworkCreate::default()
+            },
+            true,
+        ) {
+            Ok(n) => Ok(n),
+            // Another berth made it meanwhile.
+            Err(Error::NetworkExists(_)) => self
+                .networks()?
+                .into_iter()
+                .find(|n| n.name == DEFAULT_NETWORK)
+                .ok_or_else(|| Error::NoNetwork(DEFAULT_NETWORK.into())),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `network create`: checks everything, stores the network and brings
+    /// its bridge up; on any error nothing is left.
+    pub fn create_network(&self, c: &NetworkCreate) -> Result<Network> {
+        check_name(&c.name)?;
+        if PREDEFINED.contains(&c.name.as_str()) {
+            return Err(Error::Invalid(format!(
+                "{} is a pre-defined network and cannot be created",
+                c.name
+            )));
+        }
+        self.create_network_inner(c, false)
+    }
+
+    fn create_network_inner(&self, c: &NetworkCreate, default: bool) -> Result<Network> {
+        let subnet = c
+            .subnet
+            .as_deref()
+            .map(Subnet::parse)
+            .transpose()
+            .map_err(net_err)?;
+        if subnet.is_some_and(|s| !s.addr.is_ipv4()) {
+            return Err(Error::Invalid(
+                "--subnet: give the IPv4 subnet here and the IPv6 one with --ipv6 --subnet6".into(),
+            ));
+        }
+        if subnet.is_some_and(|s| s.prefix > 30) {
+            return Err(Error::Invalid(
+                "--subnet: a subnet needs a prefix of /30 or shorter".into(),
+            ));
+        }
+        let gateway: Option<IpAddr> = c
+            .gateway
+            .as_deref()
+            .map(|g| {
+                g.parse()
+                    .map_err(|_| Error::Invalid(format!("invalid gateway address {g:?}")))
+            })
+            .transpose()?;
+        if gateway.is_some() && subnet.is_none() {
+            return Err(Error::Invalid("--gateway needs --subnet".into()));
+        }
+        let subnet6 = c
+            .subnet6
+            .as_deref()
+            .map(Subnet::parse)
+            .transpose()
+            .map_err(net_err)?;
+        if subnet6.is_some_and(|s| s.addr.is_ipv4() || s.prefix > 126) {
+            return Err(Error::Invalid(
+                "--subnet6 must be an IPv6 subnet of /126 or shorter".into(),
+            ));
+        }
+        if (subnet6.is_some() || c.gateway6.is_some()) && !c.ipv6 {
+            return Err(Error::Invalid(
+                "an IPv6 subnet or gateway needs --ipv6".into(),
+            ));
+        }
+        let id = new_id()?;
+        let _lock = self.net_lock()?;
+        if self.networks()?.iter().any(|n| n.name == c.name) {
+            return Err(Error::NetworkExists(c.name.clone()));
+        }
+        let mut used: Vec<(Subnet, String)> = self
+            .networks()?
+            .into_iter()
+            .flat_map(|n| {
+                let mut v = vec![(n.subnet, format!("network {}", n.name))];
+                if let Some(s6) = n.subnet6 {
+                    v.push((s6, format!("network {}", n.name)));
+                }
+                v
+            })
+            .collect();
+        // Our own bridges' routes are already in `used` by network.
+        let ours: HashSet<Subnet> = used.iter().map(|u| u.0).collect();
+        used.extend(
+            ipam::host_routes()
+                .into_iter()
+                .filter(|r| !ours.contains(r))
+                .map(|r| (r, "a route of the host".to_string())),
+        );
+        let subnet = match subnet {
+            Some(s) => {
+                if let Some((u, what)) = used.iter().find(|(u, _)| u.overlaps(&s)) {
+                    return Err(Error::Invalid(format!(
+                        "subnet {s} overlaps with {u} of {what}"
+                    )));
+                }
+                s
+            }
+            None => {
+                let plain: Vec<Subnet> = used.iter().map(|u| u.0).collect();
+                ipam::pick(ipam::default_pool(), &plain).ok_or_else(|| {
+                    Error::Invalid(
+                        "could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network"
+                            .into(),
+                    )
+                })?
+            }
+        };
+        let gateway = match gateway {
+            Some(g) if subnet.is_usable(g) => g,
+            Some(g) => {
+                return Err(Error::Invalid(format!(
+                    "gateway {g} is not a usable address of subnet {subnet}"
+                )))
+            }
+            None => subnet.first_host().ok_or_else(|| {
+                Error::Invalid(format!("subnet {subnet} has no room for a gateway"))
+            })?,
+        };
+        let (subnet6, gateway6) = if c.ipv6 {
+            let s6 = subnet6.unwrap_or_else(|| ipam::ula_for(&id));
+            if let Some((u, what)) = used.iter().find(|(u, _)| u.overlaps(&s6)) {
+                return Err(Error::Invalid(format!(
+                    "subnet {s6} overlaps with {u} of {what}"
+                )));
+            }
+            let g6 = match c.gateway6.as_deref() {
+                Some(g) => {
+                    let g: IpAddr = g
+                        .parse()
+                        .map_err(|_| Error::Invalid(format!("invalid gateway address {g:?}")))?;
+                    if !s6.is_usable(g) {
+                        return Err(Error::Invalid(format!(
+                            "gateway {g} is not a usable address of subnet {s6}"
+                        )));
+                    }
+                    g
+                }
+                None => s6
+                    .first_host()
+                    .ok_or_else(|| Error::Invalid(format!("subnet {s6} is too small")))?,
+            };
+            (Some(s6), Some(g6))
+        } else {
+            (None, None)
+        };
+        let net = Network {
+            bridge: if default {
+                self.default_bridge()
+            } else {
+                format!("br-{}", &id[..12])
+            },
+            id,
+            name: c.name.clone(),
+            subnet,
+            gateway,
+            subnet6,
+            gateway6,
+            internal: c.internal,
+            labels: c.labels.clone(),
+            created: berth_runtime::state::now_rfc3339(),
+        };
+        let ins = self.db.conn().execute(
+            &format!("INSERT INTO networks ({NET_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"),
+            params![
+                net.id,
+                net.name,
+                net.bridge,
+                net.subnet.to_string(),
+                net.gateway.to_string(),
+                net.subnet6.map(|s| s.to_string()).unwrap_or_default(),
+                net.gateway6.map(|s| s.to_string()).unwrap_or_default(),
+                net.internal,
+                serde_json::to_string(&net.labels).unwrap_or_else(|_| "{}".into()),
+                net.created,
+            ],
+        );
+        match ins {
+            Ok(_) => {}
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
+                return Err(Error::NetworkExists(c.name.clone()))
+            }
+            Err(e) => return Err(self.dberr("insert network")(e)),
+        }
+        let up = self.bridge_up(&net).and_then(|_| self.apply_firewall());
+        if let Err(e) = up {
+            let _ = self
+                .db
+                .conn()
+                .execute("DELETE FROM networks WHERE id = ?1", [&net.id]);
+            self.delete_bridge(&net);
+            let _ = self.apply_firewall();
+            return Err(e);
+        }
+        Ok(net)
+    }
+
+    /// The bridge of `net` exists, has its gateway addresses and is up;
+    /// returns its index. Call with the network lock held.
+    fn bridge_up(&self, net: &Network) -> Result<u32> {
+        let nl = Netlink::open().map_err(net_err)?;
+        let idx = match nl.link_index(&net.bridge).map_err(net_err)? {
+            Some(i) => i,
+            None => {
+                match nl.create_bridge(&net.bridge) {
+                    Ok(()) => {}
+                    Err(e) if netlink::is_exists(&e) => {}
+                    Err(e) => return Err(net_err(e)),
+                }
+                nl.link_index(&net.bridge)
+                    .map_err(net_err)?
+                    .ok_or_else(|| Error::Network(format!("bridge {} vanished", net.bridge)))?
+            }
+        };
+        let mut addrs = vec![(net.gateway, net.subnet.prefix)];
+        if let (Some(g6), Some(s6)) = (net.gateway6, net.subnet6) {
+            addrs.push((g6, s6.prefix));
+        }
+        for (ip, prefix) in addrs {
+            match nl.add_address(idx, ip, prefix) {
+                Ok(()) => {}
+                Err(e) if netlink::is_exists(&e) => {}
+                Err(e) => return Err(net_err(e)),
+            }
+        }
+        nl.set_up(idx).map_err(net_err)?;
+        berth_net::sysctl("net/ipv4/ip_forward", "1").map_err(net_err)?;
+        // DNAT of the host's own 127.0.0.1 to a container needs this on the
+        // bridge (the firewall drops anything else from a bridge to 127/8).
+        berth_net::sysctl(&format!("net/ipv4/conf/{}/route_localnet", net.bridge), "1")
+            .map_err(net_err)?;
+        Ok(idx)
+    }
+
+    fn delete_bridge(&self, net: &Network) {
+        if let Ok(nl) = Netlink::open() {
+            if let Ok(Some(i)) = nl.link_index(&net.bridge) {
+                let _ = nl.delete_link(i);
+            }
+        }
+    }
+
+    /// Rewrites this store's nftables table from the DB. Call with the
+    /// network lock held.
+    fn apply_firewall(&self) -> Result<()> {
+        let nets = self.networks()?;
+        let rules: Vec<NetRules> = nets
+            .iter()
+            .map(|n| NetRules {
+                bridge: n.bridge.clone(),
+                subnets: std::iter::once(n.subnet).chain(n.subnet6).collect(),
+                internal: n.internal,
+            })
+            .collect();
+        let mut st = self
+            .db
+            .conn()
+            .prepare(
+                "SELECT container, proto, host_ip, host_port, ip, port FROM ports ORDER BY rowid",
+            )
+            .map_err(self.dberr("list ports"))?;
+        let ports = st
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, u16>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, u16>(5)?,
+                ))
+            })
+            .map_err(self.dberr("list ports"))?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(self.dberr("list ports"))?;
+        let ports: Vec<PortRule> = ports
+            .into_iter()
+            .filter_map(|(c, proto, hip, hport, ip, port)| {
+                Some(PortRule {
+                    proto: if proto == "udp" {
+                        Proto::Udp
+                    } else {
+                        Proto::Tcp
+                    },
+                    host_ip: if hip.is_empty() {
+                        None
+                    } else {
+                        hip.parse().ok()
+                    },
+                    host_port: hport,
+                    ip: ip.parse().ok()?,
+                    port,
+                    container: c,
+                })
+            })
+            .collect();
+        let table = self.nft_table();
+        if rules.is_empty() && ports.is_empty() {
+            return nft::delete_table(&table).map_err(net_err);
+        }
+        nft::apply(&nft::script(&table, &rules, &ports)).map_err(net_err)
+    }
+
+    /// `network rm`: refused while a container is attached to it (running
+    /// or not: its endpoint would dangle).
+    pub fn remove_network(&self, s: &str) -> Result<Network> {
+        if PREDEFINED.contains(&s) {
+            return Err(Error::Invalid(format!(
+                "{s} is a pre-defined network and cannot be removed"
+            )));
+        }
+        let net = self.network(s)?;
+        let users = self.network_users(&net)?;
+        if !users.is_empty() {
+            return Err(Error::Invalid(format!(
+                "error while removing network: network {} id {} has active endpoints (containers: {})",
+                net.name,
+                net.id,
+                users.join(", ")
+            )));
+        }
+        let _lock = self.net_lock()?;
+        self.db
+            .conn()
+            .execute("DELETE FROM networks WHERE id = ?1", [&net.id])
+            .map_err(self.dberr("remove network"))?;
+        self.delete_bridge(&net);
+        self.apply_firewall()?;
+        Ok(net)
+    }
+
+    /// Names of the containers that use `net` (configured with it).
+    pub fn network_users(&self, net: &Network) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        for rec in self.db.list()? {
+            if let Ok(cfg) = crate::container::Config::parse(&rec) {
+                if let crate::spec_gen::Network::Bridge(n) = &cfg.spec.network {
+                    if *n == net.name || *n == net.id {
+                        out.push(rec.name.clone());
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// `network prune`: removes the user networks no container uses.
+    pub fn prune_networks(&self) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        for n in self.networks()? {
+            if n.name == DEFAULT_NETWORK || !self.network_users(&n)?.is_empty() {
+                continue;
+            }
+            self.remove_network(&n.id)?;
+            out.push(n.name);
+        }
+        Ok(out)
+    }
+
+    /// Removes every network of the store, their bridges and the store's
+    /// firewall table (`system reset`; containers must be gone first).
+    pub fn reset_networks(&self) -> Result<()> {
+        let _lock = self.net_lock()?;
+        for n in self.networks()? {
+            self.delete_bridge(&n);
+        }
+        let conn = self.db.conn();
+        for t in ["ports", "endpoints", "networks"] {
+            conn.execute(&format!("DELETE FROM {t}"), [])
+                .map_err(self.dberr("reset networks"))?;
+        }
+        nft::delete_table(&self.nft_table()).map_err(net_err)
+    }
+
+    /// The container's endpoints (while it runs).
+    pub fn endpoints(&self, container: &str) -> Result<Vec<Endpoint>> {
+        let mut st = self
+            .db
+            .conn()
+            .prepare("SELECT network, ip, ip6, mac FROM endpoints WHERE container = ?1")
+            .map_err(self.dberr("list endpoints"))?;
+        let rows = st
+            .query_map([container], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                ))
+            })
+            .map_err(self.dberr("list endpoints"))?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(self.dberr("list endpoints"))?;
+        let nets = self.networks()?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(n, ip, ip6, mac)| {
+                Some(Endpoint {
+                    network: nets.iter().find(|x| x.id == n)?.clone(),
+                    ip: ip.parse().ok()?,
+                    ip6: ip6.parse().ok(),
+                    mac,
+                })
+            })
+            .collect())
+    }
+
+    /// The container's published ports in effect.
+    pub fn published(&self, container: &str) -> Result<Vec<Published>> {
+        let mut st = self
+            .db
+            .conn()
+            .prepare("SELECT proto, host_ip, host_port, port FROM ports WHERE container = ?1 ORDER BY rowid")
+            .map_err(self.dberr("list ports"))?;
+        let rows = st
+            .query_map([container], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, u16>(2)?,
+                    r.get::<_, u16>(3)?,
+                ))
+            })
+            .map_err(self.dberr("list ports"))?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(self.dberr("list ports"))?;
+        Ok(rows
+            .into_iter()
+            .map(|(proto, hip, hport, port)| Published {
+                proto: if proto == "udp" {
+                    Proto::Udp
+                } else {
+                    Proto::Tcp
+                },
+                host_ip: hip.parse().ok(),
+                host_port: hport,
+                port,
+            })
+            .collect())
+    }
+
+    /// Leases an address on `net` for `container` (its old lease if it has
+    /// one; `want` if given and free), in one immediate transaction.
+    fn lease(
+        &self,
+        net: &Network,
+        container: &str,
+        want: Option<IpAddr>,
+        mac: Option<&str>,
+    ) -> Result<(IpAddr, Option<IpAddr>, String)> {
+        let conn = self.db.conn();
+        let tx =
+            rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)
+                .map_err(self.dberr("begin lease"))?;
+        // Leases of containers that no longer exist (removed by a berth
+        // that died half-way) are free again.
+        tx.execute(
+            "DELETE FROM endpoints WHERE container NOT IN (SELECT id FROM containers)",
+            [],
+        )
+        .map_err(self.dberr("drop stale leases"))?;
+        tx.execute(
+            "DELETE FROM endpoints WHERE network = ?1 AND container = ?2",
+            params![net.id, container],
+        )
+        .map_err(self.dberr("drop old lease"))?;
+        let mut taken: HashSet<IpAddr> = HashSet::new();
+        {
+            let mut st = tx
+                .prepare("SELECT ip, ip6 FROM endpoints WHERE network = ?1")
+                .map_err(self.dberr("read leases"))?;
+            let rows = st
+                .query_map([&net.id], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                })
+                .map_err(self.dberr("read leases"))?;
+            for r in rows {
+                let (a, b) = r.map_err(self.dberr("read leases"))?;
+                taken.extend(a.parse::<IpAddr>().ok());
+                taken.extend(b.parse::<IpAddr>().ok());
+            }
+        }
+        taken.insert(net.gateway);
+        taken.extend(net.gateway6);
+        let ip = match want {
+            Some(ip) => {
+                if !net.subnet.is_usable(ip) {
+                    return Err(Error::Invalid(format!(
+                        "--ip {ip} is not a usable address of network {} ({})",
+                        net.name, net.subnet
+                    )));
+                }
+                if taken.contains(&ip) {
+                    return Err(Error::Invalid(format!(
+                        "address {ip} is already in use on network {}",
+                        net.name
+                    )));
+                }
+                ip
+            }
+            None => net.subnet.next_free(&taken, 1 << 20).ok_or_else(|| {
+                Error::Invalid(format!(
+                    "no free address left in network {} ({})",
+                    net.name, net.subnet
+                ))
+            })?,
+        };
+        let ip6 = match net.subnet6 {
+            Some(s6) => Some(s6.next_free(&taken, 1 << 20).ok_or_else(|| {
+                Error::Invalid(format!("no free IPv6 address left in network {}", net.name))
+            })?),
+            None => None,
+        };
+        let mac = match mac {
+            Some(m) => m.to_string(),
+            None => {
+                let m = netlink::mac_for(ip);
+                m.iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect::<Vec<_>>()
+                    .join(":")
+            }
+        };
+        tx.execute(
+            "INSERT INTO endpoints (network, container, ip, ip6, mac) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                net.id,
+                container,
+                ip.to_string(),
+                ip6.map(|i| i.to_string()).unwrap_or_default(),
+                mac
+            ],
+        )
+        .map_err(self.dberr("insert lease"))?;
+        tx.commit().map_err(self.dberr("commit lease"))?;
+        Ok((ip, ip6, mac))
+    }
+
+    /// Reserves the container's published ports (random ones chosen now),
+    /// refusing a port another container or a host process holds.
+    fn reserve_ports(&self, container: &str, ip: IpAddr, want: &[Publish]) -> Result<()> {
+        let conn = self.db.conn();
+        let tx =
+            rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)
+                .map_err(self.dberr("begin ports"))?;
+        tx.execute(
+            "DELETE FROM ports WHERE container NOT IN (SELECT id FROM containers) OR container = ?1",
+            [container],
+        )
+        .map_err(self.dberr("drop stale ports"))?;
+        let mut held: Vec<(String, Option<IpAddr>, u16)> = {
+            let mut st = tx
+                .prepare("SELECT proto, host_ip, host_port FROM ports")
+                .map_err(self.dberr("read ports"))?;
+            let rows = st
+                .query_map([], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, u16>(2)?,
+                    ))
+                })
+                .map_err(self.dberr("read ports"))?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(self.dberr("read ports"))?;
+            rows.into_iter()
+                .map(|(p, h, n)| (p, h.parse().ok(), n))
+                .collect()
+        };
+        let clash = |held: &[(String, Option<IpAddr>, u16)], p: &Publish, port: u16| {
+            held.iter().any(|(proto, hip, n)| {
+                proto == p.proto.as_str()
+                    && *n == port
+                    && (hip.is_none() || p.host_ip.is_none() || *hip == p.host_ip)
+            })
+        };
+        let shown = |p: &Publish, port: u16| match p.host_ip {
+            Some(IpAddr::V6(a)) => format!("[{a}]:{port}"),
+            Some(a) => format!("{a}:{port}"),
+            None => format!("0.0.0.0:{port}"),
+        };
+        for p in want {
+            let port = if p.host_port == 0 {
+                let mut tries = 0;
+                loop {
+                    let port = probe_port(p.proto, p.host_ip, 0).map_err(|e| {
+                        Error::Invalid(format!("cannot find a free host port: {e}"))
+                    })?;
+                    if !clash(&held, p, port) {
+                        break port;
+                    }
+                    tries += 1;
+                    if tries > 50 {
+                        return Err(Error::Invalid("cannot find a free host port".into()));
+                    }
+                }
+            } else {
+                if clash(&held, p, p.host_port) {
+                    return Err(Error::Invalid(format!(
+                        "Bind for {} failed: port is already allocated",
+                        shown(p, p.host_port)
+                    )));
+                }
+                if let Err(e) = probe_port(p.proto, p.host_ip, p.host_port) {
+                    return Err(Error::Invalid(format!(
+                        "cannot publish port {}: {e}",
+                        shown(p, p.host_port)
+                    )));
+                }
+                p.host_port
+            };
+            tx.execute(
+                "INSERT INTO ports (container, proto, host_ip, host_port, ip, port) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    container,
+                    p.proto.as_str(),
+                    p.host_ip.map(|i| i.to_string()).unwrap_or_default(),
+                    port,
+                    ip.to_string(),
+                    p.port
+                ],
+            )
+            .map_err(self.dberr("insert port"))?;
+            held.push((p.proto.as_str().to_string(), p.host_ip, port));
+        }
+        tx.commit().map_err(self.dberr("commit ports"))?;
+        Ok(())
+    }
+
+    /// Wires a container that asks for a bridge network: namespace, veth,
+    /// address, routes, ports. On error nothing of it is left.
+    pub(crate) fn net_setup(
+        &self,
+        id: &str,
+        cfg: &crate::container::Config,
+    ) -> Result<Option<Wired>> {
+        let crate::spec_gen::Network::Bridge(name) = &cfg.spec.network else {
+            return Ok(None);
+        };
+        let r = self.net_setup_inner(id, name, cfg);
+        if r.is_err() {
+            self.net_teardown(id);
+        }
+        r.map(Some)
+    }
+
+    fn net_setup_inner(
+        &self,
+        id: &str,
+        name: &str,
+        cfg: &crate::container::Config,
+    ) -> Result<Wired> {
+        let net = self.network(name)?;
+        let host = Netlink::open().map_err(net_err)?;
+        // The bridge is normally there; after a reboot it is made again.
+        let bridge = match host.link_index(&net.bridge).map_err(net_err)? {
+            Some(i) => i,
+            None => {
+                let _lock = self.net_lock()?;
+                let i = self.bridge_up(&net)?;
+                self.apply_firewall()?;
+                i
+            }
+        };
+        let want_ip = cfg
+            .spec
+            .ip
+            .as_deref()
+            .map(|s| {
+                s.parse::<IpAddr>()
+                    .map_err(|_| Error::Invalid(format!("invalid --ip {s:?}")))
+            })
+            .transpose()?;
+        let (ip, ip6, mac) = self.lease(&net, id, want_ip, cfg.spec.mac_address.as_deref())?;
+        let publish = publish_list(cfg);
+        if !publish.is_empty() {
+            self.reserve_ports(id, ip, &publish)?;
+        }
+        let ns = NetNs::create().map_err(net_err)?;
+        let host_name = format!("vb{}", &id[..11]);
+        let mac_bytes = netlink::parse_mac(&mac)
+            .ok_or_else(|| Error::Invalid(format!("invalid MAC address {mac:?}")))?;
+        let veth = Veth {
+            host: &host_name,
+            bridge,
+            peer: "eth0",
+            netns: std::os::fd::AsRawFd::as_raw_fd(&ns.fd),
+            peer_mac: Some(mac_bytes),
+            mtu: None,
+        };
+        match host.create_veth(&veth) {
+            Ok(()) => {}
+            Err(e) if netlink::is_exists(&e) => {
+                // The last run's end, not yet torn down by the kernel.
+                if let Some(i) = host.link_index(&host_name).map_err(net_err)? {
+                    host.delete_link(i).map_err(net_err)?;
+                }
+                host.create_veth(&veth).map_err(net_err)?;
+            }
+            Err(e) => return Err(net_err(e)),
+        }
+        let nl = &ns.netlink;
+        let eth0 = nl
+            .link_index("eth0")
+            .map_err(net_err)?
+            .ok_or_else(|| Error::Network("eth0 is missing in the container".into()))?;
+        nl.set_up(eth0).map_err(net_err)?;
+        nl.add_address(eth0, ip, net.subnet.prefix)
+            .map_err(net_err)?;
+        if let (Some(ip6), Some(s6)) = (ip6, net.subnet6) {
+            nl.add_address(eth0, ip6, s6.prefix).map_err(net_err)?;
+        }
+        if !net.internal {
+            nl.add_route(
+                IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+                0,
+                Some(net.gateway),
+                eth0,
+            )
+            .map_err(net_err)?;
+            if let Some(g6) = net.gateway6 {
+                nl.add_route(
+                    IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+                    0,
+                    Some(g6),
+                    eth0,
+                )
+                .map_err(net_err)?;
+            }
+        }
+        if !publish.is_empty() {
+            let _lock = self.net_lock()?;
+            self.apply_firewall()?;
+        }
+        Ok(Wired {
+            ns,
+            endpoint: Endpoint {
+                network: net,
+                ip,
+                ip6,
+                mac,
+            },
+        })
+    }
+
+    /// Undoes [`Engine::net_setup`]'s bookkeeping once the container is
+    /// gone: its leases and ports (the namespace and veth go with the
+    /// container's last process). Safe to call any number of times.
+    pub(crate) fn net_teardown(&self, id: &str) {
+        let conn = self.db.conn();
+        let _ = conn.execute("DELETE FROM endpoints WHERE container = ?1", [id]);
+        let ports = conn
+            .execute("DELETE FROM ports WHERE container = ?1", [id])
+            .unwrap_or(0);
+        if ports > 0 {
+            if let Ok(_lock) = self.net_lock() {
+                if let Err(e) = self.apply_firewall() {
+                    berth_runtime::log::warn(&format!("rewrite the firewall table: {e}"));
+                }
+            }
+        }
+    }
+
+    /// For tests and `system reset`: whether a container's row still
+    /// holds a lease.
+    pub fn has_lease(&self, container: &str) -> Result<bool> {
+        Ok(self
+            .db
+            .conn()
+            .query_row(
+                "SELECT 1 FROM endpoints WHERE container = ?1 LIMIT 1",
+                [container],
+                |_| Ok(()),
+            )
+            .optional()
+            .map_err(self.dberr("read lease"))?
+            .is_some())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn publish_specs() {
+        let p = |s| parse_publish(s).unwrap();
+        assert_eq!(
+            p("127.0.0.1:18080:80"),
+            Publish {
+                proto: Proto::Tcp,
+                host_ip: Some("127.0.0.1".parse().unwrap()),
+                host_port: 18080,
+                port: 80
+            }
+        );
+        assert_eq!(p("8080:80/udp").proto, Proto::Udp);
+        assert_eq!(p("8080:80/udp").host_port, 8080);
+        assert_eq!(p("80").host_port, 0);
+        assert_eq!(p("80").port, 80);
+        assert_eq!(p("127.0.0.1::80").host_port, 0);
+        assert_eq!(p("[::1]:8080:80").host_ip, Some("::1".parse().unwrap()));
+        for bad in [
+            "",
+            "0",
+            "80/sctp",
+            "x:80",
+            "1.2.3:80:80",
+            "70000",
+            "8080:0",
+            "a:b:c:d",
+            "8000-8010:80-90",
+            "[::1:80",
+        ] {
+            assert!(parse_publish(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn names() {
+        assert!(check_name("my-net_1.x").is_ok());
+        for bad in ["", "-x", "a b", "a/b", "ä"] {
+            assert!(check_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn store_tags() {
+        assert_eq!(store_tag(Path::new(DEFAULT_ROOT)), None);
+        let t = store_tag(Path::new("/tmp/x")).unwrap();
+        assert_eq!(t.len(), 6);
+        assert_ne!(Some(t), store_tag(Path::new("/tmp/y")));
+    }
+}

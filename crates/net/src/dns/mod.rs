@@ -10,6 +10,28 @@
 //! listening socket, one per forwarded UDP query and one per TCP connection,
 //! both bounded ([`Config::max_forwards`], [`Config::max_tcp_connections`]).
 //! The wire format is hand-rolled ([`wire`]) and reads hostile input.
+//!
+//! ```no_run
+//! use berth_net::dns::{self, Config, Records, Server};
+//! use std::net::IpAddr;
+//! use std::sync::{atomic::AtomicBool, Arc};
+//!
+//! struct Db; // reads the state DB on every call
+//! impl Records for Db {
+//!     fn lookup(&self, name: &str) -> Option<Vec<IpAddr>> {
+//!         (name == "web").then(|| vec!["10.88.0.2".parse().unwrap()])
+//!     }
+//!     fn reverse(&self, _addr: IpAddr) -> Option<String> {
+//!         None
+//!     }
+//! }
+//!
+//! let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+//! let cfg = Config::new(vec!["10.88.0.1:53".parse().unwrap()], dns::parse_resolv_conf(&resolv));
+//! let server = Server::bind(cfg, Arc::new(Db))?; // fails if 10.88.0.1:53 is taken
+//! server.run(Arc::new(AtomicBool::new(false)))?; // until the flag is set
+//! # Ok::<(), dns::Error>(())
+//! ```
 
 mod answer;
 mod forward;

@@ -515,6 +515,36 @@ impl Records for Counting {
     }
 }
 
+#[test]
+fn ipv6_listen_address() {
+    let cfg = Config::new(vec!["[::1]:0".parse().unwrap()], vec![]);
+    let server = match Server::bind(cfg, Arc::new(Table::sample())) {
+        Ok(s) => s,
+        Err(Error::Bind { source, .. })
+            if source.kind() == std::io::ErrorKind::AddrNotAvailable =>
+        {
+            eprintln!("SKIPPED ipv6_listen_address: no ::1 here ({source})");
+            return;
+        }
+        Err(e) => panic!("{e}"),
+    };
+    let addr = server.local_addrs()[0];
+    let stop = Arc::new(AtomicBool::new(false));
+    let stop2 = stop.clone();
+    let t = thread::spawn(move || server.run(stop2));
+    let sock = UdpSocket::bind("[::1]:0").unwrap();
+    sock.set_read_timeout(Some(CLIENT_TIMEOUT)).unwrap();
+    sock.send_to(&query(1, "web", TYPE_AAAA, None), addr)
+        .unwrap();
+    let mut buf = [0u8; 512];
+    let (n, _) = sock.recv_from(&mut buf).expect("a reply over IPv6");
+    assert_eq!(addrs(&parse_response(&buf[..n])), vec![ip("fd00::2")]);
+    let rs = tcp_ask(addr, &[query(2, "web", TYPE_A, None)]);
+    assert_eq!(addrs(&rs[0]), vec![ip("10.88.0.2")]);
+    stop.store(true, Ordering::SeqCst);
+    t.join().unwrap().unwrap();
+}
+
 /// dig, a real client (Debian's bind9-dnsutils; scripts/deps.sh installs it).
 fn dig(server: SocketAddr, args: &[&str]) -> String {
     let mut cmd = std::process::Command::new("dig");

@@ -2,10 +2,11 @@
 # Installs the Debian packages berth's build and tests need (idempotent).
 # Usage: sudo scripts/deps.sh
 set -eu
-PKGS="build-essential curl pkg-config libseccomp-dev busybox-static iproute2 bsdutils
+PKGS="build-essential curl pkg-config libseccomp-dev busybox-static iproute2 nftables bsdutils
       runc crun podman conmon netavark uidmap fuse-overlayfs binutils
       qemu-system-x86 cpio dpkg-dev python3
-      docker-registry skopeo umoci apache2-utils openssl debootstrap"
+      docker-registry skopeo umoci apache2-utils openssl debootstrap
+      bind9-dnsutils"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -3,6 +3,7 @@
 //! address arithmetic for IPAM, and the container DNS server. What exists
 //! (networks, leases, published ports) is the engine's, in the state DB.
 
+pub mod dns;
 pub mod ipam;
 pub mod netlink;
 pub mod netns;

@@ -119,6 +119,9 @@ pub enum Cmd {
         attach: u8,
         claimer: i32,
     },
+    /// A user network's DNS server (started by the first container on it).
+    #[command(name = "__dns", hide = true)]
+    Dns { network: String },
     /// The bookkeeping after a detached container exits (run by berth-monitor).
     #[command(name = "__finish", hide = true)]
     Finish { id: String, pid: i32, code: i32 },
@@ -276,5 +279,6 @@ fn run(cli: Cli, root_given: bool) -> anyhow::Result<i32> {
         Cmd::Finish { id, pid, code } => Ok(berth_engine::container::monitor::finish_main(
             &root, &id, pid, code,
         )),
+        Cmd::Dns { network } => Ok(berth_engine::network::dns::dns_main(&root, &network)),
     }
 }

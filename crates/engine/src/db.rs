@@ -77,6 +77,7 @@ CREATE TABLE endpoints (
     ip        TEXT NOT NULL,
     ip6       TEXT NOT NULL DEFAULT '',
     mac       TEXT NOT NULL,
+    names     TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (network, container),
     UNIQUE (network, ip)
 );

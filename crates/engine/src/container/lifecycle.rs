@@ -76,7 +76,7 @@ impl Engine {
         });
         // A run that died without cleaning up leaves runtime state behind.
         cleanup_runtime(self, &rec.id, Some(cfg));
-        let wired = self.net_setup(&rec.id, cfg)?;
+        let wired = self.net_setup(rec, cfg)?;
         let r = self.launch_wired(rec, cfg, dir, size, &hostname, wired.as_ref());
         if r.is_err() && wired.is_some() {
             self.net_teardown(&rec.id);
@@ -104,6 +104,7 @@ impl Engine {
             &spec_gen::mounts::EtcNet {
                 host_network: cfg.spec.network == spec_gen::Network::Host,
                 ip: wired.map(|w| w.endpoint.ip),
+                nameserver: wired.and_then(|w| w.dns),
                 add_host: &cfg.spec.add_host,
                 dns: &cfg.spec.dns,
                 dns_search: &cfg.spec.dns_search,

@@ -311,6 +311,9 @@ pub struct EtcNet<'a> {
     pub host_network: bool,
     /// The container's own address on its network.
     pub ip: Option<std::net::IpAddr>,
+    /// Its network's DNS server: the only nameserver (search and options
+    /// stay the host's).
+    pub nameserver: Option<std::net::IpAddr>,
     /// `--add-host NAME:IP`.
     pub add_host: &'a [(String, String)],
     /// `--dns`, `--dns-search`, `--dns-option`: each replaces the host's.
@@ -343,8 +346,14 @@ pub fn write_etc(dir: &Path, hostname: &str, net: &EtcNet) -> Result<(), Error> 
     write("hosts", hosts)?;
     let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
     let mut resolv = resolv_conf(&host, net.host_network);
+    let ours: Vec<String> = net.nameserver.iter().map(|i| i.to_string()).collect();
+    let dns = if net.dns.is_empty() {
+        &ours[..]
+    } else {
+        net.dns
+    };
     for (key, values) in [
-        ("nameserver", net.dns),
+        ("nameserver", dns),
         ("search", net.dns_search),
         ("options", net.dns_option),
     ] {

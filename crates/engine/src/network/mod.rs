@@ -18,6 +18,8 @@ use berth_net::netlink::{self, Netlink, Veth};
 use berth_net::netns::NetNs;
 use berth_net::nft::{self, NetRules, PortRule, Proto};
 use nix::fcntl::{Flock, FlockArg};
+
+pub mod dns;
 use rusqlite::{params, OptionalExtension};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
@@ -91,9 +93,11 @@ pub struct Published {
 pub struct Wired {
     pub ns: NetNs,
     pub endpoint: Endpoint,
+    /// The network's DNS server, for the container's resolv.conf.
+    pub dns: Option<IpAddr>,
 }
 
-fn net_err(e: berth_net::Error) -> Error {
+pub(crate) fn net_err(e: berth_net::Error) -> Error {
     Error::Network(e.to_string())
 }
 
@@ -289,7 +293,7 @@ impl Engine {
 
     /// One machine-wide lock for choosing subnets, making bridges and
     /// writing nftables tables.
-    fn net_lock(&self) -> Result<Flock<std::fs::File>> {
+    pub(crate) fn net_lock(&self) -> Result<Flock<std::fs::File>> {
         let dir = Path::new("/run/berth");
         std::fs::create_dir_all(dir).map_err(io(dir))?;
         let p = dir.join("network.lock");
@@ -813,6 +817,7 @@ impl Engine {
         container: &str,
         want: Option<IpAddr>,
         mac: Option<&str>,
+        names: &str,
     ) -> Result<(IpAddr, Option<IpAddr>, String)> {
         let conn = self.db.conn();
         let tx =
@@ -888,13 +893,14 @@ impl Engine {
             }
         };
         tx.execute(
-            "INSERT INTO endpoints (network, container, ip, ip6, mac) VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT INTO endpoints (network, container, ip, ip6, mac, names) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             params![
                 net.id,
                 container,
                 ip.to_string(),
                 ip6.map(|i| i.to_string()).unwrap_or_default(),
-                mac
+                mac,
+                names
             ],
         )
         .map_err(self.dberr("insert lease"))?;
@@ -997,25 +1003,26 @@ impl Engine {
     /// address, routes, ports. On error nothing of it is left.
     pub(crate) fn net_setup(
         &self,
-        id: &str,
+        rec: &crate::db::Record,
         cfg: &crate::container::Config,
     ) -> Result<Option<Wired>> {
         let crate::spec_gen::Network::Bridge(name) = &cfg.spec.network else {
             return Ok(None);
         };
-        let r = self.net_setup_inner(id, name, cfg);
+        let r = self.net_setup_inner(rec, name, cfg);
         if r.is_err() {
-            self.net_teardown(id);
+            self.net_teardown(&rec.id);
         }
         r.map(Some)
     }
 
     fn net_setup_inner(
         &self,
-        id: &str,
+        rec: &crate::db::Record,
         name: &str,
         cfg: &crate::container::Config,
     ) -> Result<Wired> {
+        let id = rec.id.as_str();
         let net = self.network(name)?;
         let host = Netlink::open().map_err(net_err)?;
         // The bridge is normally there; after a reboot it is made again.
@@ -1037,7 +1044,20 @@ impl Engine {
                     .map_err(|_| Error::Invalid(format!("invalid --ip {s:?}")))
             })
             .transpose()?;
-        let (ip, ip6, mac) = self.lease(&net, id, want_ip, cfg.spec.mac_address.as_deref())?;
+        // The names the network's DNS answers with this container's address.
+        let mut names = vec![rec.name.to_lowercase(), id[..12].to_string()];
+        if let Some(h) = &cfg.spec.hostname {
+            names.push(h.to_lowercase());
+        }
+        names.extend(cfg.spec.network_aliases.iter().map(|a| a.to_lowercase()));
+        names.dedup();
+        let (ip, ip6, mac) = self.lease(
+            &net,
+            id,
+            want_ip,
+            cfg.spec.mac_address.as_deref(),
+            &names.join(" "),
+        )?;
         let publish = publish_list(cfg);
         if !publish.is_empty() {
             self.reserve_ports(id, ip, &publish)?;
@@ -1098,7 +1118,23 @@ impl Engine {
             let _lock = self.net_lock()?;
             self.apply_firewall()?;
         }
+        // User networks have names: their DNS server answers on the gateway.
+        let dns = if net.name != DEFAULT_NETWORK && cfg.spec.dns.is_empty() {
+            match self.ensure_dns(&net) {
+                Ok(()) => Some(net.gateway),
+                Err(e) => {
+                    berth_runtime::log::warn(&format!(
+                        "network {}: no DNS server for container names ({e}); using the host's resolvers",
+                        net.name
+                    ));
+                    None
+                }
+            }
+        } else {
+            None
+        };
         Ok(Wired {
+            dns,
             ns,
             endpoint: Endpoint {
                 network: net,

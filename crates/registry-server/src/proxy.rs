@@ -186,6 +186,13 @@ async fn refresh_tag(
         .and_then(Digest::parse);
     match head_digest {
         Some(d) if st.storage.has_manifest(name, &d) => {
+            let current = st
+                .storage
+                .resolve_tag(name, tag)
+                .map_err(|e| FetchError::Api(e.into()))?;
+            if current.as_ref() == Some(&d) {
+                return Ok(d);
+            }
             let (body, mt) = st
                 .storage
                 .manifest(name, &d)

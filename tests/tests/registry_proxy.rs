@@ -132,7 +132,24 @@ fn pulls_go_through_the_cache_and_it_keeps_serving_when_the_upstream_is_down() {
     let proxy = start_proxy(&up.url());
     let r = proxy.image_ref("lib/busybox:1");
 
-    // Nothing is cached before the first pull.
+    // Nothing is cached before the first pull; a HEAD of a blob asks the
+    // upstream and stores nothing.
+    let layer = &busybox().manifest("latest")["layers"][0];
+    let h = proxy.req(
+        "HEAD",
+        &format!(
+            "/v2/lib/busybox/blobs/{}",
+            layer["digest"].as_str().unwrap()
+        ),
+        &[],
+        b"",
+    );
+    assert_eq!(h.status, 200);
+    assert_eq!(
+        h.header("content-length")
+            .map(|l| l.parse::<u64>().unwrap()),
+        layer["size"].as_u64()
+    );
     for d in busybox_digests(&digest) {
         assert!(!stored(&proxy, &d), "{d} cached before any pull");
     }
@@ -160,6 +177,12 @@ fn pulls_go_through_the_cache_and_it_keeps_serving_when_the_upstream_is_down() {
     let t = proxy.req("GET", "/v2/lib/busybox/tags/list", &[], b"");
     assert_eq!(t.status, 200, "{}", t.text());
     assert_eq!(t.json()["tags"], json!(["1", "2"]));
+    let t = proxy.req("GET", "/v2/lib/busybox/tags/list?n=1", &[], b"");
+    assert_eq!(t.json()["tags"], json!(["1"]));
+    assert_eq!(
+        t.header("link"),
+        Some("</v2/lib/busybox/tags/list?n=1&last=1>; rel=\"next\"")
+    );
 
     // The upstream goes away: the cache serves by tag and by digest.
     drop(up);

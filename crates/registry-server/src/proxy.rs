@@ -342,9 +342,15 @@ pub async fn blob(
             st.storage.link_blob(name, &d)?;
             return blobs::get(&st, name, digest, range, with_body).await;
         }
-        let len = resp.content_length().ok_or_else(|| {
-            unavailable(UpstreamError::unavailable(&what, "HEAD without a length"))
-        })?;
+        // (reqwest's content_length() is the body's: 0 for a HEAD.)
+        let len = resp
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            .ok_or_else(|| {
+                unavailable(UpstreamError::unavailable(&what, "HEAD without a length"))
+            })?;
         return Ok(Response::builder()
             .header(header::CONTENT_TYPE, "application/octet-stream")
             .header(header::CONTENT_LENGTH, len)
@@ -511,7 +517,7 @@ pub async fn tags(
 
 async fn upstream_tags(up: &Upstream, name: &str) -> Result<Vec<String>, UpstreamError> {
     let what = format!("tags of {name}");
-    let mut path = format!("/v2/{name}/tags/list?n=1000");
+    let mut path = format!("/v2/{name}/tags/list");
     let mut all = Vec::new();
     for _ in 0..MAX_TAG_PAGES {
         let mut resp = up

@@ -681,3 +681,41 @@ fn a_manifest_that_does_not_match_its_digest_is_refused_and_not_stored() {
         .join("repositories/fake/img/_tags/big")
         .exists());
 }
+
+#[test]
+fn an_index_and_its_platform_manifest_come_through_with_every_accept_header() {
+    let up = Registry::start();
+    let multi = images::multiplatform_layout();
+    let idx = images::push_index(&multi, "index", &up, "lib/multi:1", images::Format::Oci);
+    let proxy = start_proxy(&up.url());
+    // Docker sends one Accept header per type; distribution answers an OCI
+    // index only to a client that accepts it, so all must reach upstream.
+    let m = proxy.req(
+        "GET",
+        "/v2/lib/multi/manifests/1",
+        &[
+            (
+                "Accept",
+                "application/vnd.docker.distribution.manifest.v2+json",
+            ),
+            ("Accept", "application/vnd.oci.image.index.v1+json"),
+        ],
+        b"",
+    );
+    assert_eq!(m.status, 200, "{}", m.text());
+    assert_eq!(
+        m.header("content-type"),
+        Some("application/vnd.oci.image.index.v1+json")
+    );
+    assert_eq!(digest_of(&m.body), idx);
+    // berth pulls the host's platform through the index.
+    let s = Store::new();
+    let r = proxy.image_ref("lib/multi:1");
+    berth_ok(&s, &["pull", &r]);
+    let host = multi.descriptor(images::host_arch())["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(stored(&proxy, &idx) && stored(&proxy, &host));
+    assert_eq!(s.inspect(&r)["Architecture"], images::host_arch());
+}

@@ -426,7 +426,15 @@ async fn handle_proxied(
     let get = *m == Method::GET;
     Some(match (target, m) {
         (Target::Manifest(n, r), &Method::GET | &Method::HEAD) => {
-            let accept = h.get(axum::http::header::ACCEPT).cloned();
+            // Docker sends one Accept header per type: all of them, joined.
+            let all: Vec<&str> = h
+                .get_all(axum::http::header::ACCEPT)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .collect();
+            let accept = (!all.is_empty())
+                .then(|| HeaderValue::from_str(&all.join(", ")).ok())
+                .flatten();
             proxy::manifest(st, &up, n, r, accept.as_ref(), get).await
         }
         (Target::Blob(n, d), &Method::GET | &Method::HEAD) => {

@@ -33,6 +33,16 @@
 //!                              # generated at first start
 //! trusted_keys = ["other-issuer.pub"]  # Ed25519 public keys (PEM or DER)
 //! ```
+//!
+//! A `[proxy]` table makes the registry a pull-through cache of another
+//! (`--proxy-remote URL` sets or overrides `remote_url`):
+//!
+//! ```toml
+//! [proxy]
+//! remote_url = "https://registry-1.docker.io"  # scheme, host, port only
+//! username = "me"              # optional, both or neither: Basic auth or
+//! password = "secret"          # the upstream's token realm
+//! ```
 
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -53,6 +63,35 @@ pub enum ConfigError {
     NoHtpasswd { path: PathBuf },
     #[error("registry config {path}: `tls_cert` and `tls_key` go together: give both or neither")]
     TlsHalf { path: PathBuf },
+    #[error("registry config {path}: [proxy] `username` and `password` go together: give both or neither")]
+    ProxyCredsHalf { path: PathBuf },
+}
+
+/// The `[proxy]` table: pull-through cache mode.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProxyConfig {
+    /// The upstream registry, `http(s)://host[:port]`.
+    pub remote_url: String,
+    pub username: Option<String>,
+    pub password: Option<String>,
+}
+
+impl ProxyConfig {
+    /// `(username, password)` when both are set.
+    pub fn credentials(&self) -> Option<(String, String)> {
+        Some((self.username.clone()?, self.password.clone()?))
+    }
+}
+
+impl std::fmt::Debug for ProxyConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProxyConfig")
+            .field("remote_url", &self.remote_url)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 /// How clients prove who they are.
@@ -145,6 +184,8 @@ pub struct Config {
     pub tls_key: Option<PathBuf>,
     /// One JSON line per request on stderr (default true).
     pub access_log: Option<bool>,
+    /// Pull-through cache of another registry.
+    pub proxy: Option<ProxyConfig>,
 }
 
 impl Config {
@@ -183,6 +224,13 @@ impl Config {
             return Err(ConfigError::TlsHalf {
                 path: path.to_path_buf(),
             });
+        }
+        if let Some(p) = &c.proxy {
+            if p.username.is_some() != p.password.is_some() {
+                return Err(ConfigError::ProxyCredsHalf {
+                    path: path.to_path_buf(),
+                });
+            }
         }
         Ok(c)
     }
@@ -274,5 +322,20 @@ mod tests {
         let c = Config::load(&p).unwrap();
         assert_eq!(c.tls_key, Some(dir.path().join("k.pem")));
         assert_eq!((c.scheme(), c.access_log), ("https", Some(false)));
+        std::fs::write(
+            &p,
+            "[proxy]\nremote_url = \"http://127.0.0.1:5000\"\nusername = \"u\"\npassword = \"hunter2\"\n",
+        )
+        .unwrap();
+        let c = Config::load(&p).unwrap();
+        let px = c.proxy.unwrap();
+        assert_eq!(px.remote_url, "http://127.0.0.1:5000");
+        assert_eq!(px.credentials(), Some(("u".into(), "hunter2".into())));
+        assert!(!format!("{px:?}").contains("hunter2"));
+        std::fs::write(&p, "[proxy]\nremote_url = \"http://x\"\nusername = \"u\"\n").unwrap();
+        let e = Config::load(&p).unwrap_err().to_string();
+        assert!(e.contains("go together"), "{e}");
+        std::fs::write(&p, "[proxy]\nremote = \"http://x\"\n").unwrap();
+        assert!(Config::load(&p).is_err());
     }
 }

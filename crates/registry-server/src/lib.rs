@@ -17,7 +17,12 @@
 //! [`serve`] speaks https with a certificate ([`tls`]) and writes an
 //! access log line per request (`access_log`).
 //!
-//! Not yet (issue 6): the S3 backend, pull-through caching.
+//! With `--proxy-remote URL` (or `[proxy]` in the config) the registry is
+//! a pull-through cache of another registry ([`proxy`], [`upstream`]):
+//! reads are served from storage and what is missing is fetched, checked
+//! and stored; writes are refused with 405 `UNSUPPORTED`.
+//!
+//! Not yet (issue 6): the S3 backend.
 
 mod access_log;
 pub mod auth;
@@ -28,11 +33,13 @@ pub mod gc;
 mod listing;
 mod manifests;
 pub mod names;
+mod proxy;
 mod referrers;
 pub mod storage;
 pub mod tls;
 pub mod token;
 mod uploads;
+pub mod upstream;
 
 use auth::{Auth, Identity};
 use axum::body::Body;
@@ -61,6 +68,8 @@ pub enum ServeError {
     Auth(#[from] auth::AuthError),
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
+    #[error(transparent)]
+    Proxy(#[from] upstream::ProxyConfigError),
 
     #[error("registry: listen on {addr}: {source}")]
     Bind {
@@ -78,6 +87,8 @@ pub enum ServeError {
 pub struct AppState {
     pub storage: FsStorage,
     pub auth: Auth,
+    /// Pull-through cache mode: the upstream registry.
+    pub proxy: Option<Arc<upstream::Upstream>>,
     /// One lock per upload id: chunks of one upload are appended one at a time.
     upload_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
@@ -87,6 +98,7 @@ impl AppState {
         AppState {
             storage,
             auth,
+            proxy: None,
             upload_locks: Mutex::new(HashMap::new()),
         }
     }
@@ -126,6 +138,8 @@ pub struct ServeOptions {
     pub tls: Option<tokio_rustls::TlsAcceptor>,
     /// One JSON line per request on stderr.
     pub access_log: bool,
+    /// Pull-through cache of this upstream.
+    pub proxy: Option<Arc<upstream::Upstream>>,
 }
 
 impl ServeOptions {
@@ -141,6 +155,13 @@ impl ServeOptions {
                 .map_or(gc::DEFAULT_UPLOAD_MAX_AGE, Duration::from_secs),
             tls,
             access_log: c.access_log.unwrap_or(true),
+            proxy: match &c.proxy {
+                Some(p) => Some(Arc::new(upstream::Upstream::new(
+                    &p.remote_url,
+                    p.credentials(),
+                )?)),
+                None => None,
+            },
         })
     }
 }
@@ -167,9 +188,16 @@ fn spawn_upload_purge(storage: FsStorage, max_age: Duration) {
     });
 }
 
-/// The registry's HTTP application over storage at `root`.
-pub fn app(root: &Path, auth: Auth) -> Result<axum::Router, ServeError> {
-    let state = Arc::new(AppState::new(FsStorage::open(root)?, auth));
+/// The registry's HTTP application over storage at `root` (a
+/// pull-through cache of `proxy` when given).
+pub fn app(
+    root: &Path,
+    auth: Auth,
+    proxy: Option<Arc<upstream::Upstream>>,
+) -> Result<axum::Router, ServeError> {
+    let mut state = AppState::new(FsStorage::open(root)?, auth);
+    state.proxy = proxy;
+    let state = Arc::new(state);
     Ok(axum::Router::new()
         .fallback(dispatch)
         .with_state(state)
@@ -194,7 +222,7 @@ pub async fn serve(
     opts: ServeOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    let mut app = app(root, auth)?;
+    let mut app = app(root, auth, opts.proxy)?;
     if opts.access_log {
         app = app.layer(axum::middleware::from_fn(access_log::log));
     }
@@ -280,7 +308,11 @@ fn route(path: &str) -> Option<Target<'_>> {
 
 /// The query string as a map (later keys win).
 fn query(req: &Request) -> HashMap<String, String> {
-    axum::extract::Query::<HashMap<String, String>>::try_from_uri(req.uri())
+    query_of(req.uri())
+}
+
+fn query_of(uri: &axum::http::Uri) -> HashMap<String, String> {
+    axum::extract::Query::<HashMap<String, String>>::try_from_uri(uri)
         .map(|q| q.0)
         .unwrap_or_default()
 }
@@ -330,6 +362,11 @@ async fn handle(
     let m = req.method().clone();
     let id = authorize(&st.auth, &target, name, &mut req)?;
     user.clone_from(&id.user);
+    if let Some(up) = st.proxy.clone() {
+        if let Some(r) = handle_proxied(&st, up, &target, &m, req.headers(), req.uri()).await {
+            return r;
+        }
+    }
     match (target, m) {
         (Target::Base, Method::GET | Method::HEAD) => Ok(Response::builder()
             .header("content-type", "application/json")
@@ -373,6 +410,47 @@ async fn handle(
             "{m} {path} is not supported by this registry"
         ))),
     }
+}
+
+/// Pull-through cache mode: manifest and blob reads and tag lists go
+/// through [`proxy`], writes are refused; `None` for what is served as
+/// usual (base, catalog, referrers).
+async fn handle_proxied(
+    st: &Shared,
+    up: Arc<upstream::Upstream>,
+    target: &Target<'_>,
+    m: &Method,
+    h: &axum::http::HeaderMap,
+    uri: &axum::http::Uri,
+) -> Option<Result<Response, ApiError>> {
+    let get = *m == Method::GET;
+    Some(match (target, m) {
+        (Target::Manifest(n, r), &Method::GET | &Method::HEAD) => {
+            // Docker sends one Accept header per type: all of them, joined.
+            let all: Vec<&str> = h
+                .get_all(axum::http::header::ACCEPT)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .collect();
+            let accept = (!all.is_empty())
+                .then(|| HeaderValue::from_str(&all.join(", ")).ok())
+                .flatten();
+            proxy::manifest(st, &up, n, r, accept.as_ref(), get).await
+        }
+        (Target::Blob(n, d), &Method::GET | &Method::HEAD) => {
+            let range = h
+                .get(axum::http::header::RANGE)
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+            proxy::blob(st.clone(), up, n, d, range.as_deref(), get).await
+        }
+        (Target::Tags(n), &Method::GET) => proxy::tags(st, &up, n, uri).await,
+        (Target::Base | Target::Catalog | Target::Referrers(..), _) => return None,
+        (_, m) => Err(ApiError::unsupported(format!(
+            "{m} {}: this registry is a pull-through cache of {}: it does not take pushes or deletes",
+            uri.path(),
+            up.url()
+        ))),
+    })
 }
 
 /// Checks that the request may do what it does to `name`; who it comes

@@ -2,20 +2,20 @@
 //! `last` and an RFC 5988 `Link` header to the next page.
 
 use crate::error::ApiError;
-use crate::{query, AppState};
+use crate::{query_of, AppState};
 use axum::body::Body;
 use axum::extract::Request;
-use axum::http::{header, StatusCode};
+use axum::http::{header, StatusCode, Uri};
 use axum::response::Response;
 
 /// One page of the sorted `all`: the entries after `last`, at most `n`; and
 /// the `Link` to the next page when there is more.
 fn page(
     all: Vec<String>,
-    req: &Request,
+    uri: &Uri,
     base: &str,
 ) -> Result<(Vec<String>, Option<String>), ApiError> {
-    let q = query(req);
+    let q = query_of(uri);
     let n = match q.get("n") {
         None => None,
         Some(s) => Some(s.parse::<usize>().map_err(|_| {
@@ -55,7 +55,12 @@ pub fn tags(st: &AppState, name: &str, req: &Request) -> Result<Response, ApiErr
     let Some(all) = st.storage.tags(name)? else {
         return Err(ApiError::name_unknown(name));
     };
-    let (tags, link) = page(all, req, &format!("/v2/{name}/tags/list"))?;
+    tags_page(all, name, req.uri())
+}
+
+/// One page of the sorted tags `all` of `name`.
+pub fn tags_page(all: Vec<String>, name: &str, uri: &Uri) -> Result<Response, ApiError> {
+    let (tags, link) = page(all, uri, &format!("/v2/{name}/tags/list"))?;
     Ok(json_page(
         serde_json::json!({"name": name, "tags": tags}),
         link,
@@ -70,6 +75,6 @@ pub fn catalog(st: &AppState, user: Option<&str>, req: &Request) -> Result<Respo
         .into_iter()
         .filter(|r| st.auth.rules_allow(user, r, crate::config::Action::Pull))
         .collect();
-    let (repos, link) = page(all, req, "/v2/_catalog")?;
+    let (repos, link) = page(all, req.uri(), "/v2/_catalog")?;
     Ok(json_page(serde_json::json!({"repositories": repos}), link))
 }

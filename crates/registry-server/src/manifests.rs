@@ -28,12 +28,12 @@ fn supported(mt: &str) -> bool {
 }
 
 /// A reference: a digest, or a tag looked up in `name`.
-enum Ref {
+pub(crate) enum Ref {
     Digest(Digest),
     Tag(String),
 }
 
-fn parse_ref(reference: &str) -> Result<Ref, ApiError> {
+pub(crate) fn parse_ref(reference: &str) -> Result<Ref, ApiError> {
     if reference.contains(':') {
         return parse_digest(reference).map(Ref::Digest);
     }
@@ -111,6 +111,31 @@ fn references(v: &Value, index: bool) -> Result<Vec<Digest>, ApiError> {
     Ok(out)
 }
 
+/// Checks a manifest's bytes (JSON, a supported media type agreeing with
+/// `content_type`, well-formed references): its JSON and media type.
+pub(crate) fn check(body: &[u8], content_type: Option<&str>) -> Result<(Value, String), ApiError> {
+    let v: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::manifest_invalid(format!("manifest is not JSON: {e}")))?;
+    let body_mt = v["mediaType"].as_str();
+    let mt = match (content_type, body_mt) {
+        (Some(ct), Some(b)) if supported(ct) && ct != b => {
+            return Err(ApiError::manifest_invalid(format!(
+                "Content-Type {ct} does not match the manifest's mediaType {b}"
+            )))
+        }
+        (Some(ct), _) if supported(ct) => ct.to_string(),
+        (_, Some(b)) if supported(b) => b.to_string(),
+        (ct, b) => {
+            return Err(ApiError::manifest_invalid(format!(
+                "unsupported manifest media type {:?}",
+                b.or(ct).unwrap_or("(none)")
+            )))
+        }
+    };
+    references(&v, is_index(&mt))?;
+    Ok((v, mt))
+}
+
 pub async fn put(
     st: &AppState,
     name: &str,
@@ -133,24 +158,7 @@ pub async fn put(
         .await
         .map_err(|_| too_big())?;
     let r = parse_ref(reference)?;
-    let v: Value = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::manifest_invalid(format!("manifest is not JSON: {e}")))?;
-    let body_mt = v["mediaType"].as_str();
-    let mt = match (content_type.as_deref(), body_mt) {
-        (Some(ct), Some(b)) if supported(ct) && ct != b => {
-            return Err(ApiError::manifest_invalid(format!(
-                "Content-Type {ct} does not match the manifest's mediaType {b}"
-            )))
-        }
-        (Some(ct), _) if supported(ct) => ct.to_string(),
-        (_, Some(b)) if supported(b) => b.to_string(),
-        (ct, b) => {
-            return Err(ApiError::manifest_invalid(format!(
-                "unsupported manifest media type {:?}",
-                b.or(ct).unwrap_or("(none)")
-            )))
-        }
-    };
+    let (v, mt) = check(&body, content_type.as_deref())?;
     let d = match &r {
         Ref::Digest(want) => {
             let got = Digest::of(want.algorithm, &body);

@@ -1,5 +1,5 @@
 //! `berth registry serve [--addr HOST:PORT] [--root DIR] [--config FILE]
-//! [--tls-cert PEM --tls-key PEM]`: the registry
+//! [--tls-cert PEM --tls-key PEM] [--proxy-remote URL]`: the registry
 //! server of `berth-registry-server`, in the foreground until SIGTERM or
 //! SIGINT (then in-flight requests finish; unfinished uploads stay resumable).
 //!
@@ -51,6 +51,12 @@ pub struct ServeArgs {
     /// PEM private key of --tls-cert (overrides the config's tls_key).
     #[arg(long, requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// Be a pull-through cache of this registry (http(s)://HOST[:PORT]):
+    /// serve what is stored, fetch (and verify, and store) what is not,
+    /// refuse pushes. Overrides the config's [proxy] remote_url; upstream
+    /// credentials go in the config's [proxy] username and password.
+    #[arg(long, value_name = "URL")]
+    pub proxy_remote: Option<String>,
 }
 
 /// `root`: the `--root` given on the command line, if any.
@@ -103,6 +109,18 @@ fn serve(root: Option<&Path>, a: ServeArgs) -> anyhow::Result<i32> {
         cfg.tls_cert = a.tls_cert.clone();
         cfg.tls_key = a.tls_key.clone();
     }
+    if let Some(url) = a.proxy_remote.clone() {
+        match cfg.proxy.as_mut() {
+            Some(p) => p.remote_url = url,
+            None => {
+                cfg.proxy = Some(berth_registry_server::config::ProxyConfig {
+                    remote_url: url,
+                    username: None,
+                    password: None,
+                })
+            }
+        }
+    }
     let auth = berth_registry_server::auth::Auth::from_config(&cfg, &root, &a.addr)
         .context("berth registry serve --config")?;
     let opts =
@@ -132,6 +150,12 @@ fn serve(root: Option<&Path>, a: ServeArgs) -> anyhow::Result<i32> {
             root.display(),
             a.addr
         );
+        if let Some(up) = &opts.proxy {
+            eprintln!(
+                "berth registry: pull-through cache of {} (pushes refused)",
+                up.url()
+            );
+        }
         berth_registry_server::serve(&a.addr, &root, auth, opts, shutdown).await
     })
     .with_context(|| format!("berth registry serve --addr {}", a.addr))?;

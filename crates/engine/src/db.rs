@@ -485,6 +485,22 @@ impl ContainerDb {
         }
     }
 
+    /// Replaces a container's stored options (`network connect`).
+    pub fn set_options(&self, id: &str, cfg: &crate::container::Config) -> Result<()> {
+        let json = serde_json::to_string(cfg).map_err(|e| Error::Sql {
+            path: self.path.clone(),
+            op: "encode options",
+            source: rusqlite::Error::ToSqlConversionFailure(Box::new(e)),
+        })?;
+        self.conn
+            .execute(
+                "UPDATE containers SET options = ?2 WHERE id = ?1",
+                params![id, json],
+            )
+            .map_err(self.err("update options"))?;
+        Ok(())
+    }
+
     pub fn remove(&self, id: &str) -> Result<bool> {
         let n = self
             .conn

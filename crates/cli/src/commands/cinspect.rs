@@ -100,6 +100,7 @@ pub fn container_json(eng: &Engine, r: &Record) -> anyhow::Result<Value> {
                 berth_engine::spec_gen::Network::None => "none".to_string(),
                 berth_engine::spec_gen::Network::Host => "host".to_string(),
                 berth_engine::spec_gen::Network::Bridge(n) => n.clone(),
+                berth_engine::spec_gen::Network::Container(id) => format!("container:{id}"),
             },
             "PortBindings": port_bindings(&cfg),
             "PublishAllPorts": cfg.spec.publish_all,

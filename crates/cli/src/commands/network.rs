@@ -57,6 +57,25 @@ pub enum Cmd {
         #[arg(required = true)]
         names: Vec<String>,
     },
+    /// Connect a container to a network.
+    Connect {
+        /// A name the container has on this network, besides its own.
+        #[arg(long)]
+        alias: Vec<String>,
+        /// Its IPv4 address on this network.
+        #[arg(long)]
+        ip: Option<String>,
+        network: String,
+        container: String,
+    },
+    /// Disconnect a container from a network.
+    Disconnect {
+        /// Accepted for Docker compatibility.
+        #[arg(short = 'f', long)]
+        force: bool,
+        network: String,
+        container: String,
+    },
     /// Remove the networks no container uses.
     Prune {
         #[arg(short = 'f', long)]
@@ -244,6 +263,21 @@ pub fn run(root: &Path, cmd: Cmd) -> anyhow::Result<i32> {
                 }
             }
             return Ok(code);
+        }
+        Cmd::Connect {
+            alias,
+            ip,
+            network,
+            container,
+        } => {
+            let rec = eng.lookup(&container)?;
+            eng.connect(&rec, &network, &alias, ip.as_deref())?;
+        }
+        Cmd::Disconnect {
+            network, container, ..
+        } => {
+            let rec = eng.lookup(&container)?;
+            eng.disconnect(&rec, &network)?;
         }
         Cmd::Prune { .. } => {
             let removed = eng.prune_networks()?;

@@ -327,7 +327,17 @@ fn spec_options(a: &CreateArgs) -> anyhow::Result<spec_gen::Options> {
         "host" => Network::Host,
         "" => anyhow::bail!("--network needs a value"),
         other if other.starts_with("container:") => {
-            anyhow::bail!("--network container:NAME is not supported yet")
+            let target = &other["container:".len()..];
+            if target.is_empty() {
+                anyhow::bail!("--network container: needs a container name or id");
+            }
+            if a.hostname.is_some() {
+                anyhow::bail!("conflicting options: hostname and the network mode");
+            }
+            if !a.dns.is_empty() || !a.add_host.is_empty() {
+                anyhow::bail!("conflicting options: dns and the network mode");
+            }
+            Network::Container(target.to_string())
         }
         other => Network::Bridge(other.to_string()),
     };
@@ -458,6 +468,7 @@ fn spec_options(a: &CreateArgs) -> anyhow::Result<spec_gen::Options> {
         dns_option: a.dns_option.clone(),
         add_host,
         network_aliases: a.network_alias.clone(),
+        extra_networks: Vec::new(),
         tty: a.tty,
         hostname: a.hostname.clone(),
         mounts: mounts_list,
@@ -494,7 +505,18 @@ pub fn create_container(
         let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
         labels.insert(k.to_string(), v.to_string());
     }
-    let spec = spec_options(&a)?;
+    let mut spec = spec_options(&a)?;
+    if let Network::Bridge(name) = &spec.network {
+        // As Docker: a missing network fails the create, not the start.
+        if name != berth_engine::network::DEFAULT_NETWORK {
+            eng.network(name)?;
+        }
+    }
+    if let Network::Container(target) = &spec.network {
+        // Stored by id: the other container may be renamed.
+        let t = eng.lookup(target)?;
+        spec.network = Network::Container(t.id);
+    }
     let (store, db) = super::open(root)?;
     let image = match db.image_by_ref(&a.image)? {
         Some(i) => i,

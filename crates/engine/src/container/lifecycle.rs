@@ -24,6 +24,27 @@ pub struct Launched {
     pub master: Option<OwnedFd>,
 }
 
+/// The network namespace a starting container joins: one berth wired, or
+/// another container's.
+struct NetJoin<'a> {
+    wired: Option<&'a crate::network::Wired>,
+    shared: Option<&'a SharedNetwork>,
+}
+
+/// Another container's network namespace, held open while we start.
+pub struct SharedNetwork {
+    ns: OwnedFd,
+    hostname: String,
+    /// Its dir with hosts and resolv.conf.
+    etc: std::path::PathBuf,
+}
+
+impl SharedNetwork {
+    fn path(&self) -> String {
+        format!("/proc/{}/fd/{}", std::process::id(), self.ns.as_raw_fd())
+    }
+}
+
 /// Default `--stop-timeout`.
 pub const STOP_TIMEOUT: u32 = 10;
 
@@ -65,8 +86,16 @@ impl Engine {
         dir: &Path,
         size: Option<(u16, u16)>,
     ) -> Result<Launched> {
+        // `--network container:X`: X's namespace, hostname, hosts and
+        // resolv.conf.
+        let shared = match &cfg.spec.network {
+            spec_gen::Network::Container(target) => Some(self.shared_network(target)?),
+            _ => None,
+        };
         let hostname = cfg.spec.hostname.clone().unwrap_or_else(|| {
-            if cfg.spec.network == spec_gen::Network::Host {
+            if let Some(s) = &shared {
+                s.hostname.clone()
+            } else if cfg.spec.network == spec_gen::Network::Host {
                 nix::unistd::gethostname()
                     .map(|h| h.to_string_lossy().into_owned())
                     .unwrap_or_else(|_| rec.id[..12].to_string())
@@ -77,7 +106,17 @@ impl Engine {
         // A run that died without cleaning up leaves runtime state behind.
         cleanup_runtime(self, &rec.id, Some(cfg));
         let wired = self.net_setup(rec, cfg)?;
-        let r = self.launch_wired(rec, cfg, dir, size, &hostname, wired.as_ref());
+        let r = self.launch_wired(
+            rec,
+            cfg,
+            dir,
+            size,
+            &hostname,
+            NetJoin {
+                wired: wired.as_ref(),
+                shared: shared.as_ref(),
+            },
+        );
         if r.is_err() && wired.is_some() {
             self.net_teardown(&rec.id);
         }
@@ -94,23 +133,31 @@ impl Engine {
         dir: &Path,
         size: Option<(u16, u16)>,
         hostname: &str,
-        wired: Option<&crate::network::Wired>,
+        join: NetJoin,
     ) -> Result<Launched> {
+        let (wired, shared) = (join.wired, join.shared);
         let etc = dir.join("etc");
         std::fs::create_dir_all(&etc).map_err(io(&etc))?;
-        spec_gen::mounts::write_etc(
-            &etc,
-            hostname,
-            &spec_gen::mounts::EtcNet {
-                host_network: cfg.spec.network == spec_gen::Network::Host,
-                ip: wired.map(|w| w.endpoint.ip),
-                nameserver: wired.and_then(|w| w.dns),
-                add_host: &cfg.spec.add_host,
-                dns: &cfg.spec.dns,
-                dns_search: &cfg.spec.dns_search,
-                dns_option: &cfg.spec.dns_option,
-            },
-        )?;
+        if let Some(s) = shared {
+            std::fs::write(etc.join("hostname"), format!("{hostname}\n")).map_err(io(&etc))?;
+            for f in ["hosts", "resolv.conf"] {
+                std::fs::copy(s.etc.join(f), etc.join(f)).map_err(io(&s.etc.join(f)))?;
+            }
+        } else {
+            spec_gen::mounts::write_etc(
+                &etc,
+                hostname,
+                &spec_gen::mounts::EtcNet {
+                    host_network: cfg.spec.network == spec_gen::Network::Host,
+                    ip: wired.map(|w| w.endpoint.ip),
+                    nameserver: wired.and_then(|w| w.dns),
+                    add_host: &cfg.spec.add_host,
+                    dns: &cfg.spec.dns,
+                    dns_search: &cfg.spec.dns_search,
+                    dns_option: &cfg.spec.dns_option,
+                },
+            )?;
+        }
         let spec = spec_gen::generate(
             &cfg.image_config,
             &cfg.spec,
@@ -125,7 +172,9 @@ impl Engine {
                 } else {
                     None
                 },
-                netns_path: wired.map(|w| w.ns.path()),
+                netns_path: wired
+                    .map(|w| w.ns.path())
+                    .or_else(|| shared.map(|s| s.path())),
             },
         )?;
         let config = dir.join("config.json");
@@ -193,6 +242,28 @@ impl Engine {
             pid_start,
             cgroup: created.cgroup,
             master,
+        })
+    }
+
+    /// `--network container:ID`: the running container's namespace.
+    fn shared_network(&self, target: &str) -> Result<SharedNetwork> {
+        let t = self.lookup(target)?;
+        if t.status != Status::Running || !super::pid_alive(t.pid, t.pid_start) {
+            return Err(Error::Invalid(format!(
+                "cannot join network of a non running container: {}",
+                t.name
+            )));
+        }
+        let path = format!("/proc/{}/ns/net", t.pid);
+        let ns = std::fs::File::open(&path).map_err(io(Path::new(&path)))?;
+        let etc = self.dir(&t.id).join("etc");
+        let hostname = std::fs::read_to_string(etc.join("hostname"))
+            .map(|h| h.trim().to_string())
+            .unwrap_or_else(|_| t.id[..12].to_string());
+        Ok(SharedNetwork {
+            ns: ns.into(),
+            hostname,
+            etc,
         })
     }
 

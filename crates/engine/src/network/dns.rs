@@ -150,6 +150,40 @@ impl Records for NetRecords {
         (!out.is_empty()).then_some(out)
     }
 
+    /// The querying container's other networks count too: find it by its
+    /// address on this network, then look on every network it is on.
+    fn lookup_from(&self, client: IpAddr, name: &str) -> Option<Vec<IpAddr>> {
+        if let Some(found) = self.lookup(name) {
+            return Some(found);
+        }
+        let eng = self.eng.lock().ok()?;
+        let conn = eng.db.conn();
+        let mut st = conn
+            .prepare_cached(
+                "SELECT names, ip, ip6 FROM endpoints
+                 WHERE network != ?1 AND network IN (
+                     SELECT network FROM endpoints WHERE container = (
+                         SELECT container FROM endpoints
+                         WHERE network = ?1 AND (ip = ?2 OR ip6 = ?2)))",
+            )
+            .ok()?;
+        let rows: Vec<(String, String, String)> = st
+            .query_map(rusqlite::params![self.net_id, client.to_string()], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .ok()?
+            .filter_map(|r| r.ok())
+            .collect();
+        let mut out = Vec::new();
+        for (names, ip, ip6) in rows {
+            if names.split(' ').any(|n| n == name) {
+                out.extend(ip.parse::<IpAddr>().ok());
+                out.extend(ip6.parse::<IpAddr>().ok());
+            }
+        }
+        (!out.is_empty()).then_some(out)
+    }
+
     fn reverse(&self, addr: IpAddr) -> Option<String> {
         let a = addr.to_string();
         self.rows()

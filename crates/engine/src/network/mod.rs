@@ -153,6 +153,34 @@ pub fn parse_publish(s: &str) -> Result<Publish> {
     })
 }
 
+/// One network attachment to wire (see [`Engine::wire_one`]).
+struct Attach<'a> {
+    net: &'a Network,
+    aliases: &'a [String],
+    ip: Option<IpAddr>,
+    mac: Option<&'a str>,
+    ifname: String,
+    default_route: bool,
+}
+
+fn parse_ip(s: Option<&str>) -> Result<Option<IpAddr>> {
+    s.map(|s| {
+        s.parse::<IpAddr>()
+            .map_err(|_| Error::Invalid(format!("invalid IP address {s:?}")))
+    })
+    .transpose()
+}
+
+/// The host end of a container's veth pair on `net`: `vb` + the id for its
+/// first network, `vx` + id and network id for others (15 chars at most).
+fn host_veth(id: &str, net: &Network, first: bool) -> String {
+    if first {
+        format!("vb{}", &id[..11])
+    } else {
+        format!("vx{}{}", &id[..7], &net.id[..6])
+    }
+}
+
 /// `-p` plus, with `-P`, every port the image EXPOSEs (random host ports).
 fn publish_list(cfg: &crate::container::Config) -> Vec<Publish> {
     let mut out = cfg.spec.publish.clone();
@@ -704,10 +732,16 @@ impl Engine {
         let mut out = Vec::new();
         for rec in self.db.list()? {
             if let Ok(cfg) = crate::container::Config::parse(&rec) {
-                if let crate::spec_gen::Network::Bridge(n) = &cfg.spec.network {
-                    if *n == net.name || *n == net.id {
-                        out.push(rec.name.clone());
-                    }
+                let first = match &cfg.spec.network {
+                    crate::spec_gen::Network::Bridge(n) => Some(n),
+                    _ => None,
+                };
+                let uses = first
+                    .into_iter()
+                    .chain(cfg.spec.extra_networks.iter().map(|x| &x.name))
+                    .any(|n| *n == net.name || *n == net.id);
+                if uses {
+                    out.push(rec.name.clone());
                 }
             }
         }
@@ -1022,101 +1056,45 @@ impl Engine {
         name: &str,
         cfg: &crate::container::Config,
     ) -> Result<Wired> {
-        let id = rec.id.as_str();
         let net = self.network(name)?;
-        let host = Netlink::open().map_err(net_err)?;
-        // The bridge is normally there; after a reboot it is made again.
-        let bridge = match host.link_index(&net.bridge).map_err(net_err)? {
-            Some(i) => i,
-            None => {
-                let _lock = self.net_lock()?;
-                let i = self.bridge_up(&net)?;
-                self.apply_firewall()?;
-                i
-            }
-        };
-        let want_ip = cfg
-            .spec
-            .ip
-            .as_deref()
-            .map(|s| {
-                s.parse::<IpAddr>()
-                    .map_err(|_| Error::Invalid(format!("invalid --ip {s:?}")))
-            })
-            .transpose()?;
-        // The names the network's DNS answers with this container's address.
-        let mut names = vec![rec.name.to_lowercase(), id[..12].to_string()];
-        if let Some(h) = &cfg.spec.hostname {
-            names.push(h.to_lowercase());
-        }
-        names.extend(cfg.spec.network_aliases.iter().map(|a| a.to_lowercase()));
-        names.dedup();
-        let (ip, ip6, mac) = self.lease(
-            &net,
-            id,
-            want_ip,
-            cfg.spec.mac_address.as_deref(),
-            &names.join(" "),
+        let ns = NetNs::create().map_err(net_err)?;
+        let want_ip = parse_ip(cfg.spec.ip.as_deref())?;
+        let (ip, ip6, mac) = self.wire_one(
+            rec,
+            cfg,
+            &ns.fd,
+            &ns.netlink,
+            &Attach {
+                net: &net,
+                aliases: &cfg.spec.network_aliases,
+                ip: want_ip,
+                mac: cfg.spec.mac_address.as_deref(),
+                ifname: "eth0".into(),
+                default_route: true,
+            },
         )?;
         let publish = publish_list(cfg);
         if !publish.is_empty() {
-            self.reserve_ports(id, ip, &publish)?;
-        }
-        let ns = NetNs::create().map_err(net_err)?;
-        let host_name = format!("vb{}", &id[..11]);
-        let mac_bytes = netlink::parse_mac(&mac)
-            .ok_or_else(|| Error::Invalid(format!("invalid MAC address {mac:?}")))?;
-        let veth = Veth {
-            host: &host_name,
-            bridge,
-            peer: "eth0",
-            netns: std::os::fd::AsRawFd::as_raw_fd(&ns.fd),
-            peer_mac: Some(mac_bytes),
-            mtu: None,
-        };
-        match host.create_veth(&veth) {
-            Ok(()) => {}
-            Err(e) if netlink::is_exists(&e) => {
-                // The last run's end, not yet torn down by the kernel.
-                if let Some(i) = host.link_index(&host_name).map_err(net_err)? {
-                    host.delete_link(i).map_err(net_err)?;
-                }
-                host.create_veth(&veth).map_err(net_err)?;
-            }
-            Err(e) => return Err(net_err(e)),
-        }
-        let nl = &ns.netlink;
-        let eth0 = nl
-            .link_index("eth0")
-            .map_err(net_err)?
-            .ok_or_else(|| Error::Network("eth0 is missing in the container".into()))?;
-        nl.set_up(eth0).map_err(net_err)?;
-        nl.add_address(eth0, ip, net.subnet.prefix)
-            .map_err(net_err)?;
-        if let (Some(ip6), Some(s6)) = (ip6, net.subnet6) {
-            nl.add_address(eth0, ip6, s6.prefix).map_err(net_err)?;
-        }
-        if !net.internal {
-            nl.add_route(
-                IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
-                0,
-                Some(net.gateway),
-                eth0,
-            )
-            .map_err(net_err)?;
-            if let Some(g6) = net.gateway6 {
-                nl.add_route(
-                    IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
-                    0,
-                    Some(g6),
-                    eth0,
-                )
-                .map_err(net_err)?;
-            }
-        }
-        if !publish.is_empty() {
+            self.reserve_ports(&rec.id, ip, &publish)?;
             let _lock = self.net_lock()?;
             self.apply_firewall()?;
+        }
+        for (i, x) in cfg.spec.extra_networks.iter().enumerate() {
+            let xnet = self.network(&x.name)?;
+            self.wire_one(
+                rec,
+                cfg,
+                &ns.fd,
+                &ns.netlink,
+                &Attach {
+                    net: &xnet,
+                    aliases: &x.aliases,
+                    ip: parse_ip(x.ip.as_deref())?,
+                    mac: None,
+                    ifname: format!("eth{}", i + 1),
+                    default_route: false,
+                },
+            )?;
         }
         // User networks have names: their DNS server answers on the gateway.
         let dns = if net.name != DEFAULT_NETWORK && cfg.spec.dns.is_empty() {
@@ -1133,6 +1111,13 @@ impl Engine {
         } else {
             None
         };
+        for x in &cfg.spec.extra_networks {
+            if let Ok(xnet) = self.network(&x.name) {
+                if xnet.name != DEFAULT_NETWORK {
+                    let _ = self.ensure_dns(&xnet);
+                }
+            }
+        }
         Ok(Wired {
             dns,
             ns,
@@ -1143,6 +1128,244 @@ impl Engine {
                 mac,
             },
         })
+    }
+
+    /// One network attachment of a container whose namespace is `ns_fd`
+    /// (`nl` talks inside it): the bridge up, a lease, a veth pair with
+    /// the container's end called `a.ifname`, its addresses and (for the
+    /// first network) the default route.
+    fn wire_one(
+        &self,
+        rec: &crate::db::Record,
+        cfg: &crate::container::Config,
+        ns_fd: &std::os::fd::OwnedFd,
+        nl: &Netlink,
+        a: &Attach,
+    ) -> Result<(IpAddr, Option<IpAddr>, String)> {
+        let net = a.net;
+        let id = rec.id.as_str();
+        let host = Netlink::open().map_err(net_err)?;
+        // The bridge is normally there; after a reboot it is made again.
+        let bridge = match host.link_index(&net.bridge).map_err(net_err)? {
+            Some(i) => i,
+            None => {
+                let _lock = self.net_lock()?;
+                let i = self.bridge_up(net)?;
+                self.apply_firewall()?;
+                i
+            }
+        };
+        // The names the network's DNS answers with this container's address.
+        let mut names = vec![rec.name.to_lowercase(), id[..12].to_string()];
+        if let Some(h) = &cfg.spec.hostname {
+            names.push(h.to_lowercase());
+        }
+        names.extend(a.aliases.iter().map(|a| a.to_lowercase()));
+        names.dedup();
+        let (ip, ip6, mac) = self.lease(net, id, a.ip, a.mac, &names.join(" "))?;
+        let host_name = host_veth(id, net, a.default_route);
+        let mac_bytes = netlink::parse_mac(&mac)
+            .ok_or_else(|| Error::Invalid(format!("invalid MAC address {mac:?}")))?;
+        let veth = Veth {
+            host: &host_name,
+            bridge,
+            peer: &a.ifname,
+            netns: std::os::fd::AsRawFd::as_raw_fd(ns_fd),
+            peer_mac: Some(mac_bytes),
+            mtu: None,
+        };
+        match host.create_veth(&veth) {
+            Ok(()) => {}
+            Err(e) if netlink::is_exists(&e) => {
+                // The last run's end, not yet torn down by the kernel.
+                if let Some(i) = host.link_index(&host_name).map_err(net_err)? {
+                    host.delete_link(i).map_err(net_err)?;
+                }
+                host.create_veth(&veth).map_err(net_err)?;
+            }
+            Err(e) => return Err(net_err(e)),
+        }
+        let ifi = nl
+            .link_index(&a.ifname)
+            .map_err(net_err)?
+            .ok_or_else(|| Error::Network(format!("{} is missing in the container", a.ifname)))?;
+        nl.set_up(ifi).map_err(net_err)?;
+        nl.add_address(ifi, ip, net.subnet.prefix)
+            .map_err(net_err)?;
+        if let (Some(ip6), Some(s6)) = (ip6, net.subnet6) {
+            nl.add_address(ifi, ip6, s6.prefix).map_err(net_err)?;
+        }
+        if a.default_route && !net.internal {
+            nl.add_route(
+                IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+                0,
+                Some(net.gateway),
+                ifi,
+            )
+            .map_err(net_err)?;
+            if let Some(g6) = net.gateway6 {
+                nl.add_route(
+                    IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+                    0,
+                    Some(g6),
+                    ifi,
+                )
+                .map_err(net_err)?;
+            }
+        }
+        Ok((ip, ip6, mac))
+    }
+
+    /// `network connect`: attaches the container to another network (at
+    /// once when it runs, and from its next start on).
+    pub fn connect(
+        &self,
+        rec: &crate::db::Record,
+        network: &str,
+        aliases: &[String],
+        ip: Option<&str>,
+    ) -> Result<()> {
+        use crate::spec_gen::Network as Mode;
+        let mut cfg = crate::container::Config::parse(rec)?;
+        let net = self.network(network)?;
+        parse_ip(ip)?;
+        let attached = self.attached_networks(&cfg)?;
+        if attached.iter().any(|n| n.id == net.id) {
+            return Err(Error::Invalid(format!(
+                "endpoint with name {} already exists in network {}",
+                rec.name, net.name
+            )));
+        }
+        let first = match &cfg.spec.network {
+            Mode::Host | Mode::Container(_) => {
+                return Err(Error::Invalid(
+                    "container sharing network namespace with another container or host cannot be connected to any other network".into(),
+                ))
+            }
+            Mode::None => true,
+            Mode::Bridge(_) => false,
+        };
+        let running = rec.status == crate::db::Status::Running
+            && crate::container::pid_alive(rec.pid, rec.pid_start);
+        if running {
+            let ns =
+                berth_net::netns::open_ns(&format!("/proc/{}/ns/net", rec.pid)).map_err(net_err)?;
+            let nl = berth_net::netns::netlink_in(&ns).map_err(net_err)?;
+            let ifname = format!("eth{}", if first { 0 } else { attached.len() });
+            let r = self.wire_one(
+                rec,
+                &cfg,
+                &ns,
+                &nl,
+                &Attach {
+                    net: &net,
+                    aliases,
+                    ip: parse_ip(ip)?,
+                    mac: None,
+                    ifname,
+                    default_route: first,
+                },
+            );
+            if let Err(e) = r {
+                let _ = self.db.conn().execute(
+                    "DELETE FROM endpoints WHERE network = ?1 AND container = ?2",
+                    params![net.id, rec.id],
+                );
+                return Err(e);
+            }
+            if net.name != DEFAULT_NETWORK {
+                self.ensure_dns(&net)?;
+            }
+        }
+        if first {
+            cfg.spec.network = Mode::Bridge(net.name.clone());
+            cfg.spec.network_aliases = aliases.to_vec();
+            cfg.spec.ip = ip.map(str::to_string);
+        } else {
+            cfg.spec.extra_networks.push(crate::spec_gen::ExtraNetwork {
+                name: net.name.clone(),
+                aliases: aliases.to_vec(),
+                ip: ip.map(str::to_string),
+            });
+        }
+        self.db.set_options(&rec.id, &cfg)?;
+        Ok(())
+    }
+
+    /// `network disconnect`: detaches the container from a network (at
+    /// once when it runs).
+    pub fn disconnect(&self, rec: &crate::db::Record, network: &str) -> Result<()> {
+        use crate::spec_gen::Network as Mode;
+        let mut cfg = crate::container::Config::parse(rec)?;
+        let net = self.network(network)?;
+        let primary = matches!(&cfg.spec.network, Mode::Bridge(n) if self.network(n).is_ok_and(|p| p.id == net.id));
+        let extra = cfg
+            .spec
+            .extra_networks
+            .iter()
+            .position(|x| self.network(&x.name).is_ok_and(|p| p.id == net.id));
+        if !primary && extra.is_none() {
+            return Err(Error::Invalid(format!(
+                "container {} is not connected to network {}",
+                rec.name, net.name
+            )));
+        }
+        let running = rec.status == crate::db::Status::Running
+            && crate::container::pid_alive(rec.pid, rec.pid_start);
+        if running {
+            if let Ok(host) = Netlink::open() {
+                if let Ok(Some(i)) = host.link_index(&host_veth(&rec.id, &net, primary)) {
+                    host.delete_link(i).map_err(net_err)?;
+                }
+            }
+            let _ = self.db.conn().execute(
+                "DELETE FROM endpoints WHERE network = ?1 AND container = ?2",
+                params![net.id, rec.id],
+            );
+            if primary {
+                let n = self
+                    .db
+                    .conn()
+                    .execute("DELETE FROM ports WHERE container = ?1", [&rec.id])
+                    .unwrap_or(0);
+                if n > 0 {
+                    let _lock = self.net_lock()?;
+                    self.apply_firewall()?;
+                }
+            }
+        }
+        if primary {
+            // Docker's rule: the container keeps its namespace; with no
+            // network left it has loopback only from its next start on.
+            if cfg.spec.extra_networks.is_empty() {
+                cfg.spec.network = Mode::None;
+                cfg.spec.network_aliases.clear();
+                cfg.spec.publish.clear();
+                cfg.spec.publish_all = false;
+            } else {
+                let x = cfg.spec.extra_networks.remove(0);
+                cfg.spec.network = Mode::Bridge(x.name);
+                cfg.spec.network_aliases = x.aliases;
+            }
+            cfg.spec.ip = None;
+            cfg.spec.mac_address = None;
+        } else if let Some(i) = extra {
+            cfg.spec.extra_networks.remove(i);
+        }
+        self.db.set_options(&rec.id, &cfg)?;
+        Ok(())
+    }
+
+    /// The networks a container's config names, the first one first.
+    pub fn attached_networks(&self, cfg: &crate::container::Config) -> Result<Vec<Network>> {
+        let mut out = Vec::new();
+        if let crate::spec_gen::Network::Bridge(n) = &cfg.spec.network {
+            out.push(self.network(n)?);
+        }
+        for x in &cfg.spec.extra_networks {
+            out.push(self.network(&x.name)?);
+        }
+        Ok(out)
     }
 
     /// Undoes [`Engine::net_setup`]'s bookkeeping once the container is

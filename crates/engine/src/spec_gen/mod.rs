@@ -84,6 +84,17 @@ pub enum Network {
     Host,
     /// A new namespace wired to the bridge network of this name.
     Bridge(String),
+    /// The network namespace of another container (its id).
+    Container(String),
+}
+
+/// A network a container is attached to besides its first one
+/// (`network connect`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub struct ExtraNetwork {
+    pub name: String,
+    pub aliases: Vec<String>,
+    pub ip: Option<String>,
 }
 
 /// What `berth run` asks for on top of the image config.
@@ -117,6 +128,8 @@ pub struct Options {
     pub add_host: Vec<(String, String)>,
     /// `--network-alias`.
     pub network_aliases: Vec<String>,
+    /// Networks joined with `network connect`, after the first.
+    pub extra_networks: Vec<ExtraNetwork>,
     /// `-t`: a pty as the process's stdio.
     pub tty: bool,
     /// `-h`: the container's hostname (default: the id's first 12 digits).
@@ -386,7 +399,7 @@ pub fn generate(
     match &opts.network {
         Network::None => namespaces.push(json!({"type": "network"})),
         Network::Host => {}
-        Network::Bridge(_) => {
+        Network::Bridge(_) | Network::Container(_) => {
             let path = ctx.netns_path.as_ref().ok_or_else(|| {
                 Error::Invalid("a bridge network needs its namespace made first".into())
             })?;

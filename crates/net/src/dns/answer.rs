@@ -17,7 +17,20 @@ pub(crate) enum Action {
 }
 
 /// Decides what to do with `msg`, which arrived over TCP if `tcp`.
+#[cfg(test)]
 pub(crate) fn handle(msg: &[u8], records: &dyn Records, ttl: u32, tcp: bool) -> Action {
+    handle_from(msg, records, ttl, tcp, None)
+}
+
+/// [`handle`] for a query from `client` (names are looked up as that
+/// client sees them, see [`Records::lookup_from`]).
+pub(crate) fn handle_from(
+    msg: &[u8],
+    records: &dyn Records,
+    ttl: u32,
+    tcp: bool,
+    client: Option<std::net::IpAddr>,
+) -> Action {
     let query = match wire::parse_query(msg) {
         Ok(q) => q,
         Err(QueryError::Short | QueryError::Response) => return Action::Drop,
@@ -33,7 +46,7 @@ pub(crate) fn handle(msg: &[u8], records: &dyn Records, ttl: u32, tcp: bool) -> 
         let r = wire::build_response(&query, wire::RCODE_BADVERS, false, 0, &[], max);
         return Action::Reply(r);
     }
-    match local_answers(&query, records) {
+    match local_answers(&query, records, client) {
         Some(answers) => Action::Reply(wire::build_response(
             &query,
             wire::RCODE_NOERROR,
@@ -48,7 +61,11 @@ pub(crate) fn handle(msg: &[u8], records: &dyn Records, ttl: u32, tcp: bool) -> 
 
 /// The answers if the name is ours (possibly none for this type), None if
 /// it is not.
-fn local_answers(query: &Query, records: &dyn Records) -> Option<Vec<RData>> {
+fn local_answers(
+    query: &Query,
+    records: &dyn Records,
+    client: Option<std::net::IpAddr>,
+) -> Option<Vec<RData>> {
     let class_ok = query.qclass == wire::CLASS_IN || query.qclass == wire::CLASS_ANY;
     if query.qtype == wire::TYPE_PTR {
         if let Some(addr) = wire::reverse_addr(&query.name) {
@@ -63,7 +80,11 @@ fn local_answers(query: &Query, records: &dyn Records) -> Option<Vec<RData>> {
             });
         }
     }
-    let addrs = records.lookup(&query.name.lookup_key()?)?;
+    let key = query.name.lookup_key()?;
+    let addrs = match client {
+        Some(c) => records.lookup_from(c, &key)?,
+        None => records.lookup(&key)?,
+    };
     if !class_ok {
         return Some(Vec::new());
     }

@@ -54,6 +54,12 @@ pub trait Records: Send + Sync + 'static {
     /// for A, the IPv6 ones for AAAA, both for ANY; an empty match for the
     /// type asked is NOERROR with no answers, never NXDOMAIN.
     fn lookup(&self, name: &str) -> Option<Vec<IpAddr>>;
+    /// [`Records::lookup`] as the client at `client` sees names (a
+    /// container on several networks knows the names of all of them).
+    fn lookup_from(&self, client: IpAddr, name: &str) -> Option<Vec<IpAddr>> {
+        let _ = client;
+        self.lookup(name)
+    }
     /// PTR: the name (dotted, a trailing dot optional) of one of our
     /// addresses. None: not ours, the query goes upstream.
     fn reverse(&self, addr: IpAddr) -> Option<String>;

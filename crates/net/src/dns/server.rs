@@ -229,7 +229,7 @@ fn udp_loop(sock: Arc<UdpSocket>, shared: Arc<Shared>, stop: Arc<Stop>) {
             continue; // nowhere to answer to
         }
         let msg = &buf[..n];
-        match answer::handle(msg, &*shared.records, shared.ttl, false) {
+        match answer::handle_from(msg, &*shared.records, shared.ttl, false, Some(peer.ip())) {
             Action::Drop => {}
             Action::Reply(r) => {
                 let _ = sock.send_to(&r, peer);
@@ -309,7 +309,8 @@ fn tcp_conn(mut stream: TcpStream, shared: &Shared, stop: &Stop) {
         if msg.is_empty() || !read_full(&mut stream, &mut msg, deadline, stop) {
             return;
         }
-        let reply = match answer::handle(&msg, &*shared.records, shared.ttl, true) {
+        let client = stream.peer_addr().ok().map(|a| a.ip());
+        let reply = match answer::handle_from(&msg, &*shared.records, shared.ttl, true, client) {
             Action::Drop => return,
             Action::Reply(r) => r,
             Action::Forward(q) => {

@@ -471,7 +471,18 @@ impl ContainerDb {
             params![id, name],
         );
         match res {
-            Ok(_) => Ok(()),
+            Ok(_) => {
+                // The network DNS answers the new name at once: it is the
+                // first of the endpoint's names.
+                self.conn
+                    .execute(
+                        "UPDATE endpoints SET names = ?2 || substr(names, instr(names || ' ', ' '))
+                         WHERE container = ?1",
+                        params![id, name.to_lowercase()],
+                    )
+                    .map_err(self.err("rename endpoints"))?;
+                Ok(())
+            }
             Err(rusqlite::Error::SqliteFailure(e, _))
                 if e.code == rusqlite::ErrorCode::ConstraintViolation =>
             {

@@ -189,6 +189,8 @@ impl Engine {
             if !claimer_alive {
                 self.db
                     .undo_start(&rec.id, "the berth that was starting it is gone")?;
+                // Its lease and published ports, if it got that far.
+                self.net_teardown(&rec.id);
                 return Ok(self.db.get(&rec.id)?.unwrap_or(rec));
             }
             return Ok(rec);

@@ -347,6 +347,12 @@ fn spec_options(a: &CreateArgs) -> anyhow::Result<spec_gen::Options> {
         .iter()
         .map(|p| berth_engine::network::parse_publish(p))
         .collect::<Result<Vec<_>, _>>()?;
+    if let Some(p) = publish.iter().find(|p| p.host_ip.is_some_and(|i| i.is_ipv6())) {
+        anyhow::bail!(
+            "publishing on an IPv6 host address ({}) is not supported yet",
+            p.host_ip.unwrap_or(std::net::IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED))
+        );
+    }
     if !bridged && (!publish.is_empty() || a.ip.is_some() || a.mac_address.is_some()) {
         anyhow::bail!(
             "-p, --ip and --mac-address need a bridge network (not --network {})",
@@ -364,6 +370,14 @@ fn spec_options(a: &CreateArgs) -> anyhow::Result<spec_gen::Options> {
     if let Some(m) = &a.mac_address {
         if berth_net::netlink::parse_mac(m).is_none() {
             anyhow::bail!("invalid MAC address: {m}");
+        }
+    }
+    for al in &a.network_alias {
+        berth_engine::network::check_alias(al)?;
+    }
+    for v in a.dns_search.iter().chain(&a.dns_option) {
+        if v.is_empty() || v.contains(|c: char| c.is_whitespace() || c.is_control()) {
+            anyhow::bail!("invalid --dns-search/--dns-option value {v:?}");
         }
     }
     for d in &a.dns {

@@ -211,6 +211,21 @@ fn publish_list(cfg: &crate::container::Config) -> Vec<Publish> {
     out
 }
 
+/// A `--network-alias`: a DNS-ish name.
+pub fn check_alias(al: &str) -> Result<()> {
+    let ok = al.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
+        && al.len() <= 253
+        && al
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+    if !ok {
+        return Err(Error::Invalid(format!(
+            "invalid network alias {al:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+        )));
+    }
+    Ok(())
+}
+
 /// Docker's rule for network names.
 fn check_name(name: &str) -> Result<()> {
     let ok = name
@@ -1161,6 +1176,8 @@ impl Engine {
             names.push(h.to_lowercase());
         }
         names.extend(a.aliases.iter().map(|a| a.to_lowercase()));
+        // Names are stored space-separated: nothing with blanks gets in.
+        names.retain(|n| !n.is_empty() && !n.contains(char::is_whitespace));
         names.dedup();
         let (ip, ip6, mac) = self.lease(net, id, a.ip, a.mac, &names.join(" "))?;
         let host_name = host_veth(id, net, a.default_route);
@@ -1229,6 +1246,9 @@ impl Engine {
         let mut cfg = crate::container::Config::parse(rec)?;
         let net = self.network(network)?;
         parse_ip(ip)?;
+        for al in aliases {
+            check_alias(al)?;
+        }
         let attached = self.attached_networks(&cfg)?;
         if attached.iter().any(|n| n.id == net.id) {
             return Err(Error::Invalid(format!(

@@ -347,10 +347,14 @@ fn spec_options(a: &CreateArgs) -> anyhow::Result<spec_gen::Options> {
         .iter()
         .map(|p| berth_engine::network::parse_publish(p))
         .collect::<Result<Vec<_>, _>>()?;
-    if let Some(p) = publish.iter().find(|p| p.host_ip.is_some_and(|i| i.is_ipv6())) {
+    if let Some(p) = publish
+        .iter()
+        .find(|p| p.host_ip.is_some_and(|i| i.is_ipv6()))
+    {
         anyhow::bail!(
             "publishing on an IPv6 host address ({}) is not supported yet",
-            p.host_ip.unwrap_or(std::net::IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED))
+            p.host_ip
+                .unwrap_or(std::net::IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED))
         );
     }
     if !bridged && (!publish.is_empty() || a.ip.is_some() || a.mac_address.is_some()) {

@@ -71,8 +71,28 @@ impl Engine {
                 what: format!("{} is missing; remove the container", dir.display()),
             });
         }
-        rootfs::mount(&dir)?;
-        let r = self.launch_mounted(rec, cfg, &dir, size);
+        // A run that died without cleaning up leaves runtime state behind.
+        cleanup_runtime(self, &rec.id, Some(cfg));
+        // The network is wired on a thread while the rootfs is mounted.
+        let pending = self.net_begin(rec, cfg)?;
+        let mounted = rootfs::mount(&dir);
+        let wired = match pending.map(|p| p.wait()).transpose() {
+            Ok(w) => w,
+            Err(e) => {
+                self.net_teardown(&rec.id);
+                if mounted.is_ok() {
+                    let _ = rootfs::unmount(&dir);
+                }
+                return Err(e);
+            }
+        };
+        if let Err(e) = mounted {
+            if wired.is_some() {
+                self.net_teardown(&rec.id);
+            }
+            return Err(e.into());
+        }
+        let r = self.launch_mounted(rec, cfg, &dir, size, wired);
         if r.is_err() {
             let _ = rootfs::unmount(&dir);
         }
@@ -85,6 +105,7 @@ impl Engine {
         cfg: &Config,
         dir: &Path,
         size: Option<(u16, u16)>,
+        wired: Option<crate::network::Wired>,
     ) -> Result<Launched> {
         // `--network container:X`: X's namespace, hostname, hosts and
         // resolv.conf.
@@ -103,9 +124,6 @@ impl Engine {
                 rec.id[..12].to_string()
             }
         });
-        // A run that died without cleaning up leaves runtime state behind.
-        cleanup_runtime(self, &rec.id, Some(cfg));
-        let wired = self.net_setup(rec, cfg)?;
         let r = self.launch_wired(
             rec,
             cfg,

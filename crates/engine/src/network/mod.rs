@@ -181,6 +181,85 @@ fn host_veth(id: &str, net: &Network, first: bool) -> String {
     }
 }
 
+/// The kernel half of one network attachment (see [`Engine::plan`]).
+struct Plan {
+    host_if: String,
+    bridge: u32,
+    ifname: String,
+    mac: [u8; 6],
+    addrs: Vec<(IpAddr, u8)>,
+    /// Default routes via these (the first network only).
+    gateways: Vec<IpAddr>,
+}
+
+/// Creates the veth pair of `p` (`host` talks to the host's namespace, `nl`
+/// inside the container's `ns_fd`), addresses and routes it.
+fn wire_plan(
+    host: &Netlink,
+    ns_fd: &std::os::fd::OwnedFd,
+    nl: &Netlink,
+    p: &Plan,
+) -> std::result::Result<(), berth_net::Error> {
+    let veth = Veth {
+        host: &p.host_if,
+        bridge: p.bridge,
+        peer: &p.ifname,
+        netns: std::os::fd::AsRawFd::as_raw_fd(ns_fd),
+        peer_mac: Some(p.mac),
+        mtu: None,
+    };
+    match host.create_veth(&veth) {
+        Ok(()) => {}
+        Err(e) if netlink::is_exists(&e) => {
+            // The last run's end, not yet torn down by the kernel.
+            if let Some(i) = host.link_index(&p.host_if)? {
+                host.delete_link(i)?;
+            }
+            host.create_veth(&veth)?;
+        }
+        Err(e) => return Err(e),
+    }
+    let ifi = nl.link_index(&p.ifname)?.ok_or_else(|| {
+        berth_net::Error::Invalid(format!("{} is missing in the container", p.ifname))
+    })?;
+    nl.set_up(ifi)?;
+    for (ip, prefix) in &p.addrs {
+        nl.add_address(ifi, *ip, *prefix)?;
+    }
+    for gw in &p.gateways {
+        let any = if gw.is_ipv4() {
+            IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)
+        } else {
+            IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED)
+        };
+        nl.add_route(any, 0, Some(*gw), ifi)?;
+    }
+    Ok(())
+}
+
+/// A container's network being wired on a thread ([`Engine::net_begin`]).
+pub struct PendingNet {
+    thread: std::thread::JoinHandle<std::result::Result<NetNs, berth_net::Error>>,
+    endpoint: Endpoint,
+    dns: Option<IpAddr>,
+}
+
+impl PendingNet {
+    /// Waits for the kernel half; on error the caller tears down.
+    pub fn wait(self) -> Result<Wired> {
+        let ns = self
+            .thread
+            .join()
+            .map_err(|_| Error::Network("the network thread panicked".into()))?
+            .map_err(net_err)?;
+        Ok(Wired {
+            ns,
+            endpoint: self.endpoint,
+            dns: self.dns,
+        })
+    }
+}
+
 /// `-p` plus, with `-P`, every port the image EXPOSEs (random host ports).
 fn publish_list(cfg: &crate::container::Config) -> Vec<Publish> {
     let mut out = cfg.spec.publish.clone();
@@ -1048,59 +1127,64 @@ impl Engine {
         Ok(())
     }
 
-    /// Wires a container that asks for a bridge network: namespace, veth,
-    /// address, routes, ports. On error nothing of it is left.
-    pub(crate) fn net_setup(
+    /// Starts wiring a container that asks for a bridge network: leases,
+    /// ports and the DNS server here, the kernel work (namespace, veth
+    /// pairs, addresses, routes) on a thread, so it overlaps the rootfs
+    /// mount. [`PendingNet::wait`] before anything forks. On error nothing
+    /// of it is left.
+    pub(crate) fn net_begin(
         &self,
         rec: &crate::db::Record,
         cfg: &crate::container::Config,
-    ) -> Result<Option<Wired>> {
+    ) -> Result<Option<PendingNet>> {
         let crate::spec_gen::Network::Bridge(name) = &cfg.spec.network else {
             return Ok(None);
         };
-        let r = self.net_setup_inner(rec, name, cfg);
+        let mut thread = None;
+        let r = self.net_begin_inner(rec, name, cfg, &mut thread);
         if r.is_err() {
+            if let Some(t) = thread.take() {
+                let _ = t.join();
+            }
             self.net_teardown(&rec.id);
         }
-        r.map(Some)
+        r.map(|(endpoint, dns)| {
+            Some(PendingNet {
+                thread: thread.expect("spawned"),
+                endpoint,
+                dns,
+            })
+        })
     }
 
-    fn net_setup_inner(
+    #[allow(clippy::type_complexity)]
+    fn net_begin_inner(
         &self,
         rec: &crate::db::Record,
         name: &str,
         cfg: &crate::container::Config,
-    ) -> Result<Wired> {
+        thread: &mut Option<std::thread::JoinHandle<std::result::Result<NetNs, berth_net::Error>>>,
+    ) -> Result<(Endpoint, Option<IpAddr>)> {
         let net = self.network(name)?;
-        let ns = NetNs::create().map_err(net_err)?;
-        let want_ip = parse_ip(cfg.spec.ip.as_deref())?;
-        let (ip, ip6, mac) = self.wire_one(
+        let (first, ip, ip6, mac) = self.plan(
             rec,
             cfg,
-            &ns.fd,
-            &ns.netlink,
             &Attach {
                 net: &net,
                 aliases: &cfg.spec.network_aliases,
-                ip: want_ip,
+                ip: parse_ip(cfg.spec.ip.as_deref())?,
                 mac: cfg.spec.mac_address.as_deref(),
                 ifname: "eth0".into(),
                 default_route: true,
             },
         )?;
-        let publish = publish_list(cfg);
-        if !publish.is_empty() {
-            self.reserve_ports(&rec.id, ip, &publish)?;
-            let _lock = self.net_lock()?;
-            self.apply_firewall()?;
-        }
+        let mut plans = vec![first];
+        let mut extra_nets = Vec::new();
         for (i, x) in cfg.spec.extra_networks.iter().enumerate() {
             let xnet = self.network(&x.name)?;
-            self.wire_one(
+            let (p, ..) = self.plan(
                 rec,
                 cfg,
-                &ns.fd,
-                &ns.netlink,
                 &Attach {
                     net: &xnet,
                     aliases: &x.aliases,
@@ -1110,6 +1194,27 @@ impl Engine {
                     default_route: false,
                 },
             )?;
+            plans.push(p);
+            extra_nets.push(xnet);
+        }
+        *thread = Some(
+            std::thread::Builder::new()
+                .name("berth-net".into())
+                .spawn(move || {
+                    let host = Netlink::open()?;
+                    let ns = NetNs::create()?;
+                    for p in &plans {
+                        wire_plan(&host, &ns.fd, &ns.netlink, p)?;
+                    }
+                    Ok(ns)
+                })
+                .map_err(|e| Error::Network(format!("spawn a thread: {e}")))?,
+        );
+        let publish = publish_list(cfg);
+        if !publish.is_empty() {
+            self.reserve_ports(&rec.id, ip, &publish)?;
+            let _lock = self.net_lock()?;
+            self.apply_firewall()?;
         }
         // User networks have names: their DNS server answers on the gateway.
         let dns = if net.name != DEFAULT_NETWORK && cfg.spec.dns.is_empty() {
@@ -1126,37 +1231,30 @@ impl Engine {
         } else {
             None
         };
-        for x in &cfg.spec.extra_networks {
-            if let Ok(xnet) = self.network(&x.name) {
-                if xnet.name != DEFAULT_NETWORK {
-                    let _ = self.ensure_dns(&xnet);
-                }
+        for xnet in &extra_nets {
+            if xnet.name != DEFAULT_NETWORK {
+                let _ = self.ensure_dns(xnet);
             }
         }
-        Ok(Wired {
-            dns,
-            ns,
-            endpoint: Endpoint {
+        Ok((
+            Endpoint {
                 network: net,
                 ip,
                 ip6,
                 mac,
             },
-        })
+            dns,
+        ))
     }
 
-    /// One network attachment of a container whose namespace is `ns_fd`
-    /// (`nl` talks inside it): the bridge up, a lease, a veth pair with
-    /// the container's end called `a.ifname`, its addresses and (for the
-    /// first network) the default route.
-    fn wire_one(
+    /// The DB half of one attachment: the bridge is up and the container
+    /// has a lease; returns what the kernel half needs.
+    fn plan(
         &self,
         rec: &crate::db::Record,
         cfg: &crate::container::Config,
-        ns_fd: &std::os::fd::OwnedFd,
-        nl: &Netlink,
         a: &Attach,
-    ) -> Result<(IpAddr, Option<IpAddr>, String)> {
+    ) -> Result<(Plan, IpAddr, Option<IpAddr>, String)> {
         let net = a.net;
         let id = rec.id.as_str();
         let host = Netlink::open().map_err(net_err)?;
@@ -1180,57 +1278,30 @@ impl Engine {
         names.retain(|n| !n.is_empty() && !n.contains(char::is_whitespace));
         names.dedup();
         let (ip, ip6, mac) = self.lease(net, id, a.ip, a.mac, &names.join(" "))?;
-        let host_name = host_veth(id, net, a.default_route);
         let mac_bytes = netlink::parse_mac(&mac)
             .ok_or_else(|| Error::Invalid(format!("invalid MAC address {mac:?}")))?;
-        let veth = Veth {
-            host: &host_name,
-            bridge,
-            peer: &a.ifname,
-            netns: std::os::fd::AsRawFd::as_raw_fd(ns_fd),
-            peer_mac: Some(mac_bytes),
-            mtu: None,
-        };
-        match host.create_veth(&veth) {
-            Ok(()) => {}
-            Err(e) if netlink::is_exists(&e) => {
-                // The last run's end, not yet torn down by the kernel.
-                if let Some(i) = host.link_index(&host_name).map_err(net_err)? {
-                    host.delete_link(i).map_err(net_err)?;
-                }
-                host.create_veth(&veth).map_err(net_err)?;
-            }
-            Err(e) => return Err(net_err(e)),
-        }
-        let ifi = nl
-            .link_index(&a.ifname)
-            .map_err(net_err)?
-            .ok_or_else(|| Error::Network(format!("{} is missing in the container", a.ifname)))?;
-        nl.set_up(ifi).map_err(net_err)?;
-        nl.add_address(ifi, ip, net.subnet.prefix)
-            .map_err(net_err)?;
+        let mut addrs = vec![(ip, net.subnet.prefix)];
         if let (Some(ip6), Some(s6)) = (ip6, net.subnet6) {
-            nl.add_address(ifi, ip6, s6.prefix).map_err(net_err)?;
+            addrs.push((ip6, s6.prefix));
         }
+        let mut gateways = Vec::new();
         if a.default_route && !net.internal {
-            nl.add_route(
-                IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
-                0,
-                Some(net.gateway),
-                ifi,
-            )
-            .map_err(net_err)?;
-            if let Some(g6) = net.gateway6 {
-                nl.add_route(
-                    IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
-                    0,
-                    Some(g6),
-                    ifi,
-                )
-                .map_err(net_err)?;
-            }
+            gateways.push(net.gateway);
+            gateways.extend(net.gateway6);
         }
-        Ok((ip, ip6, mac))
+        Ok((
+            Plan {
+                host_if: host_veth(id, net, a.default_route),
+                bridge,
+                ifname: a.ifname.clone(),
+                mac: mac_bytes,
+                addrs,
+                gateways,
+            },
+            ip,
+            ip6,
+            mac,
+        ))
     }
 
     /// `network connect`: attaches the container to another network (at
@@ -1272,20 +1343,23 @@ impl Engine {
                 berth_net::netns::open_ns(&format!("/proc/{}/ns/net", rec.pid)).map_err(net_err)?;
             let nl = berth_net::netns::netlink_in(&ns).map_err(net_err)?;
             let ifname = format!("eth{}", if first { 0 } else { attached.len() });
-            let r = self.wire_one(
-                rec,
-                &cfg,
-                &ns,
-                &nl,
-                &Attach {
-                    net: &net,
-                    aliases,
-                    ip: parse_ip(ip)?,
-                    mac: None,
-                    ifname,
-                    default_route: first,
-                },
-            );
+            let r = self
+                .plan(
+                    rec,
+                    &cfg,
+                    &Attach {
+                        net: &net,
+                        aliases,
+                        ip: parse_ip(ip)?,
+                        mac: None,
+                        ifname,
+                        default_route: first,
+                    },
+                )
+                .and_then(|(p, ..)| {
+                    let host = Netlink::open().map_err(net_err)?;
+                    wire_plan(&host, &ns, &nl, &p).map_err(net_err)
+                });
             if let Err(e) = r {
                 let _ = self.db.conn().execute(
                     "DELETE FROM endpoints WHERE network = ?1 AND container = ?2",

@@ -129,6 +129,7 @@ pub fn run(root: &Path, a: Args) -> anyhow::Result<i32> {
             continue;
         }
         let cmd = command_of(&r).join(" ");
+        let ports = ports_text(&eng, &r.id);
         let size = if a.size {
             Some(eng.upper_size(&r.id))
         } else {
@@ -138,7 +139,7 @@ pub fn run(root: &Path, a: Args) -> anyhow::Result<i32> {
             json_lines.push(serde_json::json!({
                 "ID": if a.no_trunc { &r.id[..] } else { &r.id[..12] }, "Names": r.name, "Image": r.image_ref, "ImageID": r.image_id,
                 "Command": cmd, "CreatedAt": r.created, "RunningFor": since(&r.created),
-                "State": r.status.as_str(), "Status": status_text(&r), "Ports": "",
+                "State": r.status.as_str(), "Status": status_text(&r), "Ports": ports,
                 "Size": size.map(human_size).unwrap_or_default(),
                 "Labels": Config::parse(&r).map(|c| c.labels).unwrap_or_default(),
             }));
@@ -159,7 +160,7 @@ pub fn run(root: &Path, a: Args) -> anyhow::Result<i32> {
             cmd,
             since(&r.created),
             status_text(&r),
-            String::new(),
+            ports,
             r.name.clone(),
         ];
         if let Some(s) = size {
@@ -217,4 +218,21 @@ pub fn run(root: &Path, a: Args) -> anyhow::Result<i32> {
     rows.insert(0, head);
     print!("{}", table(&rows));
     Ok(0)
+}
+
+/// Docker's PORTS column: `127.0.0.1:8080->80/tcp, 0.0.0.0:53->53/udp`.
+fn ports_text(eng: &Engine, id: &str) -> String {
+    eng.published(id)
+        .unwrap_or_default()
+        .iter()
+        .map(|p| {
+            let host = match p.host_ip {
+                Some(std::net::IpAddr::V6(a)) => format!("[{a}]"),
+                Some(a) => a.to_string(),
+                None => "0.0.0.0".into(),
+            };
+            format!("{host}:{}->{}/{}", p.host_port, p.port, p.proto.as_str())
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }

@@ -342,11 +342,10 @@ fn spec_options(a: &CreateArgs) -> anyhow::Result<spec_gen::Options> {
         other => Network::Bridge(other.to_string()),
     };
     let bridged = matches!(network, Network::Bridge(_));
-    let publish = a
-        .publish
-        .iter()
-        .map(|p| berth_engine::network::parse_publish(p))
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut publish = Vec::new();
+    for p in &a.publish {
+        publish.extend(berth_engine::network::parse_publish(p)?);
+    }
     if let Some(p) = publish
         .iter()
         .find(|p| p.host_ip.is_some_and(|i| i.is_ipv6()))

@@ -102,8 +102,9 @@ pub(crate) fn net_err(e: berth_net::Error) -> Error {
 }
 
 /// Parses `-p`: `[ip:][hostPort:]containerPort[/proto]` (IPv6 host
-/// addresses in brackets).
-pub fn parse_publish(s: &str) -> Result<Publish> {
+/// addresses in brackets); ports may be ranges of equal length
+/// (`8000-8009:80-89`), and a container range alone gets random host ports.
+pub fn parse_publish(s: &str) -> Result<Vec<Publish>> {
     let bad = |why: &str| Error::Invalid(format!("invalid publish spec {s:?}: {why}"));
     let (rest, proto) = match s.rsplit_once('/') {
         Some((r, "tcp")) => (r, Proto::Tcp),
@@ -131,26 +132,44 @@ pub fn parse_publish(s: &str) -> Result<Publish> {
             _ => return Err(bad("too many colons")),
         }
     };
-    let port = |p: &str, zero_ok: bool| -> Result<u16> {
-        if p.contains('-') {
-            return Err(bad("port ranges are not supported"));
-        }
+    let port = |p: &str| -> Result<u16> {
         let n: u16 = p.parse().map_err(|_| bad(&format!("bad port {p:?}")))?;
-        if n == 0 && !zero_ok {
+        if n == 0 {
             return Err(bad("port 0"));
         }
         Ok(n)
     };
-    let (host_port, ctr) = match rest.split_once(':') {
-        Some((h, c)) => (if h.is_empty() { 0 } else { port(h, false)? }, c),
-        None => (0, rest),
+    let range = |p: &str| -> Result<(u16, u16)> {
+        match p.split_once('-') {
+            Some((a, b)) => {
+                let (a, b) = (port(a)?, port(b)?);
+                if a > b {
+                    return Err(bad(&format!("empty port range {p:?}")));
+                }
+                Ok((a, b))
+            }
+            None => port(p).map(|n| (n, n)),
+        }
     };
-    Ok(Publish {
-        proto,
-        host_ip,
-        host_port,
-        port: port(ctr, false)?,
-    })
+    let (host, ctr) = match rest.split_once(':') {
+        Some((h, c)) if !h.is_empty() => (Some(range(h)?), range(c)?),
+        Some((_, c)) => (None, range(c)?),
+        None => (None, range(rest)?),
+    };
+    if let Some((a, b)) = host {
+        if b - a != ctr.1 - ctr.0 {
+            return Err(bad("the host and container port ranges differ in length"));
+        }
+    }
+    Ok((ctr.0..=ctr.1)
+        .enumerate()
+        .map(|(i, port)| Publish {
+            proto,
+            host_ip,
+            host_port: host.map(|(a, _)| a + i as u16).unwrap_or(0),
+            port,
+        })
+        .collect())
 }
 
 /// One network attachment to wire (see [`Engine::wire_one`]).
@@ -1503,7 +1522,11 @@ mod tests {
 
     #[test]
     fn publish_specs() {
-        let p = |s| parse_publish(s).unwrap();
+        let p = |s| {
+            let v = parse_publish(s).unwrap();
+            assert_eq!(v.len(), 1, "{s}");
+            v[0]
+        };
         assert_eq!(
             p("127.0.0.1:18080:80"),
             Publish {
@@ -1519,6 +1542,19 @@ mod tests {
         assert_eq!(p("80").port, 80);
         assert_eq!(p("127.0.0.1::80").host_port, 0);
         assert_eq!(p("[::1]:8080:80").host_ip, Some("::1".parse().unwrap()));
+        let r = parse_publish("127.0.0.1:8000-8002:80-82/udp").unwrap();
+        assert_eq!(
+            r.iter().map(|p| (p.host_port, p.port)).collect::<Vec<_>>(),
+            vec![(8000, 80), (8001, 81), (8002, 82)]
+        );
+        assert!(r
+            .iter()
+            .all(|p| p.proto == Proto::Udp && p.host_ip.is_some()));
+        let r = parse_publish("5000-5001").unwrap();
+        assert_eq!(
+            r.iter().map(|p| (p.host_port, p.port)).collect::<Vec<_>>(),
+            vec![(0, 5000), (0, 5001)]
+        );
         for bad in [
             "",
             "0",
@@ -1528,8 +1564,12 @@ mod tests {
             "70000",
             "8080:0",
             "a:b:c:d",
-            "8000-8010:80-90",
+            "8000-8010:80-91",
             "[::1:80",
+            "90-80",
+            "8000-8001:80",
+            "-5:80",
+            "1-:80",
         ] {
             assert!(parse_publish(bad).is_err(), "{bad}");
         }

@@ -1,0 +1,1226 @@
+//! Container networking end to end, as root: the default bridge network,
+//! published ports (`-p`, `-P`, `berth port`), user networks (`network
+//! create/ls/inspect/rm`, `--internal`, `--ipv6`, `--ip`, `--mac-address`),
+//! bad input, berth killed half-way, and `system reset`.
+//!
+//! Every test has its own store (so its own bridge `berth<tag>` and
+//! nftables table `inet berth_<tag>`) and a guard that runs `system reset
+//! -f` when dropped, so no bridge or table outlives a test, even a failed
+//! one; each test ends by checking that the reset left nothing behind.
+//! Tests run in parallel threads: each uses its own subnets (10.231.0.0/16
+//! and up) and host ports picked free at run time. Nothing is contacted but
+//! 127.0.0.1 and addresses of the networks the test's berth created.
+
+use berth_integration::containers::*;
+use serde_json::Value;
+use std::cell::RefCell;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, TcpListener};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+/// httpd serving `text` on port 80 (as pid 1's exec).
+fn web(text: &str) -> String {
+    format!("mkdir -p /www && echo {text} > /www/index.html && exec httpd -f -p 80 -h /www")
+}
+
+/// A shell line that GETs `/` from `host:port` with nc (at most ~5 s).
+fn nc_get(host: &str, port: u16) -> String {
+    format!("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | timeout 5 nc -w 2 {host} {port}")
+}
+
+/// A host TCP port that is free right now (on every address).
+fn free_port() -> u16 {
+    TcpListener::bind("0.0.0.0:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The body `curl` gets from `url`, if it got one (2 s at most).
+fn curl(url: &str) -> Option<String> {
+    let o = Command::new("curl")
+        .args(["-s", "-m", "2", url])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    o.status
+        .success()
+        .then(|| String::from_utf8_lossy(&o.stdout).into_owned())
+}
+
+/// Polls `curl url` until the body contains `needle`.
+fn curl_until(url: &str, needle: &str) {
+    let mut last = None;
+    let ok = wait_for(15.0, || {
+        last = curl(url);
+        last.as_deref().is_some_and(|b| b.contains(needle))
+    });
+    assert!(ok, "curl {url} never returned {needle:?}; last: {last:?}");
+}
+
+fn sh(cmd: &str) -> String {
+    let o = Command::new("sh")
+        .args(["-c", cmd])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Interface names on the host (`ip -br link`, without `@peer`).
+fn links() -> Vec<String> {
+    sh("ip -br link")
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .map(|n| n.split('@').next().unwrap().to_string())
+        .collect()
+}
+
+/// Ports of a bridge (`ip -br link show master BR`).
+fn bridge_ports(bridge: &str) -> Vec<String> {
+    sh(&format!("ip -br link show master {bridge} 2>/dev/null"))
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .map(|n| n.split('@').next().unwrap().to_string())
+        .collect()
+}
+
+/// Every IPv4 address on the host as `ip/len` with its interface.
+fn host_addrs() -> Vec<(String, String)> {
+    sh("ip -o -4 addr")
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let i = f.iter().position(|w| *w == "inet")?;
+            Some((f[1].to_string(), f.get(i + 1)?.to_string()))
+        })
+        .collect()
+}
+
+fn v4(s: &str) -> Ipv4Addr {
+    s.parse()
+        .unwrap_or_else(|_| panic!("{s:?} is not an IPv4 address"))
+}
+
+/// Whether `ip` is in `cidr` (either family).
+fn in_subnet(ip: &str, cidr: &str) -> bool {
+    let (net, len) = cidr.split_once('/').unwrap();
+    let len: u32 = len.parse().unwrap();
+    match (ip.parse::<IpAddr>(), net.parse::<IpAddr>()) {
+        (Ok(IpAddr::V4(a)), Ok(IpAddr::V4(n))) => {
+            let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
+            u32::from(a) & mask == u32::from(n) & mask
+        }
+        (Ok(IpAddr::V6(a)), Ok(IpAddr::V6(n))) => {
+            let mask = if len == 0 {
+                0
+            } else {
+                u128::MAX << (128 - len)
+            };
+            u128::from(a) & mask == u128::from(n) & mask
+        }
+        _ => false,
+    }
+}
+
+/// The addresses (`ip/len`) after `inet`/`inet6` in `ip -o addr` output.
+fn addrs_in(out: &str, family: &str) -> Vec<String> {
+    out.lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let i = f.iter().position(|w| *w == family)?;
+            Some(f.get(i + 1)?.to_string())
+        })
+        .collect()
+}
+
+/// The one IPv4 address in `ip -o -4 addr show eth0` output, without /len.
+fn eth0_v4(out: &str) -> String {
+    let a = addrs_in(out, "inet");
+    assert_eq!(a.len(), 1, "one IPv4 address on eth0 expected: {out}");
+    a[0].split('/').next().unwrap().to_string()
+}
+
+/// A store with networking on; dropping it resets the store (every
+/// container, network, bridge and the nftables table go).
+struct Net {
+    c: Ctx,
+    /// `berth<tag>`, the default network's bridge.
+    bridge: String,
+    /// The store's nftables table, `berth_<tag>`.
+    table: String,
+    /// Every bridge this store made (for the final check).
+    bridges: RefCell<Vec<String>>,
+}
+
+impl std::ops::Deref for Net {
+    type Target = Ctx;
+    fn deref(&self) -> &Ctx {
+        &self.c
+    }
+}
+
+impl Net {
+    fn new() -> Net {
+        let c = Ctx::with_network();
+        let bridge = {
+            let v: Value = serde_json::from_str(&c.ok(&["network", "inspect", "bridge"])).unwrap();
+            v[0]["Options"]["com.docker.network.bridge.name"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        };
+        let tag = bridge
+            .strip_prefix("berth")
+            .unwrap_or_else(|| panic!("default bridge {bridge:?} is not berth<tag>"))
+            .to_string();
+        assert!(
+            tag.len() == 6 && tag.bytes().all(|b| b.is_ascii_hexdigit()),
+            "{bridge}"
+        );
+        Net {
+            c,
+            table: format!("berth_{tag}"),
+            bridges: RefCell::new(vec![bridge.clone()]),
+            bridge,
+        }
+    }
+
+    /// `network inspect NAME`'s object.
+    fn net(&self, name: &str) -> Value {
+        let v: Value = serde_json::from_str(&self.ok(&["network", "inspect", name])).unwrap();
+        v[0].clone()
+    }
+
+    /// (subnet, gateway) of network `name`'s IPv4 (`i` = 0) or IPv6 (1)
+    /// config.
+    fn ipam(&self, name: &str, i: usize) -> (String, String) {
+        let n = self.net(name);
+        let c = &n["IPAM"]["Config"][i];
+        (
+            c["Subnet"].as_str().unwrap().to_string(),
+            c["Gateway"].as_str().unwrap().to_string(),
+        )
+    }
+
+    /// `network create ARGS`; returns the id (its bridge is remembered).
+    fn create_net(&self, args: &[&str]) -> String {
+        let mut all = vec!["network", "create"];
+        all.extend_from_slice(args);
+        let id = self.ok(&all).trim().to_string();
+        assert!(is_id(&id), "network create printed {id:?}");
+        let br = format!("br-{}", &id[..12]);
+        assert!(
+            links().contains(&br),
+            "bridge {br} missing after network create"
+        );
+        self.bridges.borrow_mut().push(br);
+        id
+    }
+
+    /// `nft list table inet berth_<tag>` ("" when there is none).
+    fn rules(&self) -> String {
+        sh(&format!("nft list table inet {} 2>/dev/null", self.table))
+    }
+
+    /// The `bridges` set of the store's table: which bridges it knows.
+    fn table_bridges(&self) -> Vec<String> {
+        let rules = self.rules();
+        let Some(i) = rules.find("elements = {") else {
+            return Vec::new();
+        };
+        let rest = &rules[i + "elements = {".len()..];
+        let mut v: Vec<String> = rest[..rest.find('}').unwrap()]
+            .split(',')
+            .map(|e| e.trim().trim_matches('"').to_string())
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// `network ls -q --no-trunc`, sorted.
+    fn net_ids(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .ok(&["network", "ls", "-q", "--no-trunc"])
+            .lines()
+            .map(str::to_string)
+            .collect();
+        v.sort();
+        v
+    }
+
+    fn ip_of(&self, c: &str) -> String {
+        self.inspect(c)["NetworkSettings"]["IPAddress"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    /// `run --rm ARGS...` that must succeed; its stdout.
+    fn run_rm(&self, args: &[&str]) -> String {
+        let mut all = vec!["run", "--rm"];
+        all.extend_from_slice(args);
+        self.ok(&all)
+    }
+
+    /// Polls a throwaway container (`run --rm NETARGS IMG sh -c nc_get`)
+    /// until it GETs `needle` from `host:port`.
+    fn get_until(&self, net_args: &[&str], host: &str, port: u16, needle: &str) {
+        let script = nc_get(host, port);
+        let mut args = vec!["run", "--rm"];
+        args.extend_from_slice(net_args);
+        args.extend_from_slice(&[IMG, "sh", "-c", &script]);
+        let mut last = String::new();
+        let ok = wait_for(20.0, || {
+            last = self.b(&args).text();
+            last.contains(needle)
+        });
+        assert!(
+            ok,
+            "{net_args:?} never got {needle:?} from {host}:{port}: {last}"
+        );
+    }
+
+    /// A throwaway container that must NOT get a page from `host:port`.
+    fn get_fails(&self, net_args: &[&str], host: &str, port: u16, needle: &str) {
+        let script = format!("{}; echo nc-exit=$?", nc_get(host, port));
+        let mut args = vec!["run", "--rm"];
+        args.extend_from_slice(net_args);
+        args.extend_from_slice(&[IMG, "sh", "-c", &script]);
+        let o = self.b(&args);
+        assert_eq!(o.code, 0, "{}", o.text());
+        assert!(
+            !o.out.contains(needle) && !o.out.contains("nc-exit=0"),
+            "{net_args:?} reached {host}:{port}: {}",
+            o.text()
+        );
+    }
+
+    /// `system reset -f`, then nothing of the store is left in the kernel:
+    /// no bridge, no veth of its containers, no nftables table.
+    fn finish(&self) {
+        let seen: Vec<String> = self.seen.borrow().clone();
+        let o = self.b(&["system", "reset", "-f"]);
+        assert_eq!(o.code, 0, "system reset -f: {}", o.text());
+        let l = links();
+        for br in self.bridges.borrow().iter() {
+            assert!(!l.contains(br), "bridge {br} left after reset: {l:?}");
+        }
+        let ok = wait_for(10.0, || {
+            let l = links();
+            !seen
+                .iter()
+                .any(|id| l.iter().any(|n| *n == format!("vb{}", &id[..11])))
+        });
+        assert!(ok, "veths of containers left after reset: {:?}", links());
+        let tables = sh("nft list tables");
+        assert!(
+            !tables
+                .lines()
+                .any(|t| t.trim() == format!("table inet {}", self.table)),
+            "table {} left after reset: {tables}",
+            self.table
+        );
+    }
+}
+
+impl Drop for Net {
+    fn drop(&mut self) {
+        // Never panic here: this may run while a failed test unwinds.
+        let _ = self
+            .c
+            .s
+            .cmd(&["system", "reset", "-f"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 1. the default bridge network
+
+#[test]
+fn default_bridge_addresses_leases_and_traffic() {
+    let n = Net::new();
+    let (subnet, gw) = n.ipam("bridge", 0);
+    assert!(in_subnet(&gw, &subnet), "{gw} {subnet}");
+    // The bridge carries the gateway address.
+    let prefix = subnet.split('/').nth(1).unwrap();
+    assert!(
+        host_addrs().contains(&(n.bridge.clone(), format!("{gw}/{prefix}"))),
+        "{} lacks {gw}/{prefix}: {:?}",
+        n.bridge,
+        host_addrs()
+    );
+
+    let out = n.run_rm(&[IMG, "sh", "-c", "ip -o -4 addr show eth0; ip route"]);
+    let first = eth0_v4(&out);
+    assert!(in_subnet(&first, &subnet), "{first} not in {subnet}: {out}");
+    assert_ne!(first, gw);
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with(&format!("default via {gw} "))),
+        "no default route via {gw}: {out}"
+    );
+    // Lowest first: the gateway is the first host, so this is the second.
+    assert_eq!(v4(&first), Ipv4Addr::from(u32::from(v4(&gw)) + 1), "{out}");
+
+    // Two running containers: different addresses, both in the subnet.
+    let a = n.run_d(&["--name", "ca", IMG, "sh", "-c", &web("alpha")]);
+    let b = n.run_d(&["--name", "cb", IMG, "sleep", "1000"]);
+    let (ipa, ipb) = (n.ip_of("ca"), n.ip_of("cb"));
+    assert_ne!(ipa, ipb);
+    assert!(in_subnet(&ipa, &subnet) && in_subnet(&ipb, &subnet));
+    assert_eq!(ipa, first, "the lease of the --rm run was not reused");
+    let ns = n.inspect("ca")["NetworkSettings"].clone();
+    assert_eq!(ns["IPAddress"], ipa.as_str(), "{ns}");
+    assert_eq!(ns["Gateway"], gw.as_str(), "{ns}");
+    assert_eq!(ns["Networks"]["bridge"]["IPAddress"], ipa.as_str(), "{ns}");
+    let mac = ns["MacAddress"].as_str().unwrap().to_string();
+    let inside = n.ok(&["exec", "ca", "cat", "/sys/class/net/eth0/address"]);
+    assert_eq!(inside.trim(), mac, "{ns}");
+    let inside = n.ok(&["exec", "ca", "ip", "-o", "-4", "addr", "show", "eth0"]);
+    assert_eq!(eth0_v4(&inside), ipa);
+    // The host end is vb<id11>, a port of the store's bridge.
+    let ports = bridge_ports(&n.bridge);
+    for id in [&a, &b] {
+        let veth = format!("vb{}", &id[..11]);
+        assert!(
+            ports.contains(&veth),
+            "{veth} not on {}: {ports:?}",
+            n.bridge
+        );
+    }
+    // `network inspect` lists both.
+    let cs = n.net("bridge")["Containers"].clone();
+    assert_eq!(
+        cs[&a]["IPv4Address"],
+        format!("{ipa}/{prefix}").as_str(),
+        "{cs}"
+    );
+    assert_eq!(cs.as_object().unwrap().len(), 2, "{cs}");
+
+    // Container to container by address.
+    let script = nc_get(&ipa, 80);
+    let mut last = String::new();
+    let ok = wait_for(20.0, || {
+        last = n.b(&["exec", "cb", "sh", "-c", &script]).text();
+        last.contains("alpha")
+    });
+    assert!(ok, "b never reached a's httpd at {ipa}: {last}");
+
+    // A's lease is free once it is gone, and the lowest address is reused.
+    n.ok(&["rm", "-f", "ca"]);
+    let out = n.run_rm(&[IMG, "ip", "-o", "-4", "addr", "show", "eth0"]);
+    assert_eq!(
+        eth0_v4(&out),
+        ipa,
+        "lease of a removed container not reused"
+    );
+    let cs = n.net("bridge")["Containers"].clone();
+    assert_eq!(cs.as_object().unwrap().len(), 1, "{cs}");
+    assert!(cs.get(&b).is_some(), "{cs}");
+    let ok = wait_for(10.0, || !links().contains(&format!("vb{}", &a[..11])));
+    assert!(ok, "veth of a removed container left");
+
+    // A stopped container holds no lease and shows no address.
+    n.ok(&["kill", "cb"]);
+    assert!(
+        wait_for(10.0, || n.state("cb")["Running"] == false),
+        "b still running"
+    );
+    assert!(
+        wait_for(5.0, || n.ip_of("cb").is_empty()),
+        "{}",
+        n.ip_of("cb")
+    );
+    let out = n.run_rm(&[IMG, "ip", "-o", "-4", "addr", "show", "eth0"]);
+    assert_eq!(eth0_v4(&out), ipa);
+    assert_eq!(n.net("bridge")["Containers"], serde_json::json!({}));
+    // It gets an address again when started.
+    n.ok(&["start", "cb"]);
+    let again = n.ip_of("cb");
+    assert!(in_subnet(&again, &subnet), "{again}");
+
+    // --network none: only lo, and no address in inspect.
+    let out = n.run_rm(&["--network", "none", IMG, "ip", "-o", "link"]);
+    let names: Vec<&str> = out
+        .lines()
+        .filter_map(|l| l.split(':').nth(1))
+        .map(str::trim)
+        .collect();
+    assert_eq!(names, vec!["lo"], "{out}");
+    n.run_d(&["--name", "none", "--network", "none", IMG, "sleep", "1000"]);
+    assert_eq!(n.ip_of("none"), "");
+
+    n.finish();
+}
+
+#[test]
+fn default_bridge_concurrent_starts_get_distinct_addresses() {
+    let n = Net::new();
+    let (subnet, _) = n.ipam("bridge", 0);
+    let procs: Vec<Proc> = (0..5)
+        .map(|i| {
+            n.spawn(&[
+                "run",
+                "-d",
+                "--name",
+                &format!("c{i}"),
+                IMG,
+                "sleep",
+                "1000",
+            ])
+        })
+        .collect();
+    for p in procs {
+        let o = p.finish(60.0);
+        assert_eq!(o.code, 0, "{}", o.text());
+        n.track(o.out.trim());
+    }
+    let mut ips: Vec<String> = (0..5).map(|i| n.ip_of(&format!("c{i}"))).collect();
+    for ip in &ips {
+        assert!(in_subnet(ip, &subnet), "{ip} not in {subnet}");
+    }
+    ips.sort();
+    ips.dedup();
+    assert_eq!(ips.len(), 5, "duplicate leases: {ips:?}");
+    // Each container really has its address.
+    for i in 0..5 {
+        let c = format!("c{i}");
+        let out = n.ok(&["exec", &c, "ip", "-o", "-4", "addr", "show", "eth0"]);
+        assert_eq!(eth0_v4(&out), n.ip_of(&c));
+    }
+    n.finish();
+}
+
+// ---------------------------------------------------------------------------
+// 2. published ports
+
+#[test]
+fn publish_loopback_port_rule_and_clash() {
+    let n = Net::new();
+    let p = free_port();
+    let spec = format!("127.0.0.1:{p}:80");
+    let web1 = n.run_d(&[
+        "--name",
+        "web",
+        "-p",
+        &spec,
+        IMG,
+        "sh",
+        "-c",
+        &web("published"),
+    ]);
+    let ip = n.ip_of("web");
+    curl_until(&format!("http://127.0.0.1:{p}/"), "published");
+
+    assert_eq!(n.ok(&["port", "web"]), format!("80/tcp -> 127.0.0.1:{p}\n"));
+    assert_eq!(n.ok(&["port", "web", "80"]), format!("127.0.0.1:{p}\n"));
+    assert_eq!(n.ok(&["port", "web", "80/tcp"]), format!("127.0.0.1:{p}\n"));
+    let o = n.b(&["port", "web", "81"]);
+    assert_ne!(o.code, 0, "{}", o.text());
+    let i = n.inspect("web");
+    let want = serde_json::json!([{"HostIp": "127.0.0.1", "HostPort": p.to_string()}]);
+    assert_eq!(i["NetworkSettings"]["Ports"]["80/tcp"], want, "{i}");
+    assert_eq!(i["HostConfig"]["PortBindings"]["80/tcp"], want, "{i}");
+
+    let rule = format!("tcp dport {p} dnat ip to {ip}:80");
+    let rules = n.rules();
+    assert!(rules.contains(&rule), "no {rule:?} in: {rules}");
+    assert!(
+        rules.contains(&web1),
+        "rule not commented with the id: {rules}"
+    );
+
+    // The same host port for a second container: refused, clearly, and
+    // nothing of it is left (not running, no lease, no second rule).
+    let o = n.b(&[
+        "run",
+        "-d",
+        "--name",
+        "web2",
+        "-p",
+        &spec,
+        IMG,
+        "sh",
+        "-c",
+        &web("second"),
+    ]);
+    assert_eq!(o.code, 125, "{}", o.text());
+    assert!(
+        o.err.contains("already allocated") && o.err.contains(&p.to_string()),
+        "unclear error: {}",
+        o.text()
+    );
+    if let Some(row) = n.ps_all().iter().find(|r| r["Names"] == "web2") {
+        assert_ne!(row["State"], "running", "{row}");
+        assert_eq!(n.ip_of("web2"), "");
+        assert_eq!(n.ok(&["port", "web2"]), "");
+    }
+    let cs = n.net("bridge")["Containers"].clone();
+    assert_eq!(cs.as_object().unwrap().len(), 1, "{cs}");
+    assert_eq!(n.rules().matches(&format!("dport {p} ")).count(), 1);
+    assert_eq!(bridge_ports(&n.bridge).len(), 1, "a stray veth");
+    // The first container still serves.
+    curl_until(&format!("http://127.0.0.1:{p}/"), "published");
+
+    // rm -f: the rule goes, the port is closed, and the port is free again.
+    n.ok(&["rm", "-f", "web"]);
+    let rules = n.rules();
+    assert!(
+        !rules.contains(&format!("dport {p} ")),
+        "rule left: {rules}"
+    );
+    assert_eq!(curl(&format!("http://127.0.0.1:{p}/")), None);
+    n.ok(&["rm", "-f", "web2"]);
+    n.run_d(&[
+        "--name",
+        "web3",
+        "-p",
+        &spec,
+        IMG,
+        "sh",
+        "-c",
+        &web("third"),
+    ]);
+    curl_until(&format!("http://127.0.0.1:{p}/"), "third");
+    n.ok(&["stop", "-t", "1", "web3"]);
+    let rules = n.rules();
+    assert!(
+        !rules.contains(&format!("dport {p} ")),
+        "rule of a stopped container left: {rules}"
+    );
+    assert_eq!(n.ok(&["port", "web3"]), "");
+
+    n.finish();
+}
+
+#[test]
+fn publish_all_addresses_hairpin_and_publish_all() {
+    let n = Net::new();
+    let (_, gw) = n.ipam("bridge", 0);
+    let p = free_port();
+    n.run_d(&[
+        "--name",
+        "web",
+        "-p",
+        &format!("{p}:80"),
+        IMG,
+        "sh",
+        "-c",
+        &web("everywhere"),
+    ]);
+    curl_until(&format!("http://127.0.0.1:{p}/"), "everywhere");
+    assert_eq!(n.ok(&["port", "web"]), format!("80/tcp -> 0.0.0.0:{p}\n"));
+    // The host's own address on the bridge.
+    curl_until(&format!("http://{gw}:{p}/"), "everywhere");
+    // Hairpin: another container, through the host's address and port.
+    n.get_until(&[], &gw, p, "everywhere");
+    // -P: every EXPOSEd port on a random host port.
+    let tar = rootfs_tar().to_str().unwrap().to_string();
+    n.ok(&["import", "--change", "EXPOSE 80", &tar, "exposed:1"]);
+    n.run_d(&[
+        "--name",
+        "auto",
+        "-P",
+        "exposed:1",
+        "sh",
+        "-c",
+        &web("auto"),
+    ]);
+    let line = n.ok(&["port", "auto", "80"]);
+    let hp: u16 = line
+        .trim()
+        .strip_prefix("0.0.0.0:")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("port auto 80: {line:?}"));
+    assert!(hp != 0 && hp != p, "{line}");
+    assert_eq!(n.ok(&["port", "auto"]), format!("80/tcp -> 0.0.0.0:{hp}\n"));
+    curl_until(&format!("http://127.0.0.1:{hp}/"), "auto");
+    // -P without EXPOSE publishes nothing.
+    n.run_d(&["--name", "plain", "-P", IMG, "sleep", "1000"]);
+    assert_eq!(n.ok(&["port", "plain"]), "");
+
+    n.finish();
+}
+
+#[test]
+fn publish_port_held_by_host_process_is_refused() {
+    let n = Net::new();
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let p = l.local_addr().unwrap().port();
+    for spec in [format!("127.0.0.1:{p}:80"), format!("{p}:80")] {
+        // Attached: the command must never run.
+        let o = n.b(&["run", "--rm", "-p", &spec, IMG, "echo", "RAN"]);
+        assert_eq!(o.code, 125, "{spec}: {}", o.text());
+        assert!(!o.out.contains("RAN"), "{spec}: it ran: {}", o.text());
+        assert!(o.err.contains(&p.to_string()), "unclear: {}", o.text());
+        let o = n.b(&[
+            "run", "-d", "--name", "held", "-p", &spec, IMG, "sleep", "1000",
+        ]);
+        assert_eq!(o.code, 125, "{spec}: {}", o.text());
+        assert!(o.err.contains(&p.to_string()), "unclear: {}", o.text());
+        for r in n.ps_all() {
+            assert_ne!(r["State"], "running", "{r}");
+        }
+        assert_eq!(n.net("bridge")["Containers"], serde_json::json!({}));
+        assert!(!n.rules().contains(&format!("dport {p} ")), "{}", n.rules());
+        assert_eq!(bridge_ports(&n.bridge), Vec::<String>::new());
+        let _ = n.b(&["rm", "-f", "held"]);
+    }
+    drop(l);
+    n.finish();
+}
+
+/// A container reaching its own published port through the host's address
+/// (true hairpin: the DNATed packet goes back out the bridge port it came
+/// in on). With br_netfilter loaded (bridge-nf-call-iptables = 1) that
+/// needs hairpin mode on the container's bridge port, which berth does not
+/// set; another container on the same bridge gets through.
+#[test]
+#[ignore = "bug: no hairpin mode on the host veth: a container cannot reach its own published port via the gateway when br_netfilter is loaded"]
+fn publish_hairpin_to_itself() {
+    let n = Net::new();
+    let (_, gw) = n.ipam("bridge", 0);
+    let p = free_port();
+    n.run_d(&[
+        "--name",
+        "web",
+        "-p",
+        &format!("{p}:80"),
+        IMG,
+        "sh",
+        "-c",
+        &web("everywhere"),
+    ]);
+    curl_until(&format!("http://127.0.0.1:{p}/"), "everywhere");
+    // The container itself, through its own published port.
+    let script = nc_get(&gw, p);
+    let mut last = String::new();
+    let ok = wait_for(20.0, || {
+        last = n.b(&["exec", "web", "sh", "-c", &script]).text();
+        last.contains("everywhere")
+    });
+    assert!(ok, "web never reached itself via {gw}:{p}: {last}");
+
+    n.finish();
+}
+
+// ---------------------------------------------------------------------------
+// 3. user networks
+
+#[test]
+fn user_network_traffic_isolation_ip_and_mac() {
+    let n = Net::new();
+    let id = n.create_net(&[
+        "--subnet",
+        "10.231.1.0/24",
+        "--gateway",
+        "10.231.1.254",
+        "--label",
+        "team=net",
+        "un1",
+    ]);
+    let br = format!("br-{}", &id[..12]);
+    let i = n.net("un1");
+    assert_eq!(i["Id"], id.as_str());
+    assert_eq!(i["Options"]["com.docker.network.bridge.name"], br.as_str());
+    assert_eq!(i["Labels"]["team"], "net");
+    assert_eq!(i["Internal"], false);
+    assert_eq!(
+        n.ipam("un1", 0),
+        ("10.231.1.0/24".to_string(), "10.231.1.254".to_string())
+    );
+    assert!(
+        host_addrs().contains(&(br.clone(), "10.231.1.254/24".into())),
+        "{:?}",
+        host_addrs()
+    );
+    assert!(n.net_ids().contains(&id));
+    let names = n.ok(&["network", "ls", "--format", "{{.Name}}"]);
+    assert!(names.lines().any(|l| l == "un1"), "{names}");
+    assert!(n.table_bridges().contains(&br), "{}", n.rules());
+
+    // --ip and --mac-address.
+    let mac = "02:42:0a:e7:01:32";
+    let ua = n.run_d(&[
+        "--name",
+        "ua",
+        "--network",
+        "un1",
+        "--ip",
+        "10.231.1.50",
+        "--mac-address",
+        mac,
+        IMG,
+        "sh",
+        "-c",
+        &web("userA"),
+    ]);
+    let out = n.ok(&[
+        "exec",
+        "ua",
+        "sh",
+        "-c",
+        "ip -o -4 addr show eth0; ip route",
+    ]);
+    assert_eq!(eth0_v4(&out), "10.231.1.50", "{out}");
+    assert!(out.contains("default via 10.231.1.254 "), "{out}");
+    let inside = n.ok(&["exec", "ua", "cat", "/sys/class/net/eth0/address"]);
+    assert_eq!(inside.trim(), mac);
+    let ns = n.inspect("ua")["NetworkSettings"].clone();
+    assert_eq!(ns["Networks"]["un1"]["IPAddress"], "10.231.1.50", "{ns}");
+    assert_eq!(ns["Networks"]["un1"]["MacAddress"], mac, "{ns}");
+    assert_eq!(ns["Networks"]["un1"]["Gateway"], "10.231.1.254", "{ns}");
+    assert_eq!(
+        n.net("un1")["Containers"][&ua]["IPv4Address"],
+        "10.231.1.50/24"
+    );
+    assert!(bridge_ports(&br).contains(&format!("vb{}", &ua[..11])));
+    // An --ip that is taken is refused.
+    let o = n.b(&[
+        "run",
+        "--rm",
+        "--network",
+        "un1",
+        "--ip",
+        "10.231.1.50",
+        IMG,
+        "true",
+    ]);
+    assert_eq!(o.code, 125, "{}", o.text());
+
+    // Another container on un1 gets the lowest free address (the gateway
+    // is .254) and reaches ua by address.
+    let out = n.run_rm(&[
+        "--network",
+        "un1",
+        IMG,
+        "ip",
+        "-o",
+        "-4",
+        "addr",
+        "show",
+        "eth0",
+    ]);
+    assert_eq!(eth0_v4(&out), "10.231.1.1");
+    n.get_until(&["--network", "un1"], "10.231.1.50", 80, "userA");
+
+    // Isolation: the default bridge cannot reach un1, nor un1 the bridge.
+    n.run_d(&["--name", "dflt", IMG, "sh", "-c", &web("dflt")]);
+    let dip = n.ip_of("dflt");
+    n.get_until(&[], &dip, 80, "dflt");
+    n.get_fails(&[], "10.231.1.50", 80, "userA");
+    n.get_fails(&["--network", "un1"], &dip, 80, "dflt");
+
+    n.finish();
+}
+
+#[test]
+fn user_network_internal_and_ipv6() {
+    let n = Net::new();
+    // --internal: no default route, but containers on it talk.
+    n.create_net(&["--internal", "--subnet", "10.231.2.0/24", "int1"]);
+    assert_eq!(n.net("int1")["Internal"], true);
+    let out = n.run_rm(&[
+        "--network",
+        "int1",
+        IMG,
+        "sh",
+        "-c",
+        "ip -o -4 addr show eth0; ip route",
+    ]);
+    assert!(in_subnet(&eth0_v4(&out), "10.231.2.0/24"), "{out}");
+    assert!(
+        !out.contains("default"),
+        "internal network has a default route: {out}"
+    );
+    n.run_d(&[
+        "--name",
+        "iw",
+        "--network",
+        "int1",
+        IMG,
+        "sh",
+        "-c",
+        &web("inside"),
+    ]);
+    let iw = n.ip_of("iw");
+    n.get_until(&["--network", "int1"], &iw, 80, "inside");
+    // Nothing gets out: not even to the default bridge's containers.
+    n.run_d(&["--name", "dflt", IMG, "sh", "-c", &web("dflt")]);
+    let dip = n.ip_of("dflt");
+    n.get_until(&[], &dip, 80, "dflt");
+    n.get_fails(&["--network", "int1"], &dip, 80, "dflt");
+    n.get_fails(&[], &iw, 80, "inside");
+
+    // --ipv6: a ULA /64 besides the IPv4 subnet.
+    n.create_net(&["--ipv6", "--subnet", "10.231.3.0/24", "v6n"]);
+    let i = n.net("v6n");
+    assert_eq!(i["EnableIPv6"], true, "{i}");
+    let (s6, g6) = n.ipam("v6n", 1);
+    assert!(s6.parse::<IpAddr>().is_err() && s6.contains(':'), "{s6}");
+    assert!(in_subnet(&g6, &s6), "{g6} {s6}");
+    n.run_d(&[
+        "--name",
+        "w6",
+        "--network",
+        "v6n",
+        IMG,
+        "sh",
+        "-c",
+        &web("six"),
+    ]);
+    let ns = n.inspect("w6")["NetworkSettings"]["Networks"]["v6n"].clone();
+    let a6 = ns["GlobalIPv6Address"].as_str().unwrap().to_string();
+    assert!(
+        a6.parse::<Ipv6Addr>().is_ok() && in_subnet(&a6, &s6),
+        "{ns}"
+    );
+    let out = n.ok(&[
+        "exec",
+        "w6",
+        "sh",
+        "-c",
+        "ip -o -6 addr show eth0 scope global; ip -6 route",
+    ]);
+    let inside: Vec<String> = addrs_in(&out, "inet6");
+    assert_eq!(inside, vec![format!("{a6}/64")], "{out}");
+    assert!(out.contains(&format!("default via {g6} ")), "{out}");
+    n.get_until(&["--network", "v6n"], &a6, 80, "six");
+    // Not reachable over IPv6 from the default bridge either.
+    n.get_fails(&[], &a6, 80, "six");
+
+    n.finish();
+}
+
+// ---------------------------------------------------------------------------
+// 4. bad input
+
+/// A veth pair with an address on one end (a host route of a subnet
+/// berth does not own), removed when dropped.
+struct Veth(String);
+
+impl Veth {
+    fn new(name: &str, addr: &str) -> Veth {
+        let peer = format!("{name}p");
+        let _ = Command::new("ip")
+            .args(["link", "del", name])
+            .stderr(Stdio::null())
+            .status();
+        let v = Veth(name.to_string());
+        for args in [
+            vec!["link", "add", name, "type", "veth", "peer", "name", &peer],
+            vec!["addr", "add", addr, "dev", name],
+            vec!["link", "set", name, "up"],
+            vec!["link", "set", &peer, "up"],
+        ] {
+            let st = Command::new("ip").args(&args).status().unwrap();
+            assert!(st.success(), "ip {args:?}");
+        }
+        v
+    }
+}
+
+impl Drop for Veth {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["link", "del", &self.0]).status();
+    }
+}
+
+#[test]
+fn bad_network_input_is_refused_and_leaves_nothing() {
+    let n = Net::new();
+    n.create_net(&["--subnet", "10.232.1.0/24", "good"]);
+    let veth = Veth::new(
+        &format!("bnt{}", std::process::id() % 100000),
+        "198.18.77.1/24",
+    );
+    let (bsub, _) = n.ipam("bridge", 0);
+    // Host addresses in this test's subnets (other tests make bridges in
+    // parallel: only these are ours to compare).
+    let ours = || -> Vec<(String, String)> {
+        host_addrs()
+            .into_iter()
+            .filter(|(dev, a)| {
+                let ip = a.split('/').next().unwrap();
+                !dev.starts_with("bnt")
+                    && ["10.232.0.0/16", "198.18.77.0/24", bsub.as_str()]
+                        .iter()
+                        .any(|s| in_subnet(ip, s))
+            })
+            .collect()
+    };
+    let nets = n.net_ids();
+    let set = n.table_bridges();
+    let addrs = ours();
+    let unchanged = |what: &str| {
+        assert_eq!(n.net_ids(), nets, "{what}: network ls changed");
+        assert_eq!(n.table_bridges(), set, "{what}: firewall bridges changed");
+        assert_eq!(ours(), addrs, "{what}: a bridge address appeared");
+    };
+    let refused = |args: &[&str], code: i32, needle: &str| {
+        let o = n.b(args);
+        assert_eq!(o.code, code, "{args:?}: {}", o.text());
+        assert!(
+            o.err.contains(needle),
+            "{args:?}: error does not say {needle:?}: {}",
+            o.text()
+        );
+        unchanged(&format!("{args:?}"));
+    };
+    let create = |extra: &[&str], needle: &str| {
+        let mut args = vec!["network", "create"];
+        args.extend_from_slice(extra);
+        refused(&args, 1, needle);
+    };
+
+    create(&["--subnet", "10.232.1.128/25", "x1"], "overlaps");
+    create(&["--subnet", "10.232.0.0/16", "x1"], "overlaps");
+    create(&["--subnet", &bsub, "x1"], "overlaps");
+    create(&["--subnet", "198.18.77.0/24", "x1"], "overlaps");
+    create(&["--subnet", "198.18.77.128/26", "x1"], "overlaps");
+    create(&["--subnet", "10.0.0.0/33", "x1"], "10.0.0.0/33");
+    create(&["--subnet", "10.1.2.3/16", "x1"], "10.1.2.3/16");
+    create(&["--subnet", "foo", "x1"], "foo");
+    create(
+        &["--subnet", "10.232.2.0/24", "--gateway", "10.232.3.1", "x1"],
+        "10.232.3.1",
+    );
+    create(
+        &["--subnet", "10.232.2.0/24", "--gateway", "10.232.2.0", "x1"],
+        "10.232.2.0",
+    );
+    create(&["--gateway", "10.232.2.1", "x1"], "--subnet");
+    create(&["--subnet", "10.232.2.0/24", "good"], "good");
+    create(&["bad name"], "bad name");
+    create(&["bridge"], "bridge");
+    create(&["host"], "host");
+    create(&["-d", "overlay", "x1"], "overlay");
+    drop(veth);
+
+    refused(&["network", "rm", "bridge"], 1, "bridge");
+    refused(&["network", "rm", "missing"], 1, "missing");
+    refused(&["network", "inspect", "missing"], 1, "missing");
+
+    // run: nothing is left running, and no container at all when the
+    // request itself is bad.
+    let runs: &[(&[&str], &str)] = &[
+        (&["--network", "missing"], "missing"),
+        (&["-p", "99999:80"], "99999"),
+        (&["-p", "abc"], "abc"),
+        (&["-p", "80/sctp"], "sctp"),
+        (&["-p", "1.2.3.4.5:1:80"], "1.2.3.4.5"),
+        (&["-p", "8000-8010:80-90"], "8000-8010"),
+        (&["--network", "none", "-p", "80"], "-p"),
+        (&["--network", "good", "--ip", "10.99.0.5"], "10.99.0.5"),
+        (&["--network", "good", "--ip", "10.232.1.0"], "10.232.1.0"),
+        (
+            &["--network", "good", "--ip", "10.232.1.255"],
+            "10.232.1.255",
+        ),
+        (&["--network", "good", "--ip", "nonsense"], "nonsense"),
+        (&["--network", "good", "--mac-address", "zz:zz"], "zz:zz"),
+    ];
+    for (flags, needle) in runs {
+        let before = n.ids().len();
+        let mut args = vec!["run", "-d"];
+        args.extend_from_slice(flags);
+        args.extend_from_slice(&[IMG, "sleep", "1000"]);
+        refused(&args, 125, needle);
+        for r in n.ps_all() {
+            assert_ne!(r["State"], "running", "{flags:?}: {r}");
+        }
+        let all = n.ids();
+        if flags
+            .iter()
+            .any(|f| f.starts_with("-p") || *f == "8000-8010:80-90")
+        {
+            assert_eq!(all.len(), before, "{flags:?} made a container");
+        }
+        for id in &all {
+            assert_eq!(n.ip_of(id), "", "{flags:?}: lease left");
+        }
+        if !all.is_empty() {
+            let mut rm = vec!["rm", "-f"];
+            rm.extend(all.iter().map(String::as_str));
+            n.ok(&rm);
+        }
+        assert_eq!(n.net("good")["Containers"], serde_json::json!({}));
+        assert_eq!(n.net("bridge")["Containers"], serde_json::json!({}));
+    }
+
+    // network rm while a container uses it (even a stopped one).
+    n.run_d(&["--name", "user", "--network", "good", IMG, "sleep", "1000"]);
+    let br = n.net("good")["Options"]["com.docker.network.bridge.name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    refused(&["network", "rm", "good"], 1, "user");
+    n.ok(&["kill", "user"]);
+    assert!(wait_for(10.0, || n.state("user")["Running"] == false));
+    refused(&["network", "rm", "good"], 1, "user");
+    let o = n.ok(&["network", "prune", "-f"]);
+    assert!(!o.contains("good"), "{o}");
+    assert!(links().contains(&br));
+    n.ok(&["rm", "-f", "user"]);
+    n.ok(&["network", "rm", "good"]);
+    assert!(!links().contains(&br), "bridge {br} left after network rm");
+    assert!(!n.table_bridges().contains(&br), "{}", n.rules());
+    assert_eq!(n.net_ids().len(), nets.len() - 1, "{:?}", n.net_ids());
+    let o = n.b(&["run", "--rm", "--network", "good", IMG, "true"]);
+    assert_eq!(o.code, 125, "{}", o.text());
+
+    n.finish();
+}
+
+// ---------------------------------------------------------------------------
+// 5. faults
+
+/// A small PRNG (xorshift) for the kill delays; the seed is printed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+#[test]
+fn killed_berth_or_monitor_leaves_no_stale_network_state() {
+    let n = Net::new();
+    let (subnet, gw) = n.ipam("bridge", 0);
+    let lowest = Ipv4Addr::from(u32::from(v4(&gw)) + 1).to_string();
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        | 1;
+    eprintln!("kill delays seed: {seed}");
+    let mut rng = Rng(seed);
+    // SIGKILL `berth run -d` at random points of its setup.
+    for i in 0..16 {
+        let name = format!("k{i}");
+        let p = n.spawn(&[
+            "run",
+            "-d",
+            "--name",
+            &name,
+            "-p",
+            "127.0.0.1::80",
+            IMG,
+            "sleep",
+            "1000",
+        ]);
+        // The fault injection point: how far berth gets before it dies.
+        std::thread::sleep(Duration::from_micros(rng.next() % 120_000));
+        // SAFETY: kill(2) of our own child; no memory involved.
+        unsafe { libc::kill(p.child.id() as i32, libc::SIGKILL) };
+        p.finish(30.0);
+    }
+    // Also a monitor killed under a running container with a port.
+    let m = n.run_d(&["--name", "mon", "-p", "127.0.0.1::80", IMG, "sleep", "1000"]);
+    let mons = n.monitors(Some(&m));
+    assert!(!mons.is_empty(), "no monitor for mon");
+    for pid in mons {
+        // SAFETY: as above.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+
+    let rows = n.ps_all();
+    let ids = n.ids();
+    assert!(ids.contains(&m), "{rows:?}");
+    let mut rm = vec!["rm", "-f"];
+    rm.extend(ids.iter().map(String::as_str));
+    n.ok(&rm);
+    assert_eq!(n.ids(), Vec::<String>::new());
+    n.assert_empty();
+
+    // No veth on the bridge, no lease, no port rule left.
+    let ok = wait_for(15.0, || bridge_ports(&n.bridge).is_empty());
+    assert!(
+        ok,
+        "veths left on {}: {:?}",
+        n.bridge,
+        bridge_ports(&n.bridge)
+    );
+    let l = links();
+    for id in n.seen.borrow().iter() {
+        assert!(
+            !l.contains(&format!("vb{}", &id[..11])),
+            "veth of {id} left"
+        );
+    }
+    assert_eq!(n.net("bridge")["Containers"], serde_json::json!({}));
+    let rules = n.rules();
+    assert!(!rules.contains("dnat ip to"), "port rules left: {rules}");
+
+    // The network still works: the lowest address, a published port.
+    let out = n.run_rm(&[IMG, "ip", "-o", "-4", "addr", "show", "eth0"]);
+    assert_eq!(eth0_v4(&out), lowest, "a stale lease in {subnet}");
+    let p = free_port();
+    n.run_d(&[
+        "--name",
+        "after",
+        "-p",
+        &format!("127.0.0.1:{p}:80"),
+        IMG,
+        "sh",
+        "-c",
+        &web("after"),
+    ]);
+    assert_eq!(n.ip_of("after"), lowest);
+    curl_until(&format!("http://127.0.0.1:{p}/"), "after");
+
+    n.finish();
+}
+
+// ---------------------------------------------------------------------------
+// 6. system reset
+
+#[test]
+fn system_reset_removes_bridges_table_and_veths() {
+    let n = Net::new();
+    let id = n.create_net(&["--subnet", "10.233.1.0/24", "r1"]);
+    let br = format!("br-{}", &id[..12]);
+    let p = free_port();
+    let a = n.run_d(&[
+        "--name",
+        "ca",
+        "-p",
+        &format!("127.0.0.1:{p}:80"),
+        IMG,
+        "sh",
+        "-c",
+        &web("reset"),
+    ]);
+    let b = n.run_d(&["--name", "cb", "--network", "r1", IMG, "sleep", "1000"]);
+    curl_until(&format!("http://127.0.0.1:{p}/"), "reset");
+    let l = links();
+    for x in [
+        &n.bridge,
+        &br,
+        &format!("vb{}", &a[..11]),
+        &format!("vb{}", &b[..11]),
+    ] {
+        assert!(l.contains(x), "{x} missing: {l:?}");
+    }
+    assert!(sh("nft list tables").contains(&n.table));
+
+    n.finish();
+    // The port is no longer forwarded, and nothing holds 10.233.1.0/24.
+    assert_eq!(curl(&format!("http://127.0.0.1:{p}/")), None);
+    assert!(
+        !host_addrs()
+            .iter()
+            .any(|(_, a)| in_subnet(a.split('/').next().unwrap(), "10.233.1.0/24")),
+        "{:?}",
+        host_addrs()
+    );
+}

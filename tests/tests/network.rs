@@ -1280,8 +1280,12 @@ fn bad_network_input_is_refused_and_leaves_nothing() {
     n.ok(&["kill", "user"]);
     assert!(wait_for(10.0, || n.state("user")["Running"] == false));
     refused(&["network", "rm", "good"], 1, "user");
+    let unused = n.create_net(&["--subnet", "10.232.9.0/24", "unused"]);
     let o = n.ok(&["network", "prune", "-f"]);
     assert!(!o.contains("good"), "{o}");
+    assert!(o.lines().any(|l| l == "unused"), "{o}");
+    assert!(!n.net_ids().contains(&unused));
+    assert!(!links().contains(&format!("br-{}", &unused[..12])));
     assert!(links().contains(&br));
     n.ok(&["rm", "-f", "user"]);
     n.ok(&["network", "rm", "good"]);
@@ -1440,4 +1444,79 @@ fn system_reset_removes_bridges_table_and_veths() {
         "{:?}",
         host_addrs()
     );
+}
+
+#[test]
+#[ignore = "bug: a container attached by network id prefix is not counted as a user: network rm removes the network under a stopped one, and fails with a FOREIGN KEY error for a running one"]
+fn network_rm_refused_for_container_attached_by_id_prefix() {
+    let n = Net::new();
+    let id = n.create_net(&["--subnet", "10.231.5.0/24", "pn"]);
+    n.run_d(&[
+        "--name",
+        "byprefix",
+        "--network",
+        &id[..12],
+        IMG,
+        "sleep",
+        "1000",
+    ]);
+    assert!(in_subnet(&n.ip_of("byprefix"), "10.231.5.0/24"));
+    let o = n.b(&["network", "rm", "pn"]);
+    assert_eq!(o.code, 1, "{}", o.text());
+    assert!(o.err.contains("byprefix"), "unclear error: {}", o.text());
+    n.ok(&["kill", "byprefix"]);
+    assert!(wait_for(10.0, || n.state("byprefix")["Running"] == false));
+    let o = n.b(&["network", "rm", "pn"]);
+    assert_eq!(
+        o.code,
+        1,
+        "network removed under a stopped container: {}",
+        o.text()
+    );
+    n.ok(&["start", "byprefix"]);
+    n.finish();
+}
+
+#[test]
+#[ignore = "bug: `create --network missing` succeeds; the error only comes at start"]
+fn create_with_missing_network_is_refused() {
+    let n = Net::new();
+    let o = n.b(&[
+        "create",
+        "--name",
+        "cm",
+        "--network",
+        "missing",
+        IMG,
+        "true",
+    ]);
+    assert_ne!(o.code, 0, "{}", o.text());
+    assert!(o.err.contains("missing"), "{}", o.text());
+    assert_eq!(n.ids(), Vec::<String>::new());
+    n.finish();
+}
+
+#[test]
+#[ignore = "bug: Go templates: {{range}} (and {{index}}) are unsupported, so the usual `inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}'` fails"]
+fn inspect_format_range_over_networks() {
+    let n = Net::new();
+    n.run_d(&["--name", "ranged", IMG, "sleep", "1000"]);
+    let ip = n.ip_of("ranged");
+    let out = n.ok(&[
+        "inspect",
+        "-f",
+        "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+        "ranged",
+    ]);
+    assert_eq!(out.trim(), ip);
+    let (subnet, _) = n.ipam("bridge", 0);
+    let out = n.ok(&[
+        "network",
+        "inspect",
+        "-f",
+        "{{range .IPAM.Config}}{{.Subnet}}{{end}}",
+        "bridge",
+    ]);
+    assert_eq!(out.trim(), subnet);
+    n.finish();
 }

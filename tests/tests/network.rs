@@ -410,6 +410,8 @@ fn default_bridge_addresses_leases_and_traffic() {
         last.contains("alpha")
     });
     assert!(ok, "b never reached a's httpd at {ipa}: {last}");
+    // The host reaches a container by its address.
+    curl_until(&format!("http://{ipa}/"), "alpha");
 
     // A's lease is free once it is gone, and the lowest address is reused.
     n.ok(&["rm", "-f", "ca"]);
@@ -1026,12 +1028,84 @@ fn user_network_traffic_isolation_ip_and_mac() {
     assert_eq!(eth0_v4(&out), "10.231.1.1");
     n.get_until(&["--network", "un1"], "10.231.1.50", 80, "userA");
 
+    // The host reaches it directly too.
+    curl_until("http://10.231.1.50/", "userA");
+
     // Isolation: the default bridge cannot reach un1, nor un1 the bridge.
     n.run_d(&["--name", "dflt", IMG, "sh", "-c", &web("dflt")]);
     let dip = n.ip_of("dflt");
     n.get_until(&[], &dip, 80, "dflt");
     n.get_fails(&[], "10.231.1.50", 80, "userA");
     n.get_fails(&["--network", "un1"], &dip, 80, "dflt");
+
+    // A bridge deleted behind berth's back (as after a reboot) is made
+    // again by the next container on the network, with its address and
+    // firewall rules.
+    n.ok(&["rm", "-f", "ua"]);
+    let st = Command::new("ip")
+        .args(["link", "del", &br])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let out = n.run_rm(&[
+        "--network",
+        "un1",
+        IMG,
+        "ip",
+        "-o",
+        "-4",
+        "addr",
+        "show",
+        "eth0",
+    ]);
+    assert_eq!(eth0_v4(&out), "10.231.1.1");
+    assert!(
+        host_addrs().contains(&(br.clone(), "10.231.1.254/24".into())),
+        "{:?}",
+        host_addrs()
+    );
+    n.run_d(&[
+        "--name",
+        "ub",
+        "--network",
+        "un1",
+        IMG,
+        "sh",
+        "-c",
+        &web("userB"),
+    ]);
+    let ub = n.ip_of("ub");
+    n.get_until(&["--network", "un1"], &ub, 80, "userB");
+    n.get_fails(&[], &ub, 80, "userB");
+
+    // Address exhaustion: a /30 has one address besides its gateway.
+    n.create_net(&["--subnet", "10.231.4.0/30", "tiny"]);
+    n.run_d(&["--name", "t1", "--network", "tiny", IMG, "sleep", "1000"]);
+    assert_eq!(n.ip_of("t1"), "10.231.4.2");
+    let o = n.b(&[
+        "run",
+        "-d",
+        "--name",
+        "t2",
+        "--network",
+        "tiny",
+        IMG,
+        "sleep",
+        "1000",
+    ]);
+    assert_eq!(o.code, 125, "{}", o.text());
+    assert!(o.err.contains("no free address"), "{}", o.text());
+    assert_ne!(n.state("t2")["Running"], true);
+    assert_eq!(n.ip_of("t2"), "");
+    let tbr = n.net("tiny")["Options"]["com.docker.network.bridge.name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(bridge_ports(&tbr).len(), 1, "{:?}", bridge_ports(&tbr));
+    // Freed again once t1 is gone.
+    n.ok(&["rm", "-f", "t1"]);
+    n.ok(&["start", "t2"]);
+    assert_eq!(n.ip_of("t2"), "10.231.4.2");
 
     n.finish();
 }
@@ -1203,6 +1277,8 @@ fn bad_network_input_is_refused_and_leaves_nothing() {
     create(&["--subnet", "10.0.0.0/33", "x1"], "10.0.0.0/33");
     create(&["--subnet", "10.1.2.3/16", "x1"], "10.1.2.3/16");
     create(&["--subnet", "foo", "x1"], "foo");
+    create(&["--subnet", "10.232.2.0/31", "x1"], "/30");
+    create(&["--subnet", "10.232.2.0/32", "x1"], "/30");
     create(
         &["--subnet", "10.232.2.0/24", "--gateway", "10.232.3.1", "x1"],
         "10.232.3.1",

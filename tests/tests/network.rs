@@ -495,6 +495,81 @@ fn default_bridge_concurrent_starts_get_distinct_addresses() {
         let out = n.ok(&["exec", &c, "ip", "-o", "-4", "addr", "show", "eth0"]);
         assert_eq!(eth0_v4(&out), n.ip_of(&c));
     }
+
+    // Racing for one host port: exactly one wins; the others are refused
+    // and hold nothing.
+    let p = free_port();
+    let spec = format!("127.0.0.1:{p}:80");
+    let procs: Vec<Proc> = (0..4)
+        .map(|i| {
+            n.spawn(&[
+                "run",
+                "-d",
+                "--name",
+                &format!("race{i}"),
+                "-p",
+                &spec,
+                IMG,
+                "sleep",
+                "1000",
+            ])
+        })
+        .collect();
+    let outs: Vec<Out> = procs.into_iter().map(|p| p.finish(60.0)).collect();
+    let won: Vec<&Out> = outs.iter().filter(|o| o.code == 0).collect();
+    assert_eq!(won.len(), 1, "{outs:#?}");
+    for o in outs.iter().filter(|o| o.code != 0) {
+        assert_eq!(o.code, 125, "{}", o.text());
+        assert!(o.err.contains("already allocated"), "{}", o.text());
+    }
+    let winner = won[0].out.trim().to_string();
+    n.track(&winner);
+    assert_eq!(
+        n.rules().matches(&format!("dport {p} ")).count(),
+        1,
+        "{}",
+        n.rules()
+    );
+    assert!(n.rules().contains(&winner));
+    let cs = n.net("bridge")["Containers"].clone();
+    assert_eq!(cs.as_object().unwrap().len(), 6, "{cs}");
+
+    // Racing `network create`s: one name wins; without --subnet each
+    // gets its own subnet.
+    let procs: Vec<Proc> = (0..3)
+        .map(|_| n.spawn(&["network", "create", "same"]))
+        .collect();
+    let outs: Vec<Out> = procs.into_iter().map(|p| p.finish(60.0)).collect();
+    let ok: Vec<&Out> = outs.iter().filter(|o| o.code == 0).collect();
+    assert_eq!(ok.len(), 1, "{outs:#?}");
+    n.bridges
+        .borrow_mut()
+        .push(format!("br-{}", &ok[0].out.trim()[..12]));
+    let procs: Vec<Proc> = (0..3)
+        .map(|i| n.spawn(&["network", "create", &format!("auto{i}")]))
+        .collect();
+    for p in procs {
+        let o = p.finish(60.0);
+        assert_eq!(o.code, 0, "{}", o.text());
+        n.bridges
+            .borrow_mut()
+            .push(format!("br-{}", &o.out.trim()[..12]));
+    }
+    let mut subnets: Vec<String> = ["bridge", "same", "auto0", "auto1", "auto2"]
+        .iter()
+        .map(|m| n.ipam(m, 0).0)
+        .collect();
+    for (i, a) in subnets.iter().enumerate() {
+        for b in &subnets[i + 1..] {
+            let (x, y) = (a.split('/').next().unwrap(), b.split('/').next().unwrap());
+            assert!(
+                !in_subnet(x, b) && !in_subnet(y, a),
+                "overlapping subnets {a} {b}"
+            );
+        }
+    }
+    subnets.dedup();
+    assert_eq!(subnets.len(), 5);
     n.finish();
 }
 

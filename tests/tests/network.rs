@@ -712,6 +712,23 @@ fn publish_loopback_port_rule_and_clash() {
     let o = n.b(&["port", "udp", "53"]);
     assert_ne!(o.code, 0, "53/tcp is not published: {}", o.text());
 
+    // An attached --rm run: its rule is gone once it exited.
+    let pr = free_port();
+    let out = n.run_rm(&[
+        "-p",
+        &format!("127.0.0.1:{pr}:80"),
+        IMG,
+        "sh",
+        "-c",
+        "ip -o -4 addr show eth0",
+    ]);
+    assert!(!eth0_v4(&out).is_empty());
+    assert!(
+        !n.rules().contains(&format!("dport {pr} ")),
+        "{}",
+        n.rules()
+    );
+
     // A container whose command cannot start: no lease, no rule left.
     let pn = free_port();
     let o = n.b(&[
@@ -1105,6 +1122,23 @@ fn user_network_traffic_isolation_ip_and_mac() {
 
     // The host reaches it directly too.
     curl_until("http://10.231.1.50/", "userA");
+    // A published port of a container on a user network.
+    let p = free_port();
+    n.run_d(&[
+        "--name",
+        "upub",
+        "--network",
+        "un1",
+        "-p",
+        &format!("127.0.0.1:{p}:80"),
+        IMG,
+        "sh",
+        "-c",
+        &web("userPub"),
+    ]);
+    curl_until(&format!("http://127.0.0.1:{p}/"), "userPub");
+    // By id prefix too.
+    assert_eq!(n.net(&id[..12])["Name"], "un1");
 
     // Isolation: the default bridge cannot reach un1, nor un1 the bridge.
     n.run_d(&["--name", "dflt", IMG, "sh", "-c", &web("dflt")]);
@@ -1116,7 +1150,7 @@ fn user_network_traffic_isolation_ip_and_mac() {
     // A bridge deleted behind berth's back (as after a reboot) is made
     // again by the next container on the network, with its address and
     // firewall rules.
-    n.ok(&["rm", "-f", "ua"]);
+    n.ok(&["rm", "-f", "ua", "upub"]);
     let st = Command::new("ip")
         .args(["link", "del", &br])
         .status()

@@ -1291,8 +1291,10 @@ fn user_network_internal_and_ipv6() {
     assert_eq!(inside, vec![format!("{a6}/64")], "{out}");
     assert!(out.contains(&format!("default via {g6} ")), "{out}");
     n.get_until(&["--network", "v6n"], &a6, 80, "six");
-    // Not reachable over IPv6 from the default bridge either.
-    n.get_fails(&[], &a6, 80, "six");
+    // Not from another IPv6 network (isolation; today berth also leaves
+    // net.ipv6.conf.all.forwarding alone, so IPv6 never leaves a network).
+    n.create_net(&["--ipv6", "--subnet", "10.231.6.0/24", "v6m"]);
+    n.get_fails(&["--network", "v6m"], &a6, 80, "six");
 
     n.finish();
 }

@@ -154,10 +154,24 @@ impl Default for Ctx {
 
 impl Ctx {
     pub fn new() -> Ctx {
-        let s = engine::Store::with(engine::Opts {
+        Ctx::with_opts(engine::Opts {
             prefix: "berth-ctr-",
             ..engine::Opts::default()
-        });
+        })
+    }
+
+    /// A store whose containers go on the default bridge network (the
+    /// caller removes the store's bridges and table: `system reset -f`).
+    pub fn with_network() -> Ctx {
+        Ctx::with_opts(engine::Opts {
+            prefix: "berth-net-",
+            network: true,
+            ..engine::Opts::default()
+        })
+    }
+
+    pub fn with_opts(opts: engine::Opts) -> Ctx {
+        let s = engine::Store::with(opts);
         let c = Ctx {
             s,
             seen: Default::default(),

@@ -132,6 +132,9 @@ pub fn parse_publish(s: &str) -> Result<Vec<Publish>> {
             _ => return Err(bad("too many colons")),
         }
     };
+    // 0.0.0.0 means every IPv4 address, as no address does ([::] stays:
+    // it asks for IPv6).
+    let host_ip = host_ip.filter(|i: &IpAddr| *i != IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
     let port = |p: &str| -> Result<u16> {
         let n: u16 = p.parse().map_err(|_| bad(&format!("bad port {p:?}")))?;
         if n == 0 {
@@ -1542,6 +1545,8 @@ mod tests {
         assert_eq!(p("80").port, 80);
         assert_eq!(p("127.0.0.1::80").host_port, 0);
         assert_eq!(p("[::1]:8080:80").host_ip, Some("::1".parse().unwrap()));
+        assert_eq!(p("0.0.0.0:8080:80").host_ip, None);
+        assert_eq!(p("[::]:8080:80").host_ip, Some("::".parse().unwrap()));
         let r = parse_publish("127.0.0.1:8000-8002:80-82/udp").unwrap();
         assert_eq!(
             r.iter().map(|p| (p.host_port, p.port)).collect::<Vec<_>>(),

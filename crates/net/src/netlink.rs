@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 const RTM_NEWLINK: u16 = 16;
 const RTM_DELLINK: u16 = 17;
 const RTM_GETLINK: u16 = 18;
+const RTM_SETLINK: u16 = 19;
 const RTM_NEWADDR: u16 = 20;
 const RTM_NEWROUTE: u16 = 24;
 const NLMSG_ERROR: u16 = 2;
@@ -27,7 +28,9 @@ const IFLA_ADDRESS: u16 = 1;
 const IFLA_IFNAME: u16 = 3;
 const IFLA_MTU: u16 = 4;
 const IFLA_MASTER: u16 = 10;
+const IFLA_PROTINFO: u16 = 12;
 const IFLA_LINKINFO: u16 = 18;
+const IFLA_BRPORT_MODE: u16 = 4;
 const IFLA_NET_NS_FD: u16 = 28;
 const IFLA_INFO_KIND: u16 = 1;
 const IFLA_INFO_DATA: u16 = 2;
@@ -339,6 +342,20 @@ impl Netlink {
         m.end(data);
         m.end(li);
         self.request(m, &format!("create veth {}", v.host))
+            .map(drop)
+    }
+
+    /// Turns on hairpin mode of a bridge port: frames may leave by the
+    /// port they came in (a container reaching its own published port
+    /// through the host when br_netfilter hands bridged traffic to NAT).
+    pub fn set_hairpin(&self, index: u32) -> Result<(), Error> {
+        let mut fixed = ifinfomsg(index as i32, 0, 0);
+        fixed[0] = libc::AF_BRIDGE as u8;
+        let mut m = Msg::new(RTM_SETLINK, 0, &fixed);
+        let p = m.begin(IFLA_PROTINFO);
+        m.attr(IFLA_BRPORT_MODE, &[1u8]);
+        m.end(p);
+        self.request(m, &format!("set hairpin mode on link {index}"))
             .map(drop)
     }
 

@@ -115,6 +115,8 @@ impl Engine {
         );
         let code = pump(&sfd, out_r, err_r, l.pid, &mut log);
         log.close();
+        // The ports are free again once the exit shows.
+        drop(l.ports);
         self.finish(&rec.id, l.pid, code, Some(&l.cgroup))?;
         Ok(code)
     }

@@ -22,6 +22,8 @@ pub struct Launched {
     pub cgroup: Manager,
     /// The pty master when the container has a terminal.
     pub master: Option<OwnedFd>,
+    /// Sockets holding its published host ports (keep them while it runs).
+    pub ports: Vec<OwnedFd>,
 }
 
 /// The network namespace a starting container joins: one berth wired, or
@@ -139,9 +141,14 @@ impl Engine {
             self.net_teardown(&rec.id);
         }
         // The container's init is in the namespace now (or nothing runs):
-        // our fd may go.
-        drop(wired);
-        r
+        // our fd may go; the sockets holding its ports go with whoever
+        // supervises it.
+        r.map(|mut l| {
+            if let Some(w) = wired {
+                l.ports = w.ports;
+            }
+            l
+        })
     }
 
     fn launch_wired(
@@ -214,6 +221,7 @@ impl Engine {
                 pid_start: berth_runtime::state::process_start_time(pid).unwrap_or(0),
                 cgroup,
                 master,
+                ports: Vec::new(),
             });
         }
         let mut console: Option<OwnedFd> = None;
@@ -260,6 +268,7 @@ impl Engine {
             pid_start,
             cgroup: created.cgroup,
             master,
+            ports: Vec::new(),
         })
     }
 

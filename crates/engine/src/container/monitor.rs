@@ -326,6 +326,7 @@ fn monitor(
     if let Err(e) = eng.record_running(&rec, &l) {
         let _ = nix::sys::signal::kill(Pid::from_raw(l.pid), nix::sys::signal::Signal::SIGKILL);
         let _ = waitpid(Pid::from_raw(l.pid), None);
+        drop(l.ports);
         let _ = eng.finish(id, l.pid, 137, Some(&l.cgroup));
         return Err(e);
     }
@@ -334,6 +335,14 @@ fn monitor(
     }
     let log_path = eng.log_path(id);
     drop(eng);
+    // The sockets holding the published ports stay open across the execs
+    // below, through berth-monitor to `berth __finish`.
+    for p in &l.ports {
+        let _ = nix::fcntl::fcntl(
+            p,
+            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
+        );
+    }
     // From here on the small berth-monitor does the waiting, when it is
     // installed next to us; it comes back as `berth __finish`.
     let e = exec_small_monitor(
@@ -356,6 +365,7 @@ fn monitor(
     berth_runtime::log::warn(&format!("container {id}: exec berth-monitor: {e}"));
     let _ = nix::sys::signal::kill(Pid::from_raw(l.pid), nix::sys::signal::Signal::SIGKILL);
     let _ = waitpid(Pid::from_raw(l.pid), None);
+    drop(l.ports);
     let eng = Engine::open(root)?;
     eng.finish(id, l.pid, 137, Some(&l.cgroup))
 }
@@ -437,6 +447,11 @@ fn exec_small_monitor(
 /// `berth __finish ID PID CODE`: the bookkeeping after berth-monitor saw
 /// the container's init exit.
 pub fn finish_main(root: &Path, id: &str, pid: i32, code: i32) -> i32 {
+    // Inherited fds are the sockets that held the container's published
+    // ports (see `monitor`): let go of them before its exit is recorded, so
+    // a new container may take the ports as soon as this one shows exited.
+    // SAFETY: close_range on fds nothing in this process uses.
+    unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
     let r = Engine::open(root).and_then(|eng| {
         let cgroup = eng.cgroup(id);
         eng.finish(id, pid, code, cgroup.as_ref())

@@ -95,6 +95,8 @@ pub struct Wired {
     pub endpoint: Endpoint,
     /// The network's DNS server, for the container's resolv.conf.
     pub dns: Option<IpAddr>,
+    /// Sockets holding the published host ports.
+    pub ports: Vec<std::os::fd::OwnedFd>,
 }
 
 pub(crate) fn net_err(e: berth_net::Error) -> Error {
@@ -241,6 +243,9 @@ fn wire_plan(
         }
         Err(e) => return Err(e),
     }
+    if let Some(i) = host.link_index(&p.host_if)? {
+        host.set_hairpin(i)?;
+    }
     let ifi = nl.link_index(&p.ifname)?.ok_or_else(|| {
         berth_net::Error::Invalid(format!("{} is missing in the container", p.ifname))
     })?;
@@ -264,6 +269,7 @@ pub struct PendingNet {
     thread: std::thread::JoinHandle<std::result::Result<NetNs, berth_net::Error>>,
     endpoint: Endpoint,
     dns: Option<IpAddr>,
+    ports: Vec<std::os::fd::OwnedFd>,
 }
 
 impl PendingNet {
@@ -278,6 +284,7 @@ impl PendingNet {
             ns,
             endpoint: self.endpoint,
             dns: self.dns,
+            ports: self.ports,
         })
     }
 }
@@ -400,18 +407,25 @@ fn to_network((v, internal): (Vec<String>, bool)) -> Result<Network> {
     })
 }
 
-/// Binds `ip:port` on the host to see whether it is free; port 0 asks the
-/// kernel for a free one. Returns the port.
-fn probe_port(proto: Proto, ip: Option<IpAddr>, port: u16) -> std::io::Result<u16> {
+/// Binds `ip:port` on the host (port 0: a free one the kernel picks);
+/// returns the port and the socket, which holds the port while the
+/// container runs (packets never reach it: the DNAT rules come first).
+fn probe_port(
+    proto: Proto,
+    ip: Option<IpAddr>,
+    port: u16,
+) -> std::io::Result<(u16, std::os::fd::OwnedFd)> {
     let ip = ip.unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
     let addr = std::net::SocketAddr::new(ip, port);
     match proto {
-        Proto::Tcp => std::net::TcpListener::bind(addr)?
-            .local_addr()
-            .map(|a| a.port()),
-        Proto::Udp => std::net::UdpSocket::bind(addr)?
-            .local_addr()
-            .map(|a| a.port()),
+        Proto::Tcp => {
+            let l = std::net::TcpListener::bind(addr)?;
+            Ok((l.local_addr()?.port(), l.into()))
+        }
+        Proto::Udp => {
+            let u = std::net::UdpSocket::bind(addr)?;
+            Ok((u.local_addr()?.port(), u.into()))
+        }
     }
 }
 
@@ -1060,7 +1074,13 @@ impl Engine {
 
     /// Reserves the container's published ports (random ones chosen now),
     /// refusing a port another container or a host process holds.
-    fn reserve_ports(&self, container: &str, ip: IpAddr, want: &[Publish]) -> Result<()> {
+    fn reserve_ports(
+        &self,
+        container: &str,
+        ip: IpAddr,
+        want: &[Publish],
+    ) -> Result<Vec<std::os::fd::OwnedFd>> {
+        let mut sockets = Vec::new();
         let conn = self.db.conn();
         let tx =
             rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)
@@ -1105,10 +1125,11 @@ impl Engine {
             let port = if p.host_port == 0 {
                 let mut tries = 0;
                 loop {
-                    let port = probe_port(p.proto, p.host_ip, 0).map_err(|e| {
+                    let (port, sock) = probe_port(p.proto, p.host_ip, 0).map_err(|e| {
                         Error::Invalid(format!("cannot find a free host port: {e}"))
                     })?;
                     if !clash(&held, p, port) {
+                        sockets.push(sock);
                         break port;
                     }
                     tries += 1;
@@ -1123,11 +1144,14 @@ impl Engine {
                         shown(p, p.host_port)
                     )));
                 }
-                if let Err(e) = probe_port(p.proto, p.host_ip, p.host_port) {
-                    return Err(Error::Invalid(format!(
-                        "cannot publish port {}: {e}",
-                        shown(p, p.host_port)
-                    )));
+                match probe_port(p.proto, p.host_ip, p.host_port) {
+                    Ok((_, sock)) => sockets.push(sock),
+                    Err(e) => {
+                        return Err(Error::Invalid(format!(
+                            "cannot publish port {}: {e}",
+                            shown(p, p.host_port)
+                        )))
+                    }
                 }
                 p.host_port
             };
@@ -1146,7 +1170,7 @@ impl Engine {
             held.push((p.proto.as_str().to_string(), p.host_ip, port));
         }
         tx.commit().map_err(self.dberr("commit ports"))?;
-        Ok(())
+        Ok(sockets)
     }
 
     /// Starts wiring a container that asks for a bridge network: leases,
@@ -1170,11 +1194,12 @@ impl Engine {
             }
             self.net_teardown(&rec.id);
         }
-        r.map(|(endpoint, dns)| {
+        r.map(|(endpoint, dns, ports)| {
             Some(PendingNet {
                 thread: thread.expect("spawned"),
                 endpoint,
                 dns,
+                ports,
             })
         })
     }
@@ -1186,8 +1211,13 @@ impl Engine {
         name: &str,
         cfg: &crate::container::Config,
         thread: &mut Option<std::thread::JoinHandle<std::result::Result<NetNs, berth_net::Error>>>,
-    ) -> Result<(Endpoint, Option<IpAddr>)> {
+    ) -> Result<(Endpoint, Option<IpAddr>, Vec<std::os::fd::OwnedFd>)> {
         let net = self.network(name)?;
+        if net.name == DEFAULT_NETWORK && cfg.spec.ip.is_some() {
+            return Err(Error::Invalid(
+                "user specified IP address is supported on user defined networks only".into(),
+            ));
+        }
         let (first, ip, ip6, mac) = self.plan(
             rec,
             cfg,
@@ -1233,8 +1263,15 @@ impl Engine {
                 .map_err(|e| Error::Network(format!("spawn a thread: {e}")))?,
         );
         let publish = publish_list(cfg);
+        let mut sockets = Vec::new();
         if !publish.is_empty() {
-            self.reserve_ports(&rec.id, ip, &publish)?;
+            if net.internal {
+                return Err(Error::Invalid(format!(
+                    "network {} is internal: no port can be published from it",
+                    net.name
+                )));
+            }
+            sockets = self.reserve_ports(&rec.id, ip, &publish)?;
             let _lock = self.net_lock()?;
             self.apply_firewall()?;
         }
@@ -1266,6 +1303,7 @@ impl Engine {
                 mac,
             },
             dns,
+            sockets,
         ))
     }
 

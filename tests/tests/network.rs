@@ -1885,7 +1885,6 @@ fn system_reset_removes_bridges_table_and_veths() {
 }
 
 #[test]
-#[ignore = "bug: a container attached by network id prefix is not counted as a user: network rm removes the network under a stopped one, and fails with a FOREIGN KEY error for a running one"]
 fn network_rm_refused_for_container_attached_by_id_prefix() {
     let n = Net::new();
     let s5 = n.blk.pre(5);

@@ -525,8 +525,9 @@ pub fn create_container(
     let mut spec = spec_options(&a)?;
     if let Network::Bridge(name) = &spec.network {
         // As Docker: a missing network fails the create, not the start.
+        // Stored by name (an id prefix would not count as a use of it).
         if name != berth_engine::network::DEFAULT_NETWORK {
-            eng.network(name)?;
+            spec.network = Network::Bridge(eng.network(name)?.name);
         }
     }
     if let Network::Container(target) = &spec.network {

@@ -373,7 +373,7 @@ fn sigkill(p: &mut Proc) {
 #[test]
 fn kill_9_of_run_d_leaves_a_truthful_state() {
     let c = Ctx::new();
-    for delay in [0u64, 2, 5, 10, 20, 40, 80] {
+    for delay in [0u64, 1, 2, 3, 5, 7, 10, 15, 20, 30, 40, 80] {
         let mut p = c.spawn(&["run", "-d", "-l", "k9=1", IMG, "sleep", "1000"]);
         std::thread::sleep(Duration::from_millis(delay));
         sigkill(&mut p);
@@ -392,6 +392,10 @@ fn kill_9_of_run_d_leaves_a_truthful_state() {
         let id = r["ID"].as_str().unwrap().to_string();
         c.track(&id);
         if r["State"] == "running" {
+            assert_eq!(c.ok(&["exec", &id, "echo", "alive"]), "alive\n");
+        } else {
+            // A create or start cut short leaves a container that starts.
+            c.ok(&["start", &id]);
             assert_eq!(c.ok(&["exec", &id, "echo", "alive"]), "alive\n");
         }
     }
@@ -607,5 +611,32 @@ fn a_frozen_container_still_stops_and_goes() {
         .unwrap();
     assert!(st.success());
     c.ok(&["rm", "-f", "frozen"]);
+    c.assert_empty();
+}
+
+/// A `create` killed after its row was written but before its dir was in
+/// place (a half-made `<id>.tmp`, no `<id>`): `start` makes the dir again.
+#[test]
+fn a_create_cut_short_before_its_dir_still_starts() {
+    let c = Ctx::new();
+    let id = c.ok(&["create", "--name", "cut", IMG, "sleep", "1000"]);
+    let id = id.trim();
+    let dir = c.root().join("containers").join(id);
+    let tmp = c.root().join("containers").join(format!("{id}.tmp"));
+    std::fs::rename(&dir, &tmp).unwrap();
+    std::fs::remove_dir_all(tmp.join("upper")).unwrap();
+    c.ok(&["start", "cut"]);
+    assert_eq!(c.ok(&["exec", "cut", "echo", "alive"]), "alive\n");
+    assert!(!tmp.exists(), "the half-made dir stayed");
+    c.ok(&["rm", "-f", "cut"]);
+    assert!(!dir.exists());
+    // Killed before the rename, then removed: nothing stays either.
+    let id = c.ok(&["create", IMG, "true"]);
+    let id = id.trim();
+    let dir = c.root().join("containers").join(id);
+    let tmp = c.root().join("containers").join(format!("{id}.tmp"));
+    std::fs::rename(&dir, &tmp).unwrap();
+    c.ok(&["rm", id]);
+    assert!(!tmp.exists() && !dir.exists());
     c.assert_empty();
 }

@@ -38,7 +38,22 @@ const PAGE: usize = 4096;
 
 /// Makes `dir` (which must not exist) with links to `lower` (top-most
 /// layer first) and empty `upper`, `work` and `merged` dirs.
-pub fn prepare(dir: &Path, lower: &[PathBuf]) -> Result<(), Error> {
+pub fn prepare(final_dir: &Path, lower: &[PathBuf]) -> Result<(), Error> {
+    // Made under a temporary name and renamed into place: a berth killed
+    // half-way leaves no half-made container dir (the next start makes it
+    // again).
+    let mut tmp = final_dir.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp).map_err(io(&tmp))?;
+    }
+    prepare_in(&tmp, lower)?;
+    std::fs::rename(&tmp, final_dir).map_err(io(final_dir))?;
+    Ok(())
+}
+
+fn prepare_in(dir: &Path, lower: &[PathBuf]) -> Result<(), Error> {
     {
         use std::os::unix::fs::DirBuilderExt;
         // Only root may look in: upper/ and merged/ hold what the
@@ -179,6 +194,10 @@ pub fn remove(dir: &Path) -> Result<(), Error> {
     if dir.exists() {
         unmount(dir)?;
     }
+    // What a create killed half-way left (see `prepare`).
+    let mut tmp = dir.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let _ = std::fs::remove_dir_all(PathBuf::from(tmp));
     match std::fs::remove_dir_all(dir) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),

@@ -67,6 +67,7 @@ impl Engine {
         size: Option<(u16, u16)>,
     ) -> Result<Launched> {
         let dir = self.dir(&rec.id);
+        self.ensure_dir(rec)?;
         if !dir.join("l").exists() {
             return Err(Error::State {
                 id: rec.id.clone(),
@@ -270,6 +271,33 @@ impl Engine {
             master,
             ports: Vec::new(),
         })
+    }
+
+    /// The container dir of `rec`, made again from its image's layers if
+    /// its create was killed before the dir was in place.
+    pub(crate) fn ensure_dir(&self, rec: &Record) -> Result<()> {
+        if self.dir(&rec.id).exists() {
+            return Ok(());
+        }
+        self.remake_dir(rec)
+    }
+
+    fn remake_dir(&self, rec: &Record) -> Result<()> {
+        let gone = || Error::State {
+            id: rec.id.clone(),
+            what: format!("its image {} is gone; remove the container", rec.image_id),
+        };
+        let digest: berth_image::Digest = rec.image_id.parse().map_err(|_| gone())?;
+        let image = self.images.image(&digest)?.ok_or_else(gone)?;
+        let mut lower = Vec::with_capacity(image.layers.len());
+        for l in image.layers.iter().rev() {
+            if !self.store.has_layer(&l.chain_id) {
+                return Err(Error::MissingLayer(l.chain_id.to_string()));
+            }
+            lower.push(self.store.layer_dir(&l.chain_id));
+        }
+        rootfs::prepare(&self.dir(&rec.id), &lower)?;
+        Ok(())
     }
 
     /// `--network container:ID`: the running container's namespace.

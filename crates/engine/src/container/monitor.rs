@@ -256,6 +256,7 @@ fn monitor(
     let cfg = Config::parse(&rec)?;
     // Without it the container could not be supervised: refuse up front.
     small_monitor()?;
+    eng.ensure_dir(&rec)?;
     let pipe = || nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| io(Path::new("pipe"))(e.into()));
     let (out_r, out_w) = pipe()?;
     let (err_r, err_w) = pipe()?;

@@ -776,7 +776,9 @@ impl Engine {
             .iter()
             .map(|n| NetRules {
                 bridge: n.bridge.clone(),
-                subnets: std::iter::once(n.subnet).chain(n.subnet6).collect(),
+                subnets: std::iter::once((n.subnet, n.gateway))
+                    .chain(n.subnet6.zip(n.gateway6))
+                    .collect(),
                 internal: n.internal,
             })
             .collect();

@@ -225,4 +225,15 @@ mod template_tests {
         assert!(render("{{.Name", &v).is_err());
         assert!(render("{{range .L}}", &v).is_err());
     }
+
+    #[test]
+    fn escapes_reach_string_literals_and_maps_print_as_go() {
+        let v = json!({"Args": ["a", "b"], "L": {"b": 1, "a": [true, null]}});
+        assert_eq!(render(r#"{{join .Args "\n"}}"#, &v).unwrap(), "a\nb");
+        assert_eq!(render(r#"{{join .Args "\t"}}"#, &v).unwrap(), "a\tb");
+        assert_eq!(
+            render("{{.L}}|{{.Args}}", &v).unwrap(),
+            "map[a:[true <nil>] b:1]|[a b]"
+        );
+    }
 }

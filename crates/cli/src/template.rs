@@ -1437,7 +1437,7 @@ fn func<'a>(name: &str, vals: Vec<V<'a>>) -> Result<V<'a>, String> {
             if pre < 0 || suf < 0 {
                 return Err("negative repeat count".into());
             }
-            if pre + suf > MAX_WIDTH as i64 {
+            if pre.saturating_add(suf) > MAX_WIDTH as i64 {
                 return Err("padding too large".into());
             }
             let s = as_str(&vals[0])?;
@@ -2185,8 +2185,13 @@ mod tests {
         assert!(err(&deep, &c).contains("nesting too deep"));
         let parens = format!("{{{{{}1{}}}}}", "(".repeat(500), ")".repeat(500));
         assert!(err(&parens, &c).contains("nesting too deep"));
-        let ok = format!("{}x{}", "{{if 1}}".repeat(50), "{{end}}".repeat(50));
+        let ok = format!("{}x{}", "{{if 1}}".repeat(100), "{{end}}".repeat(100));
         assert_eq!(r(&ok, &c), "x");
+        let ok = format!("{{{{{}1{}}}}}", "(".repeat(99), ")".repeat(99));
+        assert_eq!(r(&ok, &c), "1");
+        let big = i64::MAX;
+        assert!(err(&format!("{{{{pad \"a\" {big} {big}}}}}"), &c).contains("padding too large"));
+        assert!(err(&format!("{{{{truncate \"a\" -{big}}}}}"), &c).contains("negative length"));
         assert!(err("{{range 100000000000}}{{end}}", &c).contains("execution too long"));
         assert!(
             err("{{range 5000}}{{range 5000}}{{end}}{{end}}", &c).contains("execution too long")
@@ -2281,6 +2286,17 @@ mod tests {
         // valid templates exist among them, so both paths run
         assert!(oks > 100, "{oks}");
         assert!(start.elapsed().as_secs() < 60);
+        // random bytes, biased to the template alphabet
+        let alphabet =
+            b"{}{}{}-. $x:=,()|\"`'\\/*0123456789abcdefrangeifelsendwithjsonindex%\n\t\xff";
+        for _ in 0..20_000 {
+            let n = (rnd() % 40) as usize;
+            let bytes: Vec<u8> = (0..n)
+                .map(|_| alphabet[(rnd() % alphabet.len() as u64) as usize])
+                .collect();
+            let t = String::from_utf8_lossy(&bytes);
+            let _ = super::render(&t, &c);
+        }
         // every prefix of a real template
         let full = r#"{{range $p, $conf := .NetworkSettings.Ports}}{{- $p}} -> {{(index $conf 0).HostPort | printf "%q"}}{{else}}none{{end}}{{/* c */}}"#;
         for i in 0..=full.len() {

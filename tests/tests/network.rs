@@ -1934,7 +1934,6 @@ fn create_with_missing_network_is_refused() {
 }
 
 #[test]
-#[ignore = "bug: Go templates: {{range}} (and {{index}}) are unsupported, so the usual `inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}'` fails"]
 fn inspect_format_range_over_networks() {
     let n = Net::new();
     n.run_d(&["--name", "ranged", IMG, "sleep", "1000"]);

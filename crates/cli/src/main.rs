@@ -5,6 +5,7 @@ mod commands;
 mod config;
 mod output;
 mod source;
+mod template;
 
 use clap::parser::ValueSource;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};

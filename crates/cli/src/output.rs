@@ -200,41 +200,11 @@ mod tests {
     }
 }
 
-/// Docker's `--format` Go templates, the part people use: literal text
-/// (with `\t` and `\n`), `{{.Field}}`, `{{.A.B}}`, `{{json .X}}` and
-/// `{{json .}}`, on one JSON object.
+/// Docker's `--format` Go templates (see [`crate::template`]), after
+/// Docker's `\t` and `\n` escapes, on one JSON value.
 pub fn render(tpl: &str, v: &serde_json::Value) -> anyhow::Result<String> {
     let tpl = tpl.replace("\\t", "\t").replace("\\n", "\n");
-    let mut out = String::new();
-    let mut rest = tpl.as_str();
-    while let Some(start) = rest.find("{{") {
-        out.push_str(&rest[..start]);
-        let end = rest[start..]
-            .find("}}")
-            .ok_or_else(|| anyhow::anyhow!("template: unclosed action in {tpl:?}"))?;
-        let action = rest[start + 2..start + end].trim();
-        let (json, path) = match action.strip_prefix("json ") {
-            Some(p) => (true, p.trim()),
-            None => (false, action),
-        };
-        let path = path
-            .strip_prefix('.')
-            .ok_or_else(|| anyhow::anyhow!("template: unsupported action {{{{{action}}}}}"))?;
-        let mut cur = v;
-        for key in path.split('.').filter(|k| !k.is_empty()) {
-            cur = cur.get(key).ok_or_else(|| {
-                anyhow::anyhow!("template: can't evaluate field {key} in {{{{{action}}}}}")
-            })?;
-        }
-        match cur {
-            serde_json::Value::String(s) if !json => out.push_str(s),
-            serde_json::Value::Null if !json => out.push_str("<no value>"),
-            other => out.push_str(&other.to_string()),
-        }
-        rest = &rest[start + end + 2..];
-    }
-    out.push_str(rest);
-    Ok(out)
+    crate::template::render(&tpl, v)
 }
 
 #[cfg(test)]
@@ -254,5 +224,16 @@ mod template_tests {
         assert!(render("{{.Nope}}", &v).is_err());
         assert!(render("{{.Name", &v).is_err());
         assert!(render("{{range .L}}", &v).is_err());
+    }
+
+    #[test]
+    fn escapes_reach_string_literals_and_maps_print_as_go() {
+        let v = json!({"Args": ["a", "b"], "L": {"b": 1, "a": [true, null]}});
+        assert_eq!(render(r#"{{join .Args "\n"}}"#, &v).unwrap(), "a\nb");
+        assert_eq!(render(r#"{{join .Args "\t"}}"#, &v).unwrap(), "a\tb");
+        assert_eq!(
+            render("{{.L}}|{{.Args}}", &v).unwrap(),
+            "map[a:[true <nil>] b:1]|[a b]"
+        );
     }
 }

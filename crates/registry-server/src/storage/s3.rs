@@ -187,7 +187,6 @@ impl S3Storage {
         let endpoint = c.endpoint.trim_end_matches('/').to_string();
         let store = AmazonS3Builder::new()
             .with_endpoint(&endpoint)
-            .with_allow_http(endpoint.starts_with("http://"))
             .with_bucket_name(&c.bucket)
             .with_region(&c.region)
             .with_access_key_id(key_id)
@@ -195,6 +194,7 @@ impl S3Storage {
             .with_virtual_hosted_style_request(false)
             .with_client_options(
                 ClientOptions::new()
+                    .with_allow_http(endpoint.starts_with("http://"))
                     .with_connect_timeout(Duration::from_secs(5))
                     // No total timeout: a blob download may take long.
                     .with_timeout_disabled(),

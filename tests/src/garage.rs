@@ -252,7 +252,8 @@ impl Garage {
             .map_err(|e| format!("curl: {e}"))
     }
 
-    fn s3_put(&self, key: &str, data: &[u8]) -> Result<(), String> {
+    /// PUTs `data` at `key` of the bucket, behind the registry's back.
+    pub fn s3_put(&self, key: &str, data: &[u8]) -> Result<(), String> {
         let tmp = self.dir.path().join("put.tmp");
         std::fs::write(&tmp, data).map_err(|e| e.to_string())?;
         let o = self.curl(

@@ -726,6 +726,38 @@ fn s3_two_replicas_share_one_bucket_for_berth_push_and_pull() {
     }
 }
 
+/// The digest of a chunked upload is checked against the bytes in the
+/// bucket, not against what the server hashed as they came in: a chunk
+/// replaced meanwhile (as a racing PATCH through another replica could)
+/// does not become a blob under the digest of what was replaced.
+#[test]
+fn s3_commit_hashes_the_bytes_in_the_bucket() {
+    let f = Fixture::s3();
+    let Backend::S3 { garage, prefix } = &f.backend else {
+        unreachable!()
+    };
+    let reg = f.start();
+    let good = b"the bytes the server hashed".repeat(100);
+    let evil = b"other bytes of the same size".repeat(100);
+    let evil = &evil[..good.len()];
+    let d = digest_of(&good);
+    let loc = start_upload(&reg, "poison");
+    let r = reg.req("PATCH", &loc, &[], &good);
+    assert_eq!(r.status, 202);
+    let id = loc.rsplit('/').next().unwrap();
+    let chunk = format!("{prefix}/uploads/{id}/chunks/{:020}", 0);
+    assert_eq!(garage.keys(&chunk), vec![chunk.clone()]);
+    garage.s3_put(&chunk, evil).unwrap();
+    let r = reg.req("PUT", &format!("{loc}?digest={d}"), &[], b"");
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(error_code(&r), "DIGEST_INVALID");
+    assert!(r.text().contains(&digest_of(evil)), "{}", r.text());
+    assert!(f.blobs(&reg).is_empty(), "{:?}", f.blobs(&reg));
+    // The honest way still works.
+    assert_eq!(upload(&reg, "poison", &good), d);
+    assert_eq!(f.blobs(&reg), vec![format!("sha256/{}", &d[7..])]);
+}
+
 /// A larger blob than one S3 multipart part, in one request and in
 /// chunks: the bytes come back whole.
 #[test]

@@ -627,11 +627,23 @@ impl super::BlobWriter for FsBlobWriter {
     }
 }
 
-/// A chunk appended to `uploads/<id>/data`; an abort truncates it back.
+/// A chunk appended to `uploads/<id>/data`; an abort (or a drop before
+/// `finish`, when the request goes away) truncates it back.
 struct FsChunkWriter {
     path: PathBuf,
     start: u64,
     file: tokio::fs::File,
+    done: bool,
+}
+
+impl Drop for FsChunkWriter {
+    fn drop(&mut self) {
+        if !self.done {
+            if let Ok(f) = std::fs::OpenOptions::new().write(true).open(&self.path) {
+                let _ = f.set_len(self.start);
+            }
+        }
+    }
 }
 
 #[async_trait]
@@ -641,12 +653,21 @@ impl super::ChunkWriter for FsChunkWriter {
     }
 
     async fn finish(mut self: Box<Self>) -> Result<()> {
-        io("flush", &self.path, self.file.flush().await)
+        io("flush", &self.path, self.file.flush().await)?;
+        self.done = true;
+        Ok(())
     }
 
-    async fn abort(self: Box<Self>) -> Result<()> {
-        let f = self.file.into_std().await;
-        io("truncate", &self.path, f.set_len(self.start))
+    async fn abort(mut self: Box<Self>) -> Result<()> {
+        self.file.flush().await.ok();
+        let f = io(
+            "open",
+            &self.path,
+            std::fs::OpenOptions::new().write(true).open(&self.path),
+        )?;
+        let r = io("truncate", &self.path, f.set_len(self.start));
+        self.done = true;
+        r
     }
 }
 
@@ -746,7 +767,12 @@ impl super::Storage for FsStorage {
             &path,
             tokio::fs::OpenOptions::new().append(true).open(&path).await,
         )?;
-        Ok(Box::new(FsChunkWriter { path, start, file }))
+        Ok(Box::new(FsChunkWriter {
+            path,
+            start,
+            file,
+            done: false,
+        }))
     }
 
     async fn commit_upload(

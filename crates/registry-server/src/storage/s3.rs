@@ -9,10 +9,13 @@
 //!   whole (a single PUT, or a multipart upload completed only when the
 //!   request body ended with the announced length) or not at all, so any
 //!   replica can take the next chunk, and an upload survives restarts;
-//! - a blob is written to `tmp/<random>` (or is an upload's chunks),
-//!   hashed, and only when its digest matches copied to `blobs/<alg>/<hex>`
-//!   (S3 has no rename); readers look only there. Two replicas storing the
-//!   same blob at once copy the same bytes to the same key;
+//! - a blob is written to `tmp/<random>` (a monolithic upload's body as it
+//!   arrives, an upload's chunks read back at its end) while it is hashed,
+//!   and only when its digest matches copied to `blobs/<alg>/<hex>` (S3 has
+//!   no rename); readers look only there. Only the request that made a
+//!   temp key writes it, so the bytes copied are the bytes hashed. Two
+//!   replicas storing the same blob at once copy the same bytes to the
+//!   same key;
 //! - gc's grace period looks at the newest of a blob's own last-modified
 //!   time and those of its links (`_blobs`, `_manifests`), which every
 //!   link and manifest put rewrites: there is no lock across replicas.
@@ -666,14 +669,13 @@ impl super::Storage for S3Storage {
             Some((h, n)) if n == size && h.algorithm() == expected.algorithm => Some(h.finish()),
             _ => None,
         };
+        // What this process hashed as it came in may not be what the bucket
+        // holds now (another replica may have written a chunk of the same
+        // upload meanwhile): it can refuse, or link a blob already stored
+        // and verified, but a new blob is always hashed from the bytes
+        // copied into a temp object only this request writes.
         let out = match known {
             Some(got) if &got != expected => Commit::Mismatch(got),
-            Some(_) if chunks.len() == 1 => {
-                // Hashed as it came in: the chunk is the blob.
-                self.place(&chunks[0].2, expected).await?;
-                self.link_blob(repo, expected).await?;
-                Commit::Stored
-            }
             Some(_) if self.blob_size(expected).await?.is_some() => {
                 self.link_blob(repo, expected).await?;
                 Commit::Stored

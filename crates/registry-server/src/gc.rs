@@ -93,6 +93,15 @@ pub async fn mark(storage: &dyn Storage) -> Result<HashSet<Digest>, GcError> {
         if !live.insert(d.clone()) || !manifest {
             continue;
         }
+        // Only what can be a manifest is read: a manifest whose JSON also
+        // has a `manifests` array must not make gc read its layers whole.
+        let small = storage
+            .blob_size(&d)
+            .await?
+            .is_some_and(|n| n <= crate::manifests::MAX_MANIFEST as u64);
+        if !small {
+            continue;
+        }
         let Some(body) = storage.read_blob(&d).await? else {
             continue;
         };

@@ -48,7 +48,9 @@ pub struct ServeArgs {
     #[arg(long, default_value = "127.0.0.1:5000")]
     pub addr: String,
     /// TOML file: `auth = "none" | "htpasswd" | "token"`, `htpasswd = FILE`,
-    /// a `[token]` table, and `[[access]]` rules (repository, user, actions).
+    /// a `[token]` table, `[[access]]` rules (repository, user, actions), and
+    /// `[storage.s3]` (endpoint, bucket, region, access_key_id,
+    /// secret_access_key, prefix) to keep the data in an S3 bucket.
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// PEM certificate chain: serve https (overrides the config's tls_cert).

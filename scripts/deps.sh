@@ -17,3 +17,6 @@ if [ -n "$missing" ]; then
     # shellcheck disable=SC2086
     apt-get install -y -qq --no-install-recommends $missing
 fi
+# Garage, the S3 server the registry's S3 backend is tested against: built
+# once per machine (crates.io, ~15 min) into /var/cache/berth-ci/garage.
+"$(dirname "$0")/garage.sh" >/dev/null

@@ -6,6 +6,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
+# The S3 storage tests start this Garage binary (they fail without it).
+BERTH_GARAGE="$(scripts/garage.sh)"
+export BERTH_GARAGE
 cargo build --workspace --bins
 log="$(mktemp /tmp/berth-test.XXXXXX)"
 trap 'rm -f "$log"' EXIT

@@ -90,6 +90,11 @@ impl BerthRegistry {
         std::mem::replace(&mut self.dir, placeholder)
     }
 
+    /// `--config FILE`, when started with one.
+    pub fn config_path(&self) -> Option<&Path> {
+        self.config.as_deref()
+    }
+
     /// The registry's storage root.
     pub fn root(&self) -> PathBuf {
         self.dir.path().join("root")

@@ -6,6 +6,7 @@
 pub mod berth_registry;
 pub mod containers;
 pub mod engine;
+pub mod garage;
 pub mod images;
 pub mod podman;
 pub mod registry;

@@ -6,8 +6,6 @@ use crate::AppState;
 use axum::body::Body;
 use axum::http::{header, StatusCode};
 use axum::response::Response;
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
-use tokio_util::io::ReaderStream;
 
 pub fn parse_digest(s: &str) -> Result<Digest, ApiError> {
     Digest::parse(s).ok_or_else(|| {
@@ -48,7 +46,7 @@ pub async fn get(
     with_body: bool,
 ) -> Result<Response, ApiError> {
     let d = parse_digest(digest)?;
-    let Some(len) = st.storage.repo_blob_size(name, &d) else {
+    let Some(len) = st.storage.repo_blob_size(name, &d).await? else {
         return Err(ApiError::blob_unknown(digest));
     };
     let range = match range_header {
@@ -80,24 +78,7 @@ pub async fn get(
             .header(header::CONTENT_RANGE, format!("bytes {start}-{end}/{len}"));
     }
     let body = if with_body && count > 0 {
-        let path = st.storage.blob_path(&d);
-        let mut f = tokio::fs::File::open(&path).await.map_err(|e| {
-            ApiError::from(crate::storage::StorageError::Io {
-                op: "open",
-                path: path.clone(),
-                source: e,
-            })
-        })?;
-        if start > 0 {
-            f.seek(std::io::SeekFrom::Start(start)).await.map_err(|e| {
-                ApiError::from(crate::storage::StorageError::Io {
-                    op: "seek",
-                    path: path.clone(),
-                    source: e,
-                })
-            })?;
-        }
-        Body::from_stream(ReaderStream::with_capacity(f.take(count), 256 * 1024))
+        Body::from_stream(st.storage.blob_stream(&d, start, count).await?)
     } else {
         Body::empty()
     };
@@ -107,9 +88,9 @@ pub async fn get(
 /// `DELETE /v2/<name>/blobs/<digest>`: unlinks the blob from `name`
 /// (202); `BLOB_UNKNOWN` when it is not linked there. The bytes go when gc
 /// finds nothing that references them.
-pub fn delete(st: &AppState, name: &str, digest: &str) -> Result<Response, ApiError> {
+pub async fn delete(st: &AppState, name: &str, digest: &str) -> Result<Response, ApiError> {
     let d = parse_digest(digest)?;
-    if !st.storage.unlink_blob(name, &d)? {
+    if !st.storage.unlink_blob(name, &d).await? {
         return Err(ApiError::blob_unknown(digest));
     }
     Ok(Response::builder()

@@ -43,6 +43,20 @@
 //! username = "me"              # optional, both or neither: Basic auth or
 //! password = "secret"          # the upstream's token realm
 //! ```
+//!
+//! A `[storage.s3]` table keeps the registry's data in an S3-compatible
+//! bucket instead of under `--root` (which then holds only the token key),
+//! so that several replicas can share it:
+//!
+//! ```toml
+//! [storage.s3]
+//! endpoint = "http://127.0.0.1:3900"   # http(s)://host[:port]
+//! bucket = "registry"
+//! region = "garage"            # default "us-east-1"
+//! access_key_id = "GK..."      # both or neither; default
+//! secret_access_key = "..."    # $AWS_ACCESS_KEY_ID, $AWS_SECRET_ACCESS_KEY
+//! prefix = "berth"             # optional: keys go under prefix/
+//! ```
 
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -65,6 +79,16 @@ pub enum ConfigError {
     TlsHalf { path: PathBuf },
     #[error("registry config {path}: [proxy] `username` and `password` go together: give both or neither")]
     ProxyCredsHalf { path: PathBuf },
+    #[error("registry config {path}: {problem}")]
+    Storage { path: PathBuf, problem: String },
+}
+
+/// The `[storage]` table: where the registry keeps its data.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    /// An S3-compatible bucket; without it, files under `--root`.
+    pub s3: Option<crate::storage::S3Config>,
 }
 
 /// The `[proxy]` table: pull-through cache mode.
@@ -186,6 +210,9 @@ pub struct Config {
     pub access_log: Option<bool>,
     /// Pull-through cache of another registry.
     pub proxy: Option<ProxyConfig>,
+    /// Where blobs, manifests and uploads are kept.
+    #[serde(default)]
+    pub storage: StorageConfig,
 }
 
 impl Config {
@@ -231,6 +258,12 @@ impl Config {
                     path: path.to_path_buf(),
                 });
             }
+        }
+        if let Some(problem) = c.storage.s3.as_ref().and_then(|s| s.problem()) {
+            return Err(ConfigError::Storage {
+                path: path.to_path_buf(),
+                problem,
+            });
         }
         Ok(c)
     }
@@ -336,6 +369,27 @@ mod tests {
         let e = Config::load(&p).unwrap_err().to_string();
         assert!(e.contains("go together"), "{e}");
         std::fs::write(&p, "[proxy]\nremote = \"http://x\"\n").unwrap();
+        assert!(Config::load(&p).is_err());
+        std::fs::write(
+            &p,
+            "[storage.s3]\nendpoint = \"http://127.0.0.1:3900\"\nbucket = \"reg\"\nregion = \"garage\"\naccess_key_id = \"GK1\"\nsecret_access_key = \"s3cr3t\"\nprefix = \"a/b\"\n",
+        )
+        .unwrap();
+        let c = Config::load(&p).unwrap();
+        let s3 = c.storage.s3.unwrap();
+        assert_eq!((s3.bucket.as_str(), s3.prefix.as_str()), ("reg", "a/b"));
+        assert!(!format!("{s3:?}").contains("s3cr3t"));
+        std::fs::write(
+            &p,
+            "[storage.s3]\nendpoint = \"http://x\"\nbucket = \"reg\"\nprefix = \"../up\"\n",
+        )
+        .unwrap();
+        let e = Config::load(&p).unwrap_err().to_string();
+        assert!(e.contains("prefix"), "{e}");
+        std::fs::write(&p, "[storage.s3]\nendpoint = \"http://x\"\n").unwrap();
+        let e = Config::load(&p).unwrap_err().to_string();
+        assert!(e.contains("bucket"), "{e}");
+        std::fs::write(&p, "[storage.gcs]\nbucket = \"x\"\n").unwrap();
         assert!(Config::load(&p).is_err());
     }
 }

@@ -1,16 +1,18 @@
-//! Garbage collection of the filesystem storage (`berth registry gc`), and
+//! Garbage collection of the registry's storage (`berth registry gc`), and
 //! the purge of abandoned uploads (also run by the server periodically).
 //!
 //! Mark: every manifest any repository holds (tagged or only by digest),
 //! and what it references: config and layers, or an index's child
 //! manifests (recursively). Sweep: every other blob under `blobs/`, except
-//! those whose mtime is within the grace period (an upload just committed,
-//! a blob a push is about to reference; writers refresh the mtime of a
-//! blob they link), under the exclusive gc lock (see [`crate::storage`]).
+//! those touched within the grace period (an upload just committed, a blob
+//! a push is about to reference): on the filesystem writers refresh the
+//! mtime of a blob they link and gc sweeps under the exclusive gc lock; on
+//! S3 a blob's age is the newest of its own and its links' last-modified
+//! times, and there is no lock (see docs/architecture.md).
 //! Repository links to removed blobs are removed with them.
 
 use crate::names::Digest;
-use crate::storage::{FsStorage, StorageError};
+use crate::storage::{Storage, StorageError};
 use serde_json::Value;
 use std::collections::HashSet;
 use std::time::{Duration, SystemTime};
@@ -79,11 +81,11 @@ fn references(v: &Value) -> Vec<Digest> {
 }
 
 /// Every blob reachable from the manifests of any repository.
-pub fn mark(storage: &FsStorage) -> Result<HashSet<Digest>, GcError> {
+pub async fn mark(storage: &dyn Storage) -> Result<HashSet<Digest>, GcError> {
     let mut live = HashSet::new();
     let mut todo: Vec<(Digest, bool)> = Vec::new();
-    for repo in storage.repositories()? {
-        for d in storage.manifest_digests(&repo)? {
+    for repo in storage.repositories().await? {
+        for d in storage.manifest_digests(&repo).await? {
             todo.push((d, true));
         }
     }
@@ -91,7 +93,16 @@ pub fn mark(storage: &FsStorage) -> Result<HashSet<Digest>, GcError> {
         if !live.insert(d.clone()) || !manifest {
             continue;
         }
-        let Some(body) = storage.read_blob(&d)? else {
+        // Only what can be a manifest is read: a manifest whose JSON also
+        // has a `manifests` array must not make gc read its layers whole.
+        let small = storage
+            .blob_size(&d)
+            .await?
+            .is_some_and(|n| n <= crate::manifests::MAX_MANIFEST as u64);
+        if !small {
+            continue;
+        }
+        let Some(body) = storage.read_blob(&d).await? else {
             continue;
         };
         let Ok(v) = serde_json::from_slice::<Value>(&body) else {
@@ -105,21 +116,26 @@ pub fn mark(storage: &FsStorage) -> Result<HashSet<Digest>, GcError> {
     Ok(live)
 }
 
-/// Uploads idle for longer than `max_age`: removed unless `dry_run`.
-pub fn purge_uploads(
-    storage: &FsStorage,
+/// Uploads idle for longer than `max_age`: removed unless `dry_run`
+/// (and so are blobs left half-written that long ago).
+pub async fn purge_uploads(
+    storage: &dyn Storage,
     max_age: Duration,
     dry_run: bool,
 ) -> Result<Vec<String>, GcError> {
     let now = SystemTime::now();
     let mut out = Vec::new();
-    for (id, t) in storage.uploads()? {
+    for (id, t) in storage.uploads().await? {
         if now.duration_since(t).unwrap_or_default() > max_age {
             if !dry_run {
-                storage.delete_upload(&id)?;
+                storage.delete_upload(&id).await?;
             }
             out.push(id);
         }
+    }
+    if !dry_run {
+        let before = now.checked_sub(max_age).unwrap_or(SystemTime::UNIX_EPOCH);
+        storage.purge_temp(before).await?;
     }
     out.sort();
     Ok(out)
@@ -127,43 +143,44 @@ pub fn purge_uploads(
 
 /// Marks, then sweeps unreferenced blobs older than the grace period, and
 /// purges abandoned uploads.
-pub fn collect(storage: &FsStorage, opts: &GcOptions) -> Result<GcReport, GcError> {
+pub async fn collect(storage: &dyn Storage, opts: &GcOptions) -> Result<GcReport, GcError> {
     let start = SystemTime::now();
     let cutoff = start
         .checked_sub(opts.grace)
         .unwrap_or(SystemTime::UNIX_EPOCH);
-    let live = mark(storage)?;
+    let live = mark(storage).await?;
     let mut report = GcReport {
-        uploads_purged: purge_uploads(storage, opts.upload_max_age, opts.dry_run)?,
+        uploads_purged: purge_uploads(storage, opts.upload_max_age, opts.dry_run).await?,
         ..GcReport::default()
     };
-    // Writers that link a blob hold the lock shared and refresh its mtime:
-    // under the exclusive lock, a blob linked since the mark began is young.
+    // Filesystem: writers that link a blob hold the lock shared and
+    // refresh its mtime, so under the exclusive lock a blob linked since
+    // the mark began is young. S3: no lock; links refresh the age.
     let _lock = if opts.dry_run {
         None
     } else {
-        Some(storage.gc_lock(true)?)
+        Some(storage.sweep_lock().await?)
     };
-    let mut blobs = storage.all_blobs()?;
-    blobs.sort_by_key(|b| b.0.to_string());
-    for (d, size, mtime) in blobs {
-        if live.contains(&d) {
+    let mut blobs = storage.all_blobs().await?;
+    blobs.sort_by_key(|b| b.digest.to_string());
+    for b in blobs {
+        if live.contains(&b.digest) {
             continue;
         }
-        if mtime > cutoff {
-            report.kept_young.push(d);
+        if b.touched > cutoff {
+            report.kept_young.push(b.digest);
             continue;
         }
-        if opts.dry_run || storage.remove_blob(&d)? {
-            report.removed.push((d, size));
+        if opts.dry_run || storage.remove_blob(&b.digest).await? {
+            report.removed.push((b.digest, b.size));
         }
     }
     if !opts.dry_run && !report.removed.is_empty() {
         let gone: HashSet<&Digest> = report.removed.iter().map(|(d, _)| d).collect();
-        for repo in storage.repositories()? {
-            for d in storage.blob_links(&repo)? {
+        for repo in storage.repositories().await? {
+            for d in storage.blob_links(&repo).await? {
                 if gone.contains(&d) {
-                    storage.unlink_blob(&repo, &d)?;
+                    storage.unlink_blob(&repo, &d).await?;
                 }
             }
         }
@@ -174,6 +191,7 @@ pub fn collect(storage: &FsStorage, opts: &GcOptions) -> Result<GcReport, GcErro
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::FsStorage;
 
     fn put_blob(s: &FsStorage, repo: &str, data: &[u8]) -> Digest {
         let d = Digest::of("sha256", data);
@@ -192,8 +210,8 @@ mod tests {
             .unwrap();
     }
 
-    #[test]
-    fn unreferenced_old_blobs_go_and_referenced_or_young_ones_stay() {
+    #[tokio::test]
+    async fn unreferenced_old_blobs_go_and_referenced_or_young_ones_stay() {
         let dir = tempfile::tempdir().unwrap();
         let s = FsStorage::open(dir.path()).unwrap();
         let config = put_blob(&s, "a", b"{}");
@@ -222,16 +240,17 @@ mod tests {
                 ..GcOptions::default()
             },
         )
+        .await
         .unwrap();
         assert_eq!(dry.removed, vec![(orphan.clone(), 6)]);
         assert_eq!(dry.kept_young, vec![young.clone()]);
         assert!(s.blob_path(&orphan).exists());
-        let r = collect(&s, &GcOptions::default()).unwrap();
+        let r = collect(&s, &GcOptions::default()).await.unwrap();
         assert_eq!(r.removed, vec![(orphan.clone(), 6)]);
         assert_eq!(r.bytes_freed(), 6);
         assert!(!s.blob_path(&orphan).exists());
         assert!(s.repo_blob_size("a", &orphan).is_none());
-        assert!(!s.blob_links("a").unwrap().contains(&orphan));
+        assert!(!FsStorage::blob_links(&s, "a").unwrap().contains(&orphan));
         for d in [&config, &layer, &md, &young] {
             assert!(s.blob_path(d).exists(), "{d} was removed");
         }

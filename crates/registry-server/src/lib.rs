@@ -1,5 +1,7 @@
 //! `berth registry serve`: an OCI distribution spec v1.1 registry on axum,
-//! with filesystem storage ([`storage::FsStorage`]).
+//! over a [`storage::Storage`]: files under `--root` ([`storage::FsStorage`])
+//! or an S3-compatible bucket ([`storage::S3Storage`], `[storage.s3]` in the
+//! config).
 //!
 //! Repository names may contain `/`, so requests are not matched by a route
 //! table: [`route`] takes the path apart from its end (`…/manifests/<ref>`,
@@ -21,8 +23,6 @@
 //! a pull-through cache of another registry ([`proxy`], [`upstream`]):
 //! reads are served from storage and what is missing is fetched, checked
 //! and stored; writes are refused with 405 `UNSUPPORTED`.
-//!
-//! Not yet (issue 6): the S3 backend.
 
 mod access_log;
 pub mod auth;
@@ -53,7 +53,7 @@ use std::future::Future;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use storage::FsStorage;
+use storage::Storage;
 
 /// `Docker-Distribution-API-Version`, on every response.
 pub const API_VERSION: &str = "registry/2.0";
@@ -85,22 +85,43 @@ pub enum ServeError {
 
 /// Shared by all requests.
 pub struct AppState {
-    pub storage: FsStorage,
+    pub storage: Arc<dyn Storage>,
     pub auth: Auth,
     /// Pull-through cache mode: the upstream registry.
     pub proxy: Option<Arc<upstream::Upstream>>,
     /// One lock per upload id: chunks of one upload are appended one at a time.
     upload_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// The running hash of uploads received by this process: (state, bytes
+    /// hashed). After a restart (or a chunk taken by another replica) an
+    /// upload has none, and is hashed when it finishes.
+    running: Mutex<HashMap<String, (names::Hasher, u64)>>,
 }
 
 impl AppState {
-    pub fn new(storage: FsStorage, auth: Auth) -> AppState {
+    pub fn new(storage: Arc<dyn Storage>, auth: Auth) -> AppState {
         AppState {
             storage,
             auth,
             proxy: None,
             upload_locks: Mutex::new(HashMap::new()),
+            running: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Takes upload `id`'s running hash, if this process has one.
+    fn take_running(&self, id: &str) -> Option<(names::Hasher, u64)> {
+        self.running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id)
+    }
+
+    /// Keeps upload `id`'s running hash after `bytes` bytes.
+    fn keep_running(&self, id: &str, h: names::Hasher, bytes: u64) {
+        self.running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.to_string(), (h, bytes));
     }
 
     fn upload_lock(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
@@ -168,34 +189,31 @@ impl ServeOptions {
 
 /// Purges uploads idle for longer than `max_age` now and then every tenth
 /// of it (at most hourly, at least every second), until the runtime stops.
-fn spawn_upload_purge(storage: FsStorage, max_age: Duration) {
+fn spawn_upload_purge(storage: Arc<dyn Storage>, max_age: Duration) {
     let period = (max_age / 10).clamp(Duration::from_secs(1), Duration::from_secs(3600));
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(period);
         loop {
             tick.tick().await;
-            let s = storage.clone();
-            let r =
-                tokio::task::spawn_blocking(move || gc::purge_uploads(&s, max_age, false)).await;
-            match r {
-                Ok(Ok(ids)) if !ids.is_empty() => {
+            match gc::purge_uploads(&*storage, max_age, false).await {
+                Ok(ids) if !ids.is_empty() => {
                     eprintln!("berth registry: purged {} abandoned upload(s)", ids.len())
                 }
-                Ok(Err(e)) => eprintln!("berth registry: purging abandoned uploads: {e}"),
-                _ => {}
+                Ok(_) => {}
+                Err(e) => eprintln!("berth registry: purging abandoned uploads: {e}"),
             }
         }
     });
 }
 
-/// The registry's HTTP application over storage at `root` (a
-/// pull-through cache of `proxy` when given).
+/// The registry's HTTP application over `storage` (a pull-through cache
+/// of `proxy` when given).
 pub fn app(
-    root: &Path,
+    storage: Arc<dyn Storage>,
     auth: Auth,
     proxy: Option<Arc<upstream::Upstream>>,
 ) -> Result<axum::Router, ServeError> {
-    let mut state = AppState::new(FsStorage::open(root)?, auth);
+    let mut state = AppState::new(storage, auth);
     state.proxy = proxy;
     let state = Arc::new(state);
     Ok(axum::Router::new()
@@ -217,17 +235,17 @@ async fn add_api_version(mut r: Response) -> Response {
 /// Uploads idle for longer than `opts.upload_max_age` are purged meanwhile.
 pub async fn serve(
     addr: &str,
-    root: &Path,
+    storage: Arc<dyn Storage>,
     auth: Auth,
     opts: ServeOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    let mut app = app(root, auth, opts.proxy)?;
+    let mut app = app(storage.clone(), auth, opts.proxy)?;
     if opts.access_log {
         app = app.layer(axum::middleware::from_fn(access_log::log));
     }
     let app = app.into_make_service_with_connect_info::<access_log::Remote>();
-    spawn_upload_purge(FsStorage::open(root)?, opts.upload_max_age);
+    spawn_upload_purge(storage, opts.upload_max_age);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| ServeError::Bind {
@@ -372,16 +390,18 @@ async fn handle(
             .header("content-type", "application/json")
             .body(Body::from("{}"))
             .expect("static response")),
-        (Target::Catalog, Method::GET) => listing::catalog(&st, id.user.as_deref(), &req),
-        (Target::Tags(n), Method::GET) => listing::tags(&st, n, &req),
-        (Target::Referrers(n, d), Method::GET) => referrers::get(&st, n, d, &req),
-        (Target::Manifest(n, r), Method::GET) => manifests::get(&st, n, r, true),
-        (Target::Manifest(n, r), Method::HEAD) => manifests::get(&st, n, r, false),
+        (Target::Catalog, Method::GET) => {
+            listing::catalog(&st, id.user.as_deref(), req.uri()).await
+        }
+        (Target::Tags(n), Method::GET) => listing::tags(&st, n, req.uri()).await,
+        (Target::Referrers(n, d), Method::GET) => referrers::get(&st, n, d, req.uri()).await,
+        (Target::Manifest(n, r), Method::GET) => manifests::get(&st, n, r, true).await,
+        (Target::Manifest(n, r), Method::HEAD) => manifests::get(&st, n, r, false).await,
         (Target::Manifest(n, r), Method::PUT) => {
             let (n, r) = (n.to_string(), r.to_string());
             manifests::put(&st, &n, &r, req).await
         }
-        (Target::Manifest(n, r), Method::DELETE) => manifests::delete(&st, n, r),
+        (Target::Manifest(n, r), Method::DELETE) => manifests::delete(&st, n, r).await,
         (Target::Blob(n, d), m @ (Method::GET | Method::HEAD)) => {
             let range = req
                 .headers()
@@ -391,12 +411,12 @@ async fn handle(
             drop(req);
             blobs::get(&st, &n, &d, range.as_deref(), m == Method::GET).await
         }
-        (Target::Blob(n, d), Method::DELETE) => blobs::delete(&st, n, d),
+        (Target::Blob(n, d), Method::DELETE) => blobs::delete(&st, n, d).await,
         (Target::UploadStart(n), Method::POST) => {
             let n = n.to_string();
             uploads::start(&st, &n, req).await
         }
-        (Target::Upload(n, id), Method::GET) => uploads::status(&st, n, id),
+        (Target::Upload(n, id), Method::GET) => uploads::status(&st, n, id).await,
         (Target::Upload(n, id), Method::PATCH) => {
             let (n, id) = (n.to_string(), id.to_string());
             uploads::patch(&st, &n, &id, req).await
@@ -405,7 +425,7 @@ async fn handle(
             let (n, id) = (n.to_string(), id.to_string());
             uploads::finish(&st, &n, &id, req).await
         }
-        (Target::Upload(n, id), Method::DELETE) => uploads::cancel(&st, n, id),
+        (Target::Upload(n, id), Method::DELETE) => uploads::cancel(&st, n, id).await,
         (_, m) => Err(ApiError::unsupported(format!(
             "{m} {path} is not supported by this registry"
         ))),

@@ -4,7 +4,6 @@
 use crate::error::ApiError;
 use crate::{query_of, AppState};
 use axum::body::Body;
-use axum::extract::Request;
 use axum::http::{header, StatusCode, Uri};
 use axum::response::Response;
 
@@ -51,11 +50,11 @@ fn json_page(v: serde_json::Value, link: Option<String>) -> Response {
         .expect("valid list response")
 }
 
-pub fn tags(st: &AppState, name: &str, req: &Request) -> Result<Response, ApiError> {
-    let Some(all) = st.storage.tags(name)? else {
+pub async fn tags(st: &AppState, name: &str, uri: &Uri) -> Result<Response, ApiError> {
+    let Some(all) = st.storage.tags(name).await? else {
         return Err(ApiError::name_unknown(name));
     };
-    tags_page(all, name, req.uri())
+    tags_page(all, name, uri)
 }
 
 /// One page of the sorted tags `all` of `name`.
@@ -68,13 +67,14 @@ pub fn tags_page(all: Vec<String>, name: &str, uri: &Uri) -> Result<Response, Ap
 }
 
 /// Only the repositories `user` may pull.
-pub fn catalog(st: &AppState, user: Option<&str>, req: &Request) -> Result<Response, ApiError> {
+pub async fn catalog(st: &AppState, user: Option<&str>, uri: &Uri) -> Result<Response, ApiError> {
     let all: Vec<String> = st
         .storage
-        .repositories()?
+        .repositories()
+        .await?
         .into_iter()
         .filter(|r| st.auth.rules_allow(user, r, crate::config::Action::Pull))
         .collect();
-    let (repos, link) = page(all, req.uri(), "/v2/_catalog")?;
+    let (repos, link) = page(all, uri, "/v2/_catalog")?;
     Ok(json_page(serde_json::json!({"repositories": repos}), link))
 }

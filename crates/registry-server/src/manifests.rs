@@ -46,22 +46,22 @@ pub(crate) fn parse_ref(reference: &str) -> Result<Ref, ApiError> {
     }
 }
 
-fn resolve(st: &AppState, name: &str, reference: &str) -> Result<Digest, ApiError> {
+async fn resolve(st: &AppState, name: &str, reference: &str) -> Result<Digest, ApiError> {
     let unknown = || ApiError::manifest_unknown(&format!("{name}:{reference}"));
     match parse_ref(reference).map_err(|_| unknown())? {
         Ref::Digest(d) => Ok(d),
-        Ref::Tag(t) => st.storage.resolve_tag(name, &t)?.ok_or_else(unknown),
+        Ref::Tag(t) => st.storage.resolve_tag(name, &t).await?.ok_or_else(unknown),
     }
 }
 
-pub fn get(
+pub async fn get(
     st: &AppState,
     name: &str,
     reference: &str,
     with_body: bool,
 ) -> Result<Response, ApiError> {
-    let d = resolve(st, name, reference)?;
-    let Some((body, mt)) = st.storage.manifest(name, &d)? else {
+    let d = resolve(st, name, reference).await?;
+    let Some((body, mt)) = st.storage.manifest(name, &d).await? else {
         return Err(ApiError::manifest_unknown(&format!("{name}@{d}")));
     };
     let b = Response::builder()
@@ -174,9 +174,9 @@ pub async fn put(
     let index = is_index(&mt);
     for child in references(&v, index)? {
         let present = if index {
-            st.storage.has_manifest(name, &child)
+            st.storage.has_manifest(name, &child).await?
         } else {
-            st.storage.repo_blob_size(name, &child).is_some()
+            st.storage.repo_blob_size(name, &child).await?.is_some()
         };
         if !present {
             return Err(ApiError::new(
@@ -191,12 +191,12 @@ pub async fn put(
         Ref::Digest(_) => None,
     };
     let subject = referrers::subject_of(&v)?;
-    st.storage.put_manifest(name, &body, &d, &mt, tag)?;
+    st.storage.put_manifest(name, &body, &d, &mt, tag).await?;
     let mut resp = Response::builder().status(StatusCode::CREATED);
     if let Some(s) = &subject {
         let desc = referrers::descriptor(&v, &d, body.len(), &mt);
         let desc = serde_json::to_vec(&desc).expect("descriptor serializes");
-        st.storage.add_referrer(name, s, &d, &desc)?;
+        st.storage.add_referrer(name, s, &d, &desc).await?;
         resp = resp.header("oci-subject", s.to_string());
     }
     Ok(resp
@@ -207,20 +207,20 @@ pub async fn put(
         .expect("valid manifest response"))
 }
 
-pub fn delete(st: &AppState, name: &str, reference: &str) -> Result<Response, ApiError> {
+pub async fn delete(st: &AppState, name: &str, reference: &str) -> Result<Response, ApiError> {
     let unknown = || ApiError::manifest_unknown(&format!("{name}:{reference}"));
     let found = match parse_ref(reference).map_err(|_| unknown())? {
         Ref::Digest(d) => {
             // Its entry in the subject's referrers goes with it.
-            if let Some((body, _)) = st.storage.manifest(name, &d)? {
+            if let Some((body, _)) = st.storage.manifest(name, &d).await? {
                 let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
                 if let Ok(Some(s)) = referrers::subject_of(&v) {
-                    st.storage.remove_referrer(name, &s, &d)?;
+                    st.storage.remove_referrer(name, &s, &d).await?;
                 }
             }
-            st.storage.delete_manifest(name, &d)?
+            st.storage.delete_manifest(name, &d).await?
         }
-        Ref::Tag(t) => st.storage.delete_tag(name, &t)?,
+        Ref::Tag(t) => st.storage.delete_tag(name, &t).await?,
     };
     if !found {
         return Err(unknown());

@@ -10,7 +10,7 @@
 //! - a manifest by digest and a blob are served from storage when stored;
 //!   else fetched. A blob streams to the client while it is written to a
 //!   temp file and hashed; only a complete body of the right digest (and
-//!   of the upstream's Content-Length) is renamed into storage. On a
+//!   of the upstream's Content-Length) is committed to storage. On a
 //!   mismatch the last chunk is held back and the response aborted, so the
 //!   client never gets a whole body that is wrong. An upstream 404 is a
 //!   404 (`MANIFEST_UNKNOWN`, `BLOB_UNKNOWN`); an unreachable upstream is
@@ -23,13 +23,13 @@ use crate::blobs::{self, parse_digest};
 use crate::error::ApiError;
 use crate::manifests::{self, Ref, MAX_MANIFEST};
 use crate::names::{valid_tag, Digest, Hasher};
+use crate::storage::BlobWriter;
 use crate::upstream::{chain, read_capped, Upstream, UpstreamError};
 use crate::{referrers, AppState};
 use axum::body::{Body, Bytes};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::Response;
 use std::sync::Arc;
-use tokio::io::AsyncWriteExt;
 
 /// The most tag list pages followed upstream.
 const MAX_TAG_PAGES: usize = 100;
@@ -101,7 +101,7 @@ pub async fn manifest(
         .map_err(|_| ApiError::manifest_unknown(&format!("{name}:{reference}")))?;
     match r {
         Ref::Digest(d) => {
-            if !st.storage.has_manifest(name, &d) {
+            if !st.storage.has_manifest(name, &d).await? {
                 fetch_manifest(st, up, name, &d.to_string(), Some(&d), None, client_accept)
                     .await
                     .map_err(|e| match e {
@@ -112,14 +112,14 @@ pub async fn manifest(
                         FetchError::Api(e) => e,
                     })?;
             }
-            manifests::get(st, name, &d.to_string(), with_body)
+            manifests::get(st, name, &d.to_string(), with_body).await
         }
         Ref::Tag(tag) => match refresh_tag(st, up, name, &tag, client_accept).await {
-            Ok(d) => manifests::get(st, name, &d.to_string(), with_body),
+            Ok(d) => manifests::get(st, name, &d.to_string(), with_body).await,
             Err(e) => {
-                if st.storage.resolve_tag(name, &tag)?.is_some() {
+                if st.storage.resolve_tag(name, &tag).await?.is_some() {
                     eprintln!("berth registry: proxy: serving cached {name}:{tag}: {e}");
-                    return manifests::get(st, name, &tag, with_body);
+                    return manifests::get(st, name, &tag, with_body).await;
                 }
                 Err(match e {
                     FetchError::Api(e) => e,
@@ -184,11 +184,20 @@ async fn refresh_tag(
         .get("docker-content-digest")
         .and_then(|v| v.to_str().ok())
         .and_then(Digest::parse);
+    let stored = match &head_digest {
+        Some(d) => st
+            .storage
+            .has_manifest(name, d)
+            .await
+            .map_err(|e| FetchError::Api(e.into()))?,
+        None => false,
+    };
     match head_digest {
-        Some(d) if st.storage.has_manifest(name, &d) => {
+        Some(d) if stored => {
             let current = st
                 .storage
                 .resolve_tag(name, tag)
+                .await
                 .map_err(|e| FetchError::Api(e.into()))?;
             if current.as_ref() == Some(&d) {
                 return Ok(d);
@@ -196,10 +205,12 @@ async fn refresh_tag(
             let (body, mt) = st
                 .storage
                 .manifest(name, &d)
+                .await
                 .map_err(|e| FetchError::Api(e.into()))?
                 .ok_or_else(|| FetchError::Api(ApiError::manifest_unknown(&d.to_string())))?;
             st.storage
                 .put_manifest(name, &body, &d, &mt, Some(tag))
+                .await
                 .map_err(|e| FetchError::Api(e.into()))?;
             Ok(d)
         }
@@ -291,12 +302,14 @@ async fn fetch_manifest(
         .map_err(|e| bad(format!("invalid manifest: {}", e.message)))?;
     st.storage
         .put_manifest(name, &body, &d, &mt, tag)
+        .await
         .map_err(|e| FetchError::Api(e.into()))?;
     if let Ok(Some(s)) = referrers::subject_of(&v) {
         let desc = referrers::descriptor(&v, &d, body.len(), &mt);
         let desc = serde_json::to_vec(&desc).expect("descriptor serializes");
         st.storage
             .add_referrer(name, &s, &d, &desc)
+            .await
             .map_err(|e| FetchError::Api(e.into()))?;
     }
     Ok(d)
@@ -312,7 +325,7 @@ pub async fn blob(
     with_body: bool,
 ) -> Result<Response, ApiError> {
     let d = parse_digest(digest)?;
-    if st.storage.repo_blob_size(name, &d).is_some() {
+    if st.storage.repo_blob_size(name, &d).await?.is_some() {
         return blobs::get(&st, name, digest, range, with_body).await;
     }
     let what = format!("blob {d} in {name}");
@@ -321,7 +334,7 @@ pub async fn blob(
         UpstreamError::NotFound { .. } => ApiError::blob_unknown(digest),
         e => unavailable(e),
     };
-    if !with_body || st.storage.blob_size(&d).is_some() {
+    if !with_body || st.storage.blob_size(&d).await?.is_some() {
         // Stored for another repository (or only a HEAD): does the
         // upstream have it in this one?
         let resp = up
@@ -338,8 +351,8 @@ pub async fn blob(
         if resp.status() != StatusCode::OK {
             return Err(upstream_err(status_error(resp.status(), &what)));
         }
-        if st.storage.blob_size(&d).is_some() {
-            st.storage.link_blob(name, &d)?;
+        if st.storage.blob_size(&d).await?.is_some() {
+            st.storage.link_blob(name, &d).await?;
             return blobs::get(&st, name, digest, range, with_body).await;
         }
         // (reqwest's content_length() is the body's: 0 for a HEAD.)
@@ -375,21 +388,12 @@ pub async fn blob(
         return Err(upstream_err(status_error(resp.status(), &what)));
     }
     let declared = resp.content_length();
-    let tmp = st.storage.temp_path()?;
-    let file = tokio::fs::File::create(&tmp).await.map_err(|e| {
-        ApiError::from(crate::storage::StorageError::Io {
-            op: "create",
-            path: tmp.clone(),
-            source: e,
-        })
-    })?;
+    let file = st.storage.blob_writer().await?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(8);
     let fill = Fill {
-        st: st.clone(),
         name: name.to_string(),
         digest: d.clone(),
         declared,
-        tmp,
         what,
     };
     tokio::spawn(fill.run(resp, file, tx));
@@ -409,19 +413,17 @@ pub async fn blob(
 
 /// One blob streaming from the upstream to a client and into the cache.
 struct Fill {
-    st: Arc<AppState>,
     name: String,
     digest: Digest,
     /// The upstream's Content-Length.
     declared: Option<u64>,
-    tmp: std::path::PathBuf,
     what: String,
 }
 
 type Tx = tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>;
 
 impl Fill {
-    async fn run(self, resp: reqwest::Response, file: tokio::fs::File, tx: Tx) {
+    async fn run(self, resp: reqwest::Response, file: Box<dyn BlobWriter>, tx: Tx) {
         match self.copy(resp, file, &tx).await {
             Ok(last) => {
                 if let Some(c) = last {
@@ -429,19 +431,40 @@ impl Fill {
                 }
             }
             Err(msg) => {
-                let _ = tokio::fs::remove_file(&self.tmp).await;
                 eprintln!("berth registry: proxy: {}: {msg}", self.what);
                 let _ = tx.send(Err(std::io::Error::other(msg))).await;
             }
         }
     }
 
-    /// Copies the body to the client (all but the last chunk) and the temp
-    /// file; commits the file when it checks out: the last chunk to send.
+    /// Copies the body to the client (all but the last chunk) and a new
+    /// blob; commits it when it checks out: the last chunk to send.
     async fn copy(
         &self,
+        resp: reqwest::Response,
+        mut file: Box<dyn BlobWriter>,
+        tx: &Tx,
+    ) -> Result<Option<Bytes>, String> {
+        match self.fill(resp, &mut *file, tx).await {
+            Ok(held) => {
+                file.commit(&self.digest, &self.name)
+                    .await
+                    .map_err(|e| format!("storing: {e}"))?;
+                Ok(held)
+            }
+            Err(msg) => {
+                let _ = file.abort().await;
+                Err(msg)
+            }
+        }
+    }
+
+    /// Writes the body to `file` and all but its last chunk to the client,
+    /// checking its length and digest: the last chunk.
+    async fn fill(
+        &self,
         mut resp: reqwest::Response,
-        mut file: tokio::fs::File,
+        file: &mut dyn BlobWriter,
         tx: &Tx,
     ) -> Result<Option<Bytes>, String> {
         let mut h = Hasher::new(self.digest.algorithm);
@@ -458,9 +481,9 @@ impl Fill {
                 return Err(format!("more than the {l} bytes of its Content-Length"));
             }
             h.update(&c);
-            file.write_all(&c)
+            file.write(c.clone())
                 .await
-                .map_err(|e| format!("write {}: {e}", self.tmp.display()))?;
+                .map_err(|e| format!("storing: {e}"))?;
             if let Some(prev) = held.replace(c) {
                 if tx.send(Ok(prev)).await.is_err() {
                     return Err("the client went away".into());
@@ -477,20 +500,6 @@ impl Fill {
                 self.digest
             ));
         }
-        file.sync_all()
-            .await
-            .map_err(|e| format!("fsync {}: {e}", self.tmp.display()))?;
-        drop(file);
-        let (st, tmp, d, name) = (
-            self.st.clone(),
-            self.tmp.clone(),
-            self.digest.clone(),
-            self.name.clone(),
-        );
-        tokio::task::spawn_blocking(move || st.storage.commit_file(&tmp, &d, &name))
-            .await
-            .map_err(|e| format!("storing: {e}"))?
-            .map_err(|e| e.to_string())?;
         Ok(held)
     }
 }
@@ -507,7 +516,7 @@ pub async fn tags(
         Ok(all) => crate::listing::tags_page(all, name, uri),
         Err(e) => {
             eprintln!("berth registry: proxy: tags of {name} from the cache: {e}");
-            let Some(all) = st.storage.tags(name)? else {
+            let Some(all) = st.storage.tags(name).await? else {
                 return Err(ApiError::name_unknown(name));
             };
             crate::listing::tags_page(all, name, uri)

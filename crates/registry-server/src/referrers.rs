@@ -7,9 +7,8 @@ use crate::blobs::parse_digest;
 use crate::error::ApiError;
 use crate::manifests::OCI_INDEX;
 use crate::names::Digest;
-use crate::{query, AppState};
+use crate::{query_of, AppState};
 use axum::body::Body;
-use axum::extract::Request;
 use axum::http::header;
 use axum::response::Response;
 use serde_json::{json, Value};
@@ -44,11 +43,16 @@ pub fn descriptor(v: &Value, d: &Digest, size: usize, mt: &str) -> Value {
     desc
 }
 
-pub fn get(st: &AppState, name: &str, digest: &str, req: &Request) -> Result<Response, ApiError> {
+pub async fn get(
+    st: &AppState,
+    name: &str,
+    digest: &str,
+    uri: &axum::http::Uri,
+) -> Result<Response, ApiError> {
     let subject = parse_digest(digest)?;
-    let filter = query(req).get("artifactType").cloned();
+    let filter = query_of(uri).get("artifactType").cloned();
     let mut manifests = Vec::new();
-    for raw in st.storage.referrers(name, &subject)? {
+    for raw in st.storage.referrers(name, &subject).await? {
         let Ok(desc) = serde_json::from_slice::<Value>(&raw) else {
             continue;
         };

@@ -1,10 +1,16 @@
-//! Filesystem storage of a registry under one root directory:
+//! The registry's storage, behind one trait ([`Storage`]) with two backends:
+//!
+//! - [`FsStorage`] (the default, `--root DIR`): files under one directory;
+//! - [`S3Storage`] (`[storage.s3]` in the config): objects in an
+//!   S3-compatible bucket (`object_store`), shareable by several replicas.
+//!
+//! Both keep the same layout (the S3 one under its key prefix):
 //!
 //! ```text
 //! blobs/<alg>/<hex>                          every blob (layers, configs, manifests) once
-//! uploads/<id>/data, uploads/<id>/repo       an upload in progress: bytes so far, its repository
-//! tmp/<random>                               files being written; renamed into blobs/ when verified
-//! repositories/<name>/_blobs/<alg>/<hex>     the blob belongs to the repository (empty file)
+//! uploads/<id>/...                           an upload in progress: its repository and bytes
+//! tmp/<random>                               blobs being written; moved into blobs/ when verified
+//! repositories/<name>/_blobs/<alg>/<hex>     the blob belongs to the repository (empty)
 //! repositories/<name>/_manifests/<alg>/<hex> the manifest belongs to it (holds its media type)
 //! repositories/<name>/_tags/<tag>            holds the digest the tag points at
 //! repositories/<name>/_referrers/<alg>/<subject hex>/<alg>-<hex>
@@ -12,18 +18,26 @@
 //!                                            (holds its descriptor as JSON)
 //! ```
 //!
-//! `gc.lock` is the gc lock: writers that make a blob referenced (commit,
-//! link, manifest put) hold it shared and refresh the blob's mtime, `berth
-//! registry gc` holds it exclusively while it sweeps, and spares blobs
-//! whose mtime is within its grace period.
-//!
-//! Name components start with a letter or digit, so `_blobs`, `_manifests`
-//! and `_tags` never collide with a nested repository name. Everything other
-//! requests can see appears by `rename` of a complete, verified file.
+//! A blob becomes visible (under `blobs/`) only once its digest was
+//! verified: it is written elsewhere first (`tmp/`, an upload) and then
+//! renamed (fs) or copied (S3, which has no rename) into place; readers
+//! only ever look at `blobs/`. See `docs/architecture.md` for each
+//! backend's details and what gc may assume of each.
+
+mod fs;
+mod s3;
+
+pub use fs::FsStorage;
+pub use s3::{S3Config, S3Storage};
 
 use crate::names::{Digest, Hasher};
-use std::io::{Read, Write};
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures_util::stream::BoxStream;
+use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::SystemTime;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -33,43 +47,42 @@ pub enum StorageError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("registry storage: S3 {op} {key}: {source}")]
+    S3 {
+        op: &'static str,
+        key: String,
+        source: Box<object_store::Error>,
+    },
+    #[error("registry storage: {0}")]
+    Other(String),
 }
 
-type Result<T> = std::result::Result<T, StorageError>;
+pub type Result<T> = std::result::Result<T, StorageError>;
 
-fn io<T>(op: &'static str, path: &Path, r: std::io::Result<T>) -> Result<T> {
-    r.map_err(|source| StorageError::Io {
-        op,
-        path: path.to_path_buf(),
-        source,
-    })
-}
-
-/// `Ok(None)` for a missing file.
-fn read_opt(path: &Path) -> Result<Option<Vec<u8>>> {
-    match std::fs::read(path) {
-        Ok(b) => Ok(Some(b)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => io("read", path, Err(e)),
-    }
-}
-
-/// Removes a file; a missing one is `Ok(false)`.
-fn remove_opt(path: &Path) -> Result<bool> {
-    match std::fs::remove_file(path) {
-        Ok(()) => Ok(true),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-        Err(e) => io("remove", path, Err(e)),
-    }
-}
+/// A blob's bytes as they are read.
+pub type ByteStream = BoxStream<'static, std::io::Result<Bytes>>;
 
 /// 16 random bytes as hex.
 pub fn random_id() -> Result<String> {
     let p = Path::new("/dev/urandom");
     let mut b = [0u8; 16];
-    let mut f = io("open", p, std::fs::File::open(p))?;
-    io("read", p, f.read_exact(&mut b))?;
+    let mut f = std::fs::File::open(p).map_err(|source| StorageError::Io {
+        op: "open",
+        path: p.to_path_buf(),
+        source,
+    })?;
+    f.read_exact(&mut b).map_err(|source| StorageError::Io {
+        op: "read",
+        path: p.to_path_buf(),
+        source,
+    })?;
     Ok(hex::encode(b))
+}
+
+/// Whether `id` can be an upload id (hex, as [`random_id`] makes them),
+/// so that it cannot name another path or key.
+pub fn valid_upload_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 /// The outcome of finishing an upload against an expected digest.
@@ -79,500 +92,156 @@ pub enum Commit {
     Mismatch(Digest),
 }
 
-/// The filesystem backend. Cheap to clone.
-#[derive(Clone)]
-pub struct FsStorage {
-    root: PathBuf,
-    /// The running hash of uploads received in this process: (state, bytes
-    /// hashed). After a restart an upload has none and is hashed at the end.
-    running: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, (Hasher, u64)>>>,
+/// A stored blob, as gc sees it.
+#[derive(Debug, Clone)]
+pub struct BlobInfo {
+    pub digest: Digest,
+    pub size: u64,
+    /// When it was last written or made referenced (linked into a
+    /// repository, or its manifest put again): gc spares it while young.
+    pub touched: SystemTime,
 }
 
-impl FsStorage {
-    /// Opens (creating) the storage directories under `root`.
-    pub fn open(root: &Path) -> Result<FsStorage> {
-        for d in [
-            "blobs/sha256",
-            "blobs/sha512",
-            "uploads",
-            "tmp",
-            "repositories",
-        ] {
-            let p = root.join(d);
-            io("create directory", &p, std::fs::create_dir_all(&p))?;
-        }
-        Ok(FsStorage {
-            root: root.to_path_buf(),
-            running: Default::default(),
-        })
-    }
+/// A blob being written. Nothing of it is visible until [`Self::commit`],
+/// which the caller calls only after checking the digest of what it wrote.
+#[async_trait]
+pub trait BlobWriter: Send {
+    async fn write(&mut self, data: Bytes) -> Result<()>;
+    /// Stores what was written as blob `d` (kept as it is when already
+    /// stored) and links it into `repo`.
+    async fn commit(self: Box<Self>, d: &Digest, repo: &str) -> Result<()>;
+    /// Throws away what was written.
+    async fn abort(self: Box<Self>) -> Result<()>;
+}
 
-    pub fn blob_path(&self, d: &Digest) -> PathBuf {
-        self.root.join("blobs").join(d.algorithm).join(&d.hex)
-    }
+/// One chunk being appended to an upload: taken whole ([`Self::finish`])
+/// or not at all ([`Self::abort`]).
+#[async_trait]
+pub trait ChunkWriter: Send {
+    async fn write(&mut self, data: Bytes) -> Result<()>;
+    async fn finish(self: Box<Self>) -> Result<()>;
+    async fn abort(self: Box<Self>) -> Result<()>;
+}
 
-    fn repo_dir(&self, repo: &str) -> PathBuf {
-        self.root.join("repositories").join(repo)
-    }
+/// Everything the registry's handlers and gc need of storage.
+///
+/// Repository names, tags and digests are checked by the callers (the
+/// distribution grammar: no `..`, no empty components); upload ids are
+/// checked here ([`valid_upload_id`]).
+#[async_trait]
+pub trait Storage: Send + Sync + 'static {
+    /// For logs: `filesystem /var/lib/...` or `s3 http://...`.
+    fn describe(&self) -> String;
 
-    fn blob_link(&self, repo: &str, d: &Digest) -> PathBuf {
-        self.repo_dir(repo)
-            .join("_blobs")
-            .join(d.algorithm)
-            .join(&d.hex)
-    }
+    /// Checks at start that the storage can be used (the bucket answers
+    /// and takes writes).
+    async fn check(&self) -> Result<()>;
 
-    fn manifest_link(&self, repo: &str, d: &Digest) -> PathBuf {
-        self.repo_dir(repo)
-            .join("_manifests")
-            .join(d.algorithm)
-            .join(&d.hex)
-    }
-
-    fn tag_path(&self, repo: &str, tag: &str) -> PathBuf {
-        self.repo_dir(repo).join("_tags").join(tag)
-    }
-
-    /// A fresh path in `tmp/` (same filesystem as `blobs/`).
-    pub fn temp_path(&self) -> Result<PathBuf> {
-        Ok(self.root.join("tmp").join(random_id()?))
-    }
-
-    /// Writes `data` to `path` atomically (temp file, fsync, rename).
-    fn write_atomic(&self, path: &Path, data: &[u8]) -> Result<()> {
-        if let Some(dir) = path.parent() {
-            io("create directory", dir, std::fs::create_dir_all(dir))?;
-        }
-        let tmp = self.temp_path()?;
-        let mut f = io("create", &tmp, std::fs::File::create(&tmp))?;
-        io("write", &tmp, f.write_all(data))?;
-        io("fsync", &tmp, f.sync_all())?;
-        io("rename into place", path, std::fs::rename(&tmp, path))
-    }
+    // --- blobs ---
 
     /// The size of a stored blob, in any repository.
-    pub fn blob_size(&self, d: &Digest) -> Option<u64> {
-        std::fs::metadata(self.blob_path(d)).ok().map(|m| m.len())
-    }
-
-    /// The size of a blob if it is stored and belongs to `repo`.
-    pub fn repo_blob_size(&self, repo: &str, d: &Digest) -> Option<u64> {
-        self.blob_link(repo, d)
-            .exists()
-            .then(|| self.blob_size(d))
-            .flatten()
-    }
-
-    pub fn link_blob(&self, repo: &str, d: &Digest) -> Result<()> {
-        let _gc = self.gc_lock(false)?;
-        self.link_blob_locked(repo, d)
-    }
-
-    /// [`Self::link_blob`] with the gc lock already held.
-    fn link_blob_locked(&self, repo: &str, d: &Digest) -> Result<()> {
-        self.touch_blob(d)?;
-        let p = self.blob_link(repo, d);
-        if p.exists() {
-            return Ok(());
-        }
-        self.write_atomic(&p, b"")
-    }
-
-    /// The gc lock (see the module doc), held until the file is dropped.
-    pub fn gc_lock(&self, exclusive: bool) -> Result<std::fs::File> {
-        let p = self.root.join("gc.lock");
-        let f = io(
-            "open",
-            &p,
-            std::fs::OpenOptions::new()
-                .create(true)
-                .truncate(false)
-                .write(true)
-                .open(&p),
-        )?;
-        if exclusive {
-            io("lock", &p, f.lock())?;
-        } else {
-            io("lock", &p, f.lock_shared())?;
-        }
-        Ok(f)
-    }
-
-    /// Sets a stored blob's mtime to now, so gc's grace period spares it
-    /// while it becomes referenced. A missing blob is fine.
-    fn touch_blob(&self, d: &Digest) -> Result<()> {
-        let p = self.blob_path(d);
-        match std::fs::File::options().write(true).open(&p) {
-            Ok(f) => io(
-                "set mtime",
-                &p,
-                f.set_modified(std::time::SystemTime::now()),
-            ),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => io("open", &p, Err(e)),
-        }
-    }
-
+    async fn blob_size(&self, d: &Digest) -> Result<Option<u64>>;
+    /// The size of a blob if it is stored and linked into `repo`.
+    async fn repo_blob_size(&self, repo: &str, d: &Digest) -> Result<Option<u64>>;
+    /// `count` bytes of blob `d` from byte `start` (both within its size).
+    async fn blob_stream(&self, d: &Digest, start: u64, count: u64) -> Result<ByteStream>;
+    /// A whole stored blob (manifests, for gc): `None` when not stored.
+    async fn read_blob(&self, d: &Digest) -> Result<Option<Vec<u8>>>;
+    /// A new blob to write, invisible until committed.
+    async fn blob_writer(&self) -> Result<Box<dyn BlobWriter>>;
+    /// Links stored blob `d` into `repo`, refreshing its gc age.
+    async fn link_blob(&self, repo: &str, d: &Digest) -> Result<()>;
     /// Removes blob `d` from `repo` (the bytes stay for other repositories
     /// and gc); `false` when it was not linked there.
-    pub fn unlink_blob(&self, repo: &str, d: &Digest) -> Result<bool> {
-        remove_opt(&self.blob_link(repo, d))
-    }
-
-    /// Moves a verified file (same filesystem) to `blobs/` and links it into
-    /// `repo`. A blob that is already there is kept as it is.
-    pub fn commit_file(&self, file: &Path, d: &Digest, repo: &str) -> Result<()> {
-        let _gc = self.gc_lock(false)?;
-        let dest = self.blob_path(d);
-        if dest.exists() {
-            remove_opt(file)?;
-        } else {
-            let f = io("open", file, std::fs::File::open(file))?;
-            io("fsync", file, f.sync_all())?;
-            io("rename into place", &dest, std::fs::rename(file, &dest))?;
-        }
-        self.link_blob_locked(repo, d)
-    }
+    async fn unlink_blob(&self, repo: &str, d: &Digest) -> Result<bool>;
+    /// The blobs linked into `repo`.
+    async fn blob_links(&self, repo: &str) -> Result<Vec<Digest>>;
+    /// Every stored blob.
+    async fn all_blobs(&self) -> Result<Vec<BlobInfo>>;
+    /// Removes a blob's bytes (gc only).
+    async fn remove_blob(&self, d: &Digest) -> Result<bool>;
+    /// What gc holds while it sweeps (see each backend).
+    async fn sweep_lock(&self) -> Result<Box<dyn std::any::Any + Send>>;
 
     // --- uploads ---
 
-    fn upload_dir(&self, id: &str) -> PathBuf {
-        self.root.join("uploads").join(id)
-    }
-
-    pub fn upload_data(&self, id: &str) -> PathBuf {
-        self.upload_dir(id).join("data")
-    }
-
     /// Starts an upload into `repo`; returns its id.
-    pub fn new_upload(&self, repo: &str) -> Result<String> {
-        let id = random_id()?;
-        let dir = self.upload_dir(&id);
-        // Written under tmp/ and renamed, so a crash leaves no upload without
-        // its repository file.
-        let tmp = self.temp_path()?;
-        io("create directory", &tmp, std::fs::create_dir(&tmp))?;
-        io("write", &tmp, std::fs::write(tmp.join("repo"), repo))?;
-        io("create", &tmp, std::fs::write(tmp.join("data"), b""))?;
-        io("rename into place", &dir, std::fs::rename(&tmp, &dir))?;
-        Ok(id)
-    }
-
-    /// The repository of upload `id` (`None`: no such upload). Ids are
-    /// checked to be hex so they cannot name another path.
-    pub fn upload_repo(&self, id: &str) -> Result<Option<String>> {
-        if id.is_empty() || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Ok(None);
-        }
-        let repo = read_opt(&self.upload_dir(id).join("repo"))?;
-        Ok(repo.map(|r| String::from_utf8_lossy(&r).into_owned()))
-    }
-
+    async fn new_upload(&self, repo: &str) -> Result<String>;
+    /// The repository of upload `id` (`None`: no such upload).
+    async fn upload_repo(&self, id: &str) -> Result<Option<String>>;
     /// Bytes received so far.
-    pub fn upload_size(&self, id: &str) -> Result<u64> {
-        let p = self.upload_data(id);
-        Ok(io("stat", &p, std::fs::metadata(&p))?.len())
-    }
+    async fn upload_size(&self, id: &str) -> Result<u64>;
+    /// A chunk to append at byte `start` (the upload's size).
+    async fn chunk_writer(&self, id: &str, start: u64) -> Result<Box<dyn ChunkWriter>>;
+    /// Checks the upload's bytes against `expected` (`running`: their hash
+    /// so far and how many bytes it covers, when this process has it; used
+    /// when it covers every byte) and when they match stores them as a
+    /// blob of `repo`. The upload is gone afterwards either way.
+    async fn commit_upload(
+        &self,
+        id: &str,
+        expected: &Digest,
+        repo: &str,
+        running: Option<(Hasher, u64)>,
+    ) -> Result<Commit>;
+    async fn delete_upload(&self, id: &str) -> Result<()>;
+    /// Uploads in progress: id and the time of their last write.
+    async fn uploads(&self) -> Result<Vec<(String, SystemTime)>>;
+    /// Removes blobs left half-written (a crash between write and commit)
+    /// last written before `before`: how many.
+    async fn purge_temp(&self, before: SystemTime) -> Result<usize>;
 
-    pub fn delete_upload(&self, id: &str) -> Result<()> {
-        self.take_running(id);
-        let dir = self.upload_dir(id);
-        match std::fs::remove_dir_all(&dir) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => io("remove", &dir, Err(e)),
-            _ => Ok(()),
-        }
-    }
-
-    /// Takes upload `id`'s running hash, if this process has one.
-    pub fn take_running(&self, id: &str) -> Option<(Hasher, u64)> {
-        self.running
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(id)
-    }
-
-    /// Keeps upload `id`'s running hash after `bytes` bytes.
-    pub fn keep_running(&self, id: &str, h: Hasher, bytes: u64) {
-        self.running
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(id.to_string(), (h, bytes));
-    }
-
-    /// Checks the upload's data against `expected` (with its running hash
-    /// when it covers every byte, else by reading it); when it matches,
-    /// stores it as a blob of `repo`. The upload is gone afterwards either way.
-    pub fn commit_upload(&self, id: &str, expected: &Digest, repo: &str) -> Result<Commit> {
-        let data = self.upload_data(id);
-        let size = self.upload_size(id)?;
-        let got = match self.take_running(id) {
-            Some((h, n)) if n == size && h.algorithm() == expected.algorithm => h.finish(),
-            _ => {
-                let mut f = io("open", &data, std::fs::File::open(&data))?;
-                let mut h = Hasher::new(expected.algorithm);
-                let mut buf = vec![0u8; 1 << 20];
-                loop {
-                    let n = io("read", &data, f.read(&mut buf))?;
-                    if n == 0 {
-                        break;
-                    }
-                    h.update(&buf[..n]);
-                }
-                h.finish()
-            }
-        };
-        let out = if &got == expected {
-            self.commit_file(&data, expected, repo)?;
-            Commit::Stored
-        } else {
-            Commit::Mismatch(got)
-        };
-        self.delete_upload(id)?;
-        Ok(out)
-    }
-
-    // --- manifests and tags ---
+    // --- manifests, tags, referrers ---
 
     /// Stores a verified manifest in `repo` with its media type, and points
     /// `tag` at it.
-    pub fn put_manifest(
+    async fn put_manifest(
         &self,
         repo: &str,
         body: &[u8],
         d: &Digest,
         media_type: &str,
         tag: Option<&str>,
-    ) -> Result<()> {
-        let _gc = self.gc_lock(false)?;
-        let blob = self.blob_path(d);
-        if blob.exists() {
-            self.touch_blob(d)?;
-        } else {
-            self.write_atomic(&blob, body)?;
-        }
-        self.write_atomic(&self.manifest_link(repo, d), media_type.as_bytes())?;
-        if let Some(t) = tag {
-            self.write_atomic(&self.tag_path(repo, t), d.to_string().as_bytes())?;
-        }
-        Ok(())
-    }
-
+    ) -> Result<()>;
     /// The manifest `d` of `repo`: (bytes, media type).
-    pub fn manifest(&self, repo: &str, d: &Digest) -> Result<Option<(Vec<u8>, String)>> {
-        let Some(mt) = read_opt(&self.manifest_link(repo, d))? else {
-            return Ok(None);
-        };
-        let Some(body) = read_opt(&self.blob_path(d))? else {
-            return Ok(None);
-        };
-        Ok(Some((body, String::from_utf8_lossy(&mt).into_owned())))
-    }
-
-    pub fn has_manifest(&self, repo: &str, d: &Digest) -> bool {
-        self.manifest_link(repo, d).exists() && self.blob_path(d).exists()
-    }
-
-    pub fn resolve_tag(&self, repo: &str, tag: &str) -> Result<Option<Digest>> {
-        let t = read_opt(&self.tag_path(repo, tag))?;
-        Ok(t.and_then(|b| Digest::parse(String::from_utf8_lossy(&b).trim())))
-    }
-
-    fn referrers_dir(&self, repo: &str, subject: &Digest) -> PathBuf {
-        self.repo_dir(repo)
-            .join("_referrers")
-            .join(subject.algorithm)
-            .join(&subject.hex)
-    }
-
+    async fn manifest(&self, repo: &str, d: &Digest) -> Result<Option<(Vec<u8>, String)>>;
+    async fn has_manifest(&self, repo: &str, d: &Digest) -> Result<bool>;
+    /// The manifests `repo` holds (by digest; tags point at these).
+    async fn manifest_digests(&self, repo: &str) -> Result<Vec<Digest>>;
+    /// Removes manifest `d` from `repo` and every tag pointing at it (the
+    /// bytes stay for gc); `false` when `repo` did not hold it.
+    async fn delete_manifest(&self, repo: &str, d: &Digest) -> Result<bool>;
+    async fn resolve_tag(&self, repo: &str, tag: &str) -> Result<Option<Digest>>;
+    async fn delete_tag(&self, repo: &str, tag: &str) -> Result<bool>;
+    /// Sorted tags of `repo`; `None` when the repository does not exist.
+    async fn tags(&self, repo: &str) -> Result<Option<Vec<String>>>;
     /// Records that manifest `referrer` of `repo` has `subject`, with its
     /// descriptor (JSON) as the referrers API lists it.
-    pub fn add_referrer(
+    async fn add_referrer(
         &self,
         repo: &str,
         subject: &Digest,
         referrer: &Digest,
         descriptor: &[u8],
-    ) -> Result<()> {
-        let p = self
-            .referrers_dir(repo, subject)
-            .join(format!("{}-{}", referrer.algorithm, referrer.hex));
-        self.write_atomic(&p, descriptor)
-    }
-
-    pub fn remove_referrer(&self, repo: &str, subject: &Digest, referrer: &Digest) -> Result<()> {
-        let p = self
-            .referrers_dir(repo, subject)
-            .join(format!("{}-{}", referrer.algorithm, referrer.hex));
-        remove_opt(&p).map(|_| ())
-    }
-
+    ) -> Result<()>;
+    async fn remove_referrer(&self, repo: &str, subject: &Digest, referrer: &Digest) -> Result<()>;
     /// The descriptors (JSON) of `repo`'s manifests whose subject is
     /// `subject`, ordered by referrer digest.
-    pub fn referrers(&self, repo: &str, subject: &Digest) -> Result<Vec<Vec<u8>>> {
-        let dir = self.referrers_dir(repo, subject);
-        let rd = match std::fs::read_dir(&dir) {
-            Ok(rd) => rd,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return io("list", &dir, Err(e)),
-        };
-        let mut names = Vec::new();
-        for e in rd {
-            names.push(io("list", &dir, e)?.path());
-        }
-        names.sort();
-        let mut out = Vec::new();
-        for p in names {
-            if let Some(b) = read_opt(&p)? {
-                out.push(b);
-            }
-        }
-        Ok(out)
-    }
-
-    /// Removes manifest `d` from `repo` and every tag pointing at it. The
-    /// blob stays (other repositories may share it; gc is a later slice).
-    pub fn delete_manifest(&self, repo: &str, d: &Digest) -> Result<bool> {
-        if !remove_opt(&self.manifest_link(repo, d))? {
-            return Ok(false);
-        }
-        for t in self.tags(repo)?.unwrap_or_default() {
-            if self.resolve_tag(repo, &t)?.as_ref() == Some(d) {
-                remove_opt(&self.tag_path(repo, &t))?;
-            }
-        }
-        Ok(true)
-    }
-
-    pub fn delete_tag(&self, repo: &str, tag: &str) -> Result<bool> {
-        remove_opt(&self.tag_path(repo, tag))
-    }
-
-    /// Sorted tags of `repo`; `None` when the repository does not exist.
-    pub fn tags(&self, repo: &str) -> Result<Option<Vec<String>>> {
-        let dir = self.repo_dir(repo);
-        if !dir.join("_manifests").is_dir() && !dir.join("_blobs").is_dir() {
-            return Ok(None);
-        }
-        let tags = dir.join("_tags");
-        let mut out = Vec::new();
-        if tags.is_dir() {
-            for e in io("list", &tags, std::fs::read_dir(&tags))? {
-                let e = io("list", &tags, e)?;
-                out.push(e.file_name().to_string_lossy().into_owned());
-            }
-        }
-        out.sort();
-        Ok(Some(out))
-    }
-
-    // --- for gc ---
-
-    /// The digests named by files `dir/<alg>/<hex>`, with each file's
-    /// metadata.
-    fn digests_under(dir: &Path) -> Result<Vec<(Digest, std::fs::Metadata)>> {
-        let mut out = Vec::new();
-        for alg in ["sha256", "sha512"] {
-            let d = dir.join(alg);
-            let rd = match std::fs::read_dir(&d) {
-                Ok(rd) => rd,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => return io("list", &d, Err(e)),
-            };
-            for e in rd {
-                let e = io("list", &d, e)?;
-                let name = e.file_name().to_string_lossy().into_owned();
-                let Some(digest) = Digest::parse(&format!("{alg}:{name}")) else {
-                    continue;
-                };
-                match e.metadata() {
-                    Ok(m) => out.push((digest, m)),
-                    // Removed meanwhile.
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(err) => return io("stat", &e.path(), Err(err)),
-                }
-            }
-        }
-        Ok(out)
-    }
-
-    /// Every stored blob: digest, size, mtime.
-    pub fn all_blobs(&self) -> Result<Vec<(Digest, u64, std::time::SystemTime)>> {
-        let mut out = Vec::new();
-        for (d, m) in Self::digests_under(&self.root.join("blobs"))? {
-            let p = self.blob_path(&d);
-            out.push((d, m.len(), io("stat", &p, m.modified())?));
-        }
-        Ok(out)
-    }
-
-    /// The manifests `repo` holds (by digest; tags point at these).
-    pub fn manifest_digests(&self, repo: &str) -> Result<Vec<Digest>> {
-        let dir = self.repo_dir(repo).join("_manifests");
-        Ok(Self::digests_under(&dir)?
-            .into_iter()
-            .map(|(d, _)| d)
-            .collect())
-    }
-
-    /// The blobs linked into `repo`.
-    pub fn blob_links(&self, repo: &str) -> Result<Vec<Digest>> {
-        let dir = self.repo_dir(repo).join("_blobs");
-        Ok(Self::digests_under(&dir)?
-            .into_iter()
-            .map(|(d, _)| d)
-            .collect())
-    }
-
-    /// A stored blob's bytes (`None`: not stored).
-    pub fn read_blob(&self, d: &Digest) -> Result<Option<Vec<u8>>> {
-        read_opt(&self.blob_path(d))
-    }
-
-    /// Removes a blob's bytes; call only under the exclusive gc lock.
-    pub fn remove_blob(&self, d: &Digest) -> Result<bool> {
-        remove_opt(&self.blob_path(d))
-    }
-
-    /// Uploads in progress: id and the time of their last write.
-    pub fn uploads(&self) -> Result<Vec<(String, std::time::SystemTime)>> {
-        let dir = self.root.join("uploads");
-        let mut out = Vec::new();
-        for e in io("list", &dir, std::fs::read_dir(&dir))? {
-            let e = io("list", &dir, e)?;
-            let id = e.file_name().to_string_lossy().into_owned();
-            let data = self.upload_data(&id);
-            let t = std::fs::metadata(&data)
-                .or_else(|_| e.metadata())
-                .and_then(|m| m.modified());
-            if let Ok(t) = t {
-                out.push((id, t));
-            }
-        }
-        Ok(out)
-    }
-
+    async fn referrers(&self, repo: &str, subject: &Digest) -> Result<Vec<Vec<u8>>>;
     /// Sorted names of all repositories holding at least one manifest.
-    pub fn repositories(&self) -> Result<Vec<String>> {
-        let mut out = Vec::new();
-        let base = self.root.join("repositories");
-        let mut stack = vec![(base.clone(), String::new())];
-        while let Some((dir, name)) = stack.pop() {
-            for e in io("list", &dir, std::fs::read_dir(&dir))? {
-                let e = io("list", &dir, e)?;
-                let file = e.file_name().to_string_lossy().into_owned();
-                if file == "_manifests" {
-                    out.push(name.clone());
-                } else if !file.starts_with('_') && e.path().is_dir() {
-                    let sub = if name.is_empty() {
-                        file
-                    } else {
-                        format!("{name}/{file}")
-                    };
-                    stack.push((e.path(), sub));
-                }
-            }
-        }
-        out.sort();
-        Ok(out)
-    }
+    async fn repositories(&self) -> Result<Vec<String>>;
+}
+
+/// The storage a registry config asks for: its `[storage.s3]` bucket,
+/// else the filesystem under `root`.
+pub async fn open(
+    s3: Option<&S3Config>,
+    root: &Path,
+) -> std::result::Result<Arc<dyn Storage>, StorageError> {
+    let s: Arc<dyn Storage> = match s3 {
+        Some(c) => Arc::new(S3Storage::new(c)?),
+        None => Arc::new(FsStorage::open(root)?),
+    };
+    s.check().await?;
+    Ok(s)
 }

@@ -2,44 +2,34 @@
 //! mount with `?mount=&from=`), `PATCH` (chunks with `Content-Range`), `PUT`
 //! (finish with `?digest=`), `GET` (status) and `DELETE` (cancel).
 //!
-//! An upload's bytes and repository live in files under `uploads/<id>/`, so an
-//! upload survives a server restart; its digest is checked when it finishes.
+//! An upload's bytes and repository live in storage (`uploads/<id>/`), so
+//! an upload survives a server restart (and, on S3, can move between
+//! replicas); its digest is checked when it finishes.
 
 use crate::blobs::parse_digest;
 use crate::error::ApiError;
 use crate::names::{Digest, Hasher};
-use crate::storage::{Commit, StorageError};
+use crate::storage::{BlobWriter, ChunkWriter, Commit};
 use crate::{query, AppState};
 use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{header, HeaderName, StatusCode};
 use axum::response::Response;
 use futures_util::StreamExt;
-use std::path::Path;
-use tokio::io::AsyncWriteExt;
 
-fn io_err(op: &'static str, path: &Path, source: std::io::Error) -> ApiError {
-    StorageError::Io {
-        op,
-        path: path.to_path_buf(),
-        source,
-    }
-    .into()
+/// Where request bodies go: a new blob or an upload's next chunk.
+enum Sink<'a> {
+    Blob(&'a mut dyn BlobWriter),
+    Chunk(&'a mut dyn ChunkWriter),
 }
 
-/// Appends the request body to `path` (hashing it when asked); returns the
+/// Writes the request body to `sink` (hashing it when asked); returns the
 /// number of bytes written.
-async fn append_body(
+async fn copy_body(
     body: Body,
-    path: &Path,
+    mut sink: Sink<'_>,
     mut hasher: Option<&mut Hasher>,
 ) -> Result<u64, ApiError> {
-    let mut f = tokio::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .await
-        .map_err(|e| io_err("open", path, e))?;
     let mut stream = body.into_data_stream();
     let mut n = 0u64;
     while let Some(chunk) = stream.next().await {
@@ -53,12 +43,12 @@ async fn append_body(
         if let Some(h) = hasher.as_deref_mut() {
             h.update(&chunk);
         }
-        f.write_all(&chunk)
-            .await
-            .map_err(|e| io_err("write", path, e))?;
         n += chunk.len() as u64;
+        match &mut sink {
+            Sink::Blob(w) => w.write(chunk).await?,
+            Sink::Chunk(w) => w.write(chunk).await?,
+        }
     }
-    f.flush().await.map_err(|e| io_err("flush", path, e))?;
     Ok(n)
 }
 
@@ -98,42 +88,42 @@ pub async fn start(st: &AppState, name: &str, req: Request) -> Result<Response, 
         let d = parse_digest(m)?;
         let present = match q.get("from") {
             Some(from) if crate::names::valid_name(from) => {
-                st.storage.repo_blob_size(from, &d).is_some()
+                st.storage.repo_blob_size(from, &d).await?.is_some()
             }
             Some(_) => false,
             // No `from`: automatic content discovery (spec v1.1).
-            None => st.storage.blob_size(&d).is_some(),
+            None => st.storage.blob_size(&d).await?.is_some(),
         };
         if present {
-            st.storage.link_blob(name, &d)?;
+            st.storage.link_blob(name, &d).await?;
             return Ok(blob_created(name, &d));
         }
     } else if let Some(digest) = q.get("digest") {
         let d = parse_digest(digest)?;
-        let tmp = st.storage.temp_path()?;
+        let mut w = st.storage.blob_writer().await?;
         let mut h = Hasher::new(d.algorithm);
-        let written = append_body(req.into_body(), &tmp, Some(&mut h)).await;
+        let written = copy_body(req.into_body(), Sink::Blob(&mut *w), Some(&mut h)).await;
         let got = h.finish();
         if let Err(e) = written {
-            let _ = std::fs::remove_file(&tmp);
+            let _ = w.abort().await;
             return Err(e);
         }
         if got != d {
-            let _ = std::fs::remove_file(&tmp);
+            w.abort().await?;
             return Err(ApiError::digest_invalid(format!(
                 "the uploaded data has digest {got}, not {d}; nothing was stored"
             )));
         }
-        st.storage.commit_file(&tmp, &d, name)?;
+        w.commit(&d, name).await?;
         return Ok(blob_created(name, &d));
     }
-    let id = st.storage.new_upload(name)?;
+    let id = st.storage.new_upload(name).await?;
     Ok(upload_response(StatusCode::ACCEPTED, name, &id, 0))
 }
 
 /// Checks that upload `id` exists and belongs to `name`.
-fn check_upload(st: &AppState, name: &str, id: &str) -> Result<(), ApiError> {
-    match st.storage.upload_repo(id)? {
+async fn check_upload(st: &AppState, name: &str, id: &str) -> Result<(), ApiError> {
+    match st.storage.upload_repo(id).await? {
         Some(r) if r == name => Ok(()),
         _ => Err(ApiError::upload_unknown(id)),
     }
@@ -168,7 +158,7 @@ fn content_range(req: &Request) -> Result<Option<(u64, u64)>, ApiError> {
 /// Appends one chunk to upload `id`, checking its `Content-Range` follows
 /// the bytes already received.
 async fn append_chunk(st: &AppState, name: &str, id: &str, req: Request) -> Result<u64, ApiError> {
-    let size = st.storage.upload_size(id)?;
+    let size = st.storage.upload_size(id).await?;
     let range = content_range(&req)?;
     if let Some((start, _)) = range {
         if start != size {
@@ -185,34 +175,27 @@ async fn append_chunk(st: &AppState, name: &str, id: &str, req: Request) -> Resu
             ));
         }
     }
-    let path = st.storage.upload_data(id);
     // A chunk is taken whole or not at all: on a broken body or a length
-    // that does not match its Content-Range, the upload goes back to `size`.
-    let take_back = || -> Result<(), ApiError> {
-        let f = std::fs::OpenOptions::new()
-            .write(true)
-            .open(&path)
-            .map_err(|e| io_err("open", &path, e))?;
-        f.set_len(size).map_err(|e| io_err("truncate", &path, e))
-    };
+    // that does not match its Content-Range, the upload stays at `size`.
+    let mut w = st.storage.chunk_writer(id, size).await?;
     // Hash as the bytes arrive (sha256, the usual digest; a sha512 upload
     // is hashed at the end), so finishing does not read it all again.
-    let mut running = match st.storage.take_running(id) {
+    let mut running = match st.take_running(id) {
         Some((h, n)) if n == size => Some(h),
         Some(_) => None,
         None if size == 0 => Some(Hasher::new("sha256")),
         None => None,
     };
-    let n = match append_body(req.into_body(), &path, running.as_mut()).await {
+    let n = match copy_body(req.into_body(), Sink::Chunk(&mut *w), running.as_mut()).await {
         Ok(n) => n,
         Err(e) => {
-            take_back()?;
+            w.abort().await?;
             return Err(e);
         }
     };
     if let Some((start, end)) = range {
         if n != end - start + 1 {
-            take_back()?;
+            w.abort().await?;
             return Err(ApiError::new(
                 StatusCode::RANGE_NOT_SATISFIABLE,
                 "BLOB_UPLOAD_INVALID",
@@ -224,8 +207,9 @@ async fn append_chunk(st: &AppState, name: &str, id: &str, req: Request) -> Resu
             .with_header(header::RANGE, range_value(size)));
         }
     }
+    w.finish().await?;
     if let Some(h) = running {
-        st.storage.keep_running(id, h, size + n);
+        st.keep_running(id, h, size + n);
     }
     Ok(size + n)
 }
@@ -238,7 +222,7 @@ pub async fn patch(
 ) -> Result<Response, ApiError> {
     let lock = st.upload_lock(id);
     let _held = lock.lock().await;
-    check_upload(st, name, id)?;
+    check_upload(st, name, id).await?;
     let size = append_chunk(st, name, id, req).await?;
     Ok(upload_response(StatusCode::ACCEPTED, name, id, size))
 }
@@ -251,7 +235,7 @@ pub async fn finish(
 ) -> Result<Response, ApiError> {
     let lock = st.upload_lock(id);
     let _held = lock.lock().await;
-    check_upload(st, name, id)?;
+    check_upload(st, name, id).await?;
     let q = query(&req);
     let d = match q.get("digest") {
         Some(d) => parse_digest(d)?,
@@ -262,17 +246,8 @@ pub async fn finish(
         }
     };
     append_chunk(st, name, id, req).await?;
-    let storage = st.storage.clone();
-    let (id2, d2, name2) = (id.to_string(), d.clone(), name.to_string());
-    let outcome = tokio::task::spawn_blocking(move || storage.commit_upload(&id2, &d2, &name2))
-        .await
-        .map_err(|e| {
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "UNKNOWN",
-                format!("verifying upload {id}: {e}"),
-            )
-        })??;
+    let running = st.take_running(id);
+    let outcome = st.storage.commit_upload(id, &d, name, running).await?;
     st.forget_upload_lock(id);
     match outcome {
         Commit::Stored => Ok(blob_created(name, &d)),
@@ -282,15 +257,16 @@ pub async fn finish(
     }
 }
 
-pub fn status(st: &AppState, name: &str, id: &str) -> Result<Response, ApiError> {
-    check_upload(st, name, id)?;
-    let size = st.storage.upload_size(id)?;
+pub async fn status(st: &AppState, name: &str, id: &str) -> Result<Response, ApiError> {
+    check_upload(st, name, id).await?;
+    let size = st.storage.upload_size(id).await?;
     Ok(upload_response(StatusCode::NO_CONTENT, name, id, size))
 }
 
-pub fn cancel(st: &AppState, name: &str, id: &str) -> Result<Response, ApiError> {
-    check_upload(st, name, id)?;
-    st.storage.delete_upload(id)?;
+pub async fn cancel(st: &AppState, name: &str, id: &str) -> Result<Response, ApiError> {
+    check_upload(st, name, id).await?;
+    st.storage.delete_upload(id).await?;
+    st.take_running(id);
     st.forget_upload_lock(id);
     Ok(Response::builder()
         .status(StatusCode::NO_CONTENT)

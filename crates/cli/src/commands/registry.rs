@@ -3,8 +3,10 @@
 //! server of `berth-registry-server`, in the foreground until SIGTERM or
 //! SIGINT (then in-flight requests finish; unfinished uploads stay resumable).
 //!
-//! `berth registry gc [--root DIR] [--dry-run] [--grace SECS] [--upload-max-age SECS]`:
-//! removes blobs no manifest references (safe while the server runs).
+//! `berth registry gc [--root DIR] [--config FILE] [--dry-run] [--grace SECS]
+//! [--upload-max-age SECS]`: removes blobs no manifest references (safe
+//! while the server runs). With `[storage.s3]` in the config both work on
+//! that bucket instead of `--root`.
 
 use anyhow::Context;
 use std::path::{Path, PathBuf};
@@ -24,6 +26,10 @@ pub enum Cmd {
 
 #[derive(clap::Args)]
 pub struct GcArgs {
+    /// The server's TOML config: its `[storage.s3]` bucket is collected
+    /// instead of --root.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
     /// List what would be removed; remove nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -42,7 +48,9 @@ pub struct ServeArgs {
     #[arg(long, default_value = "127.0.0.1:5000")]
     pub addr: String,
     /// TOML file: `auth = "none" | "htpasswd" | "token"`, `htpasswd = FILE`,
-    /// a `[token]` table, and `[[access]]` rules (repository, user, actions).
+    /// a `[token]` table, `[[access]]` rules (repository, user, actions), and
+    /// `[storage.s3]` (endpoint, bucket, region, access_key_id,
+    /// secret_access_key, prefix) to keep the data in an S3 bucket.
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// PEM certificate chain: serve https (overrides the config's tls_cert).
@@ -70,15 +78,26 @@ pub fn run(root: Option<&Path>, cmd: Cmd) -> anyhow::Result<i32> {
 fn gc(root: Option<&Path>, a: GcArgs) -> anyhow::Result<i32> {
     use berth_registry_server::gc;
     let root = root.map_or_else(|| PathBuf::from(DEFAULT_ROOT), Path::to_path_buf);
-    let storage = berth_registry_server::storage::FsStorage::open(&root)
-        .with_context(|| format!("berth registry gc: open {}", root.display()))?;
+    let cfg =
+        berth_registry_server::load_config(a.config.as_deref()).context("berth registry gc")?;
     let opts = gc::GcOptions {
         dry_run: a.dry_run,
         grace: std::time::Duration::from_secs(a.grace),
         upload_max_age: std::time::Duration::from_secs(a.upload_max_age),
     };
-    let r = gc::collect(&storage, &opts)
-        .with_context(|| format!("berth registry gc of {}", root.display()))?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("start the async runtime of berth registry gc")?;
+    let r = rt.block_on(async {
+        let storage = berth_registry_server::storage::open(cfg.storage.s3.as_ref(), &root)
+            .await
+            .context("berth registry gc: open the storage")?;
+        gc::collect(&*storage, &opts)
+            .await
+            .with_context(|| format!("berth registry gc of {}", storage.describe()))
+    })?;
     let verb = if a.dry_run { "would remove" } else { "removed" };
     for (d, size) in &r.removed {
         println!("{verb} blob {d} ({size} bytes)");
@@ -145,9 +164,12 @@ fn serve(root: Option<&Path>, a: ServeArgs) -> anyhow::Result<i32> {
                 }
             }
         };
+        let storage = berth_registry_server::storage::open(cfg.storage.s3.as_ref(), &root)
+            .await
+            .map_err(berth_registry_server::ServeError::from)?;
         eprintln!(
             "berth registry: serving {} on {scheme}://{}",
-            root.display(),
+            storage.describe(),
             a.addr
         );
         if let Some(up) = &opts.proxy {
@@ -156,7 +178,7 @@ fn serve(root: Option<&Path>, a: ServeArgs) -> anyhow::Result<i32> {
                 up.url()
             );
         }
-        berth_registry_server::serve(&a.addr, &root, auth, opts, shutdown).await
+        berth_registry_server::serve(&a.addr, storage, auth, opts, shutdown).await
     })
     .with_context(|| format!("berth registry serve --addr {}", a.addr))?;
     Ok(0)

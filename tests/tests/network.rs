@@ -1956,3 +1956,54 @@ fn inspect_format_range_over_networks() {
     assert_eq!(out.trim(), subnet);
     n.finish();
 }
+
+/// Other tables (Podman's, Docker's, the admin's) are never touched: a
+/// table of the test's own with a rule and a counter is the same, byte for
+/// byte, after berth made networks, published ports and reset everything.
+#[test]
+fn other_nftables_tables_are_left_alone() {
+    use std::io::Write;
+    let table = format!("berthtest_other_{}", std::process::id());
+    let mk = format!(
+        "add table inet {table}\n\
+         add chain inet {table} keepchain {{ type filter hook forward priority -5; policy accept; }}\n\
+         add rule inet {table} keepchain ip daddr 198.18.99.1 counter accept comment \"keep me\"\n"
+    );
+    struct DropTable(String);
+    impl Drop for DropTable {
+        fn drop(&mut self) {
+            let _ = Command::new("nft")
+                .args(["delete", "table", "inet", &self.0])
+                .status();
+        }
+    }
+    let _guard = DropTable(table.clone());
+    let mut c = Command::new("nft")
+        .args(["-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    c.stdin.take().unwrap().write_all(mk.as_bytes()).unwrap();
+    assert!(c.wait().unwrap().success());
+    let before = sh(&format!("nft list table inet {table}"));
+    assert!(before.contains("keep me"), "{before}");
+    let n = Net::new();
+    let p = free_port();
+    n.create_net(&["other-left-alone"]);
+    n.run_d(&[
+        "--name",
+        "wa",
+        "-p",
+        &format!("127.0.0.1:{p}:80"),
+        IMG,
+        "sh",
+        "-c",
+        &web("alone"),
+    ]);
+    curl_until(&format!("http://127.0.0.1:{p}/"), "alone");
+    n.ok(&["rm", "-f", "wa"]);
+    n.ok(&["network", "rm", "other-left-alone"]);
+    assert_eq!(sh(&format!("nft list table inet {table}")), before);
+    n.finish();
+    assert_eq!(sh(&format!("nft list table inet {table}")), before);
+}

@@ -217,6 +217,17 @@ fn tokens_of_an_untrusted_key_or_an_unknown_kid_are_refused() {
     let r = get(&other_kid.token(TOKEN_SERVICE, scope, creds));
     assert_eq!(r.status, 401);
     assert!(r.text().contains("rsa-9"), "{}", r.text());
+    // As distribution (and docker_auth, GitLab) name keys: the libtrust id,
+    // computed here by openssl and coreutils.
+    other_kid.set_kid(Some(&other_kid.libtrust_kid()));
+    let r = get(&other_kid.token(TOKEN_SERVICE, scope, creds));
+    assert_eq!(r.status, 200, "{}", r.text());
+    // The trusted EC key's libtrust id with the RSA key's signature: the
+    // key the kid names is an EC key.
+    other_kid.set_kid(Some(&trusted.libtrust_kid()));
+    let r = get(&other_kid.token(TOKEN_SERVICE, scope, creds));
+    assert_eq!(r.status, 401);
+    assert!(r.text().contains("does not match"), "{}", r.text());
     // A token for another service is no good either.
     let r = get(&trusted.token("another-registry", scope, creds));
     assert_eq!(r.status, 401);

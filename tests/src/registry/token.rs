@@ -79,6 +79,36 @@ impl TokenIssuer {
         out
     }
 
+    /// The `kid` of the tokens from now on.
+    pub fn set_kid(&self, kid: Option<&str>) {
+        *self.server.state.kid.lock().unwrap() = kid.map(str::to_string);
+    }
+
+    /// The key's id as distribution (libtrust) computes it, here with the
+    /// openssl and coreutils CLIs: the SHA-256 of the DER public key,
+    /// truncated to 30 bytes, base32, in groups of four joined by `:`.
+    pub fn libtrust_kid(&self) -> String {
+        let o = Command::new("bash")
+            .arg("-c")
+            .arg(
+                "set -o pipefail; openssl pkey -in \"$1\" -pubout -outform DER \
+                 | openssl dgst -sha256 -binary | head -c 30 | base32 -w0",
+            )
+            .arg("sh")
+            .arg(&self.server.state.key_pem)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "libtrust id: {o:?}");
+        let b32 = String::from_utf8(o.stdout).unwrap();
+        let b32 = b32.trim();
+        assert_eq!(b32.len(), 48, "{b32}");
+        b32.as_bytes()
+            .chunks(4)
+            .map(|c| std::str::from_utf8(c).unwrap())
+            .collect::<Vec<_>>()
+            .join(":")
+    }
+
     /// Every request answered, oldest first.
     pub fn requests(&self) -> Vec<TokenRequest> {
         self.server.state.log.lock().unwrap().clone()
@@ -129,7 +159,7 @@ pub(super) struct TokenState {
     public_pull: bool,
     key_pem: PathBuf,
     key: SigningKey,
-    kid: Option<String>,
+    kid: Mutex<Option<String>>,
     cert_der_b64: String,
     pub(super) log: Mutex<Vec<TokenRequest>>,
 }
@@ -187,7 +217,7 @@ impl TokenServer {
             public_pull,
             key_pem,
             key,
-            kid: kid.map(str::to_string),
+            kid: Mutex::new(kid.map(str::to_string)),
             cert_der_b64: b64(&der.stdout),
             log: Mutex::new(Vec::new()),
         });
@@ -420,8 +450,8 @@ fn token_response(
     });
     let mut header =
         serde_json::json!({"typ": "JWT", "alg": st.key.alg(), "x5c": [st.cert_der_b64]});
-    if let Some(kid) = &st.kid {
-        header["kid"] = kid.as_str().into();
+    if let Some(kid) = st.kid.lock().unwrap().as_deref() {
+        header["kid"] = kid.into();
     }
     let signing_input = format!(
         "{}.{}",

@@ -608,3 +608,44 @@ fn rfc7638_thumbprint_vector() {
     // Its SPKI parses back to the same key.
     assert_eq!(crate::keys::parse_spki(&k.spki()).unwrap(), k);
 }
+
+#[test]
+fn key_parsers_survive_truncation_and_bit_flips() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for (name, alg) in [("rsa", "RS256"), ("ec", "ES256"), ("ed", "EdDSA")] {
+        let k = genkey(d, name, alg);
+        let p = k.private.to_str().unwrap();
+        let spki = openssl(&["pkey", "-in", p, "-pubout", "-outform", "DER"]);
+        let cert = openssl(&[
+            "req", "-x509", "-new", "-key", p, "-subj", "/CN=x", "-days", "1", "-outform", "DER",
+        ]);
+        let want = crate::keys::parse_spki(&spki).unwrap();
+        assert_eq!(crate::keys::parse_certificate(&cert).unwrap(), want);
+        for der in [&spki, &cert] {
+            let parse = |b: &[u8]| {
+                (
+                    crate::keys::parse_spki(b),
+                    crate::keys::parse_certificate(b),
+                    crate::keys::parse_pkcs1(b),
+                    crate::keys::parse_key_file(b),
+                )
+            };
+            for n in 0..der.len() {
+                let (a, b, _, c) = parse(&der[..n]);
+                assert!(a.is_err() && b.is_err() && c.is_err(), "{alg} prefix {n}");
+            }
+            let mut m = der.clone();
+            for i in 0..m.len() {
+                for bit in [0x01, 0x80] {
+                    m[i] ^= bit;
+                    // Any result but a panic; a changed key is another key.
+                    if let Ok(k) = parse(&m).0 {
+                        assert!(k != want || m == *der);
+                    }
+                    m[i] ^= bit;
+                }
+            }
+        }
+    }
+}

@@ -77,15 +77,29 @@ pub struct Claims {
     pub sub: String,
     /// A string or a list of strings.
     pub aud: serde_json::Value,
+    #[serde(deserialize_with = "numeric_date")]
     pub exp: u64,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "numeric_date")]
     pub nbf: u64,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "numeric_date")]
     pub iat: u64,
     #[serde(default)]
     pub jti: String,
     #[serde(default)]
     pub access: Vec<Access>,
+}
+
+/// A NumericDate (RFC 7519): seconds, an integer or (from some issuers) a
+/// fraction, rounded down.
+fn numeric_date<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    let n = serde_json::Number::deserialize(d)?;
+    if let Some(v) = n.as_u64() {
+        return Ok(v);
+    }
+    match n.as_f64() {
+        Some(f) if (0.0..1e18).contains(&f) => Ok(f as u64),
+        _ => Err(serde::de::Error::custom("not a NumericDate")),
+    }
 }
 
 impl Claims {

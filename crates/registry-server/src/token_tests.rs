@@ -498,6 +498,26 @@ fn claims_are_checked_for_external_tokens_too() {
     assert!(i.verify(&jwt(&h, &c, sig)).is_ok(), "within the leeway");
     c["nbf"] = (now() + LEEWAY + 60).into();
     assert_eq!(i.verify(&jwt(&h, &c, sig)).unwrap_err(), Invalid::NotYet);
+    // NumericDates may be fractions; not strings or negative numbers.
+    let mut c = claims("svc", 0);
+    c["exp"] = json!(now() as f64 + 60.5);
+    c["iat"] = json!(now() as f64 - 0.25);
+    assert!(i.verify(&jwt(&h, &c, sig)).is_ok());
+    c["exp"] = json!(now() as f64 - 0.5);
+    assert_eq!(i.verify(&jwt(&h, &c, sig)).unwrap_err(), Invalid::Expired);
+    for bad in [
+        json!((now() + 60).to_string()),
+        json!(-1),
+        json!(1e300),
+        json!(null),
+    ] {
+        c["exp"] = bad.clone();
+        assert_eq!(
+            i.verify(&jwt(&h, &c, sig)).unwrap_err(),
+            Invalid::Malformed,
+            "{bad}"
+        );
+    }
     // No exp: refused.
     let mut c = claims("svc", 0);
     c.as_object_mut().unwrap().remove("exp");

@@ -477,8 +477,8 @@ fn parse_form(q: &str) -> Vec<(String, String)> {
 }
 
 mod token;
-pub use token::TokenRequest;
 use token::TokenServer;
+pub use token::{SigningKey, TokenIssuer, TokenRequest};
 
 #[cfg(test)]
 mod tests {

@@ -132,7 +132,7 @@ impl Auth {
                 let name = || "berth-registry".to_string();
                 let issuer = Issuer::new(
                     &t.key.clone().unwrap_or_else(|| root.join("token-key.pk8")),
-                    &t.trusted_keys,
+                    &t.trusted(),
                     t.issuer.clone().unwrap_or_else(name),
                     t.service.clone().unwrap_or_else(name),
                     t.expires_in.unwrap_or(300),

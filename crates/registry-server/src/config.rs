@@ -31,7 +31,12 @@
 //! expires_in = 300             # seconds
 //! key = "token.pk8"            # Ed25519 PKCS#8; default ROOT/token-key.pk8,
 //!                              # generated at first start
-//! trusted_keys = ["other-issuer.pub"]  # Ed25519 public keys (PEM or DER)
+//! # Public keys of external issuers whose tokens are accepted too: PEM
+//! # files (`PUBLIC KEY` of RSA, EC P-256 or Ed25519, `RSA PUBLIC KEY`,
+//! # `CERTIFICATE`; several blocks per file) or a DER SPKI. A table names
+//! # the `kid` the issuer puts in its token headers.
+//! trusted_keys = ["issuer.pem", { path = "keycloak.pem", kid = "x1" }]
+//! rootcertbundle = "bundle.pem"  # distribution's name: one more such file
 //! ```
 //!
 //! A `[proxy]` table makes the registry a pull-through cache of another
@@ -142,7 +147,57 @@ pub struct TokenConfig {
     pub expires_in: Option<u64>,
     pub key: Option<PathBuf>,
     #[serde(default)]
-    pub trusted_keys: Vec<PathBuf>,
+    pub trusted_keys: Vec<TrustedKeyFile>,
+    /// distribution's `rootcertbundle`: one more trusted key file.
+    pub rootcertbundle: Option<PathBuf>,
+}
+
+impl TokenConfig {
+    /// Every trusted key file: `trusted_keys`, then `rootcertbundle`.
+    pub fn trusted(&self) -> Vec<TrustedKeyFile> {
+        let mut v = self.trusted_keys.clone();
+        v.extend(self.rootcertbundle.clone().map(TrustedKeyFile::Path));
+        v
+    }
+}
+
+/// One entry of `trusted_keys`: a path, or `{ path, kid }`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum TrustedKeyFile {
+    Path(PathBuf),
+    Table(KeyFileTable),
+}
+
+/// `{ path = "…", kid = "…" }` in `trusted_keys`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyFileTable {
+    pub path: PathBuf,
+    /// The `kid` tokens signed with this key carry (besides the libtrust
+    /// id and the JWK thumbprint, always accepted).
+    pub kid: Option<String>,
+}
+
+impl TrustedKeyFile {
+    pub fn path(&self) -> &Path {
+        match self {
+            TrustedKeyFile::Path(p) | TrustedKeyFile::Table(KeyFileTable { path: p, .. }) => p,
+        }
+    }
+
+    pub fn kid(&self) -> Option<&str> {
+        match self {
+            TrustedKeyFile::Path(_) => None,
+            TrustedKeyFile::Table(t) => t.kid.as_deref(),
+        }
+    }
+
+    fn path_mut(&mut self) -> &mut PathBuf {
+        match self {
+            TrustedKeyFile::Path(p) | TrustedKeyFile::Table(KeyFileTable { path: p, .. }) => p,
+        }
+    }
 }
 
 /// What a request may do to a repository.
@@ -237,7 +292,12 @@ impl Config {
         if let Some(p) = c.token.key.as_mut() {
             abs(p);
         }
-        c.token.trusted_keys.iter_mut().for_each(abs);
+        c.token
+            .trusted_keys
+            .iter_mut()
+            .map(TrustedKeyFile::path_mut)
+            .chain(c.token.rootcertbundle.iter_mut())
+            .for_each(abs);
         c.tls_cert
             .iter_mut()
             .chain(c.tls_key.iter_mut())
@@ -390,6 +450,37 @@ mod tests {
         let e = Config::load(&p).unwrap_err().to_string();
         assert!(e.contains("bucket"), "{e}");
         std::fs::write(&p, "[storage.gcs]\nbucket = \"x\"\n").unwrap();
+        assert!(Config::load(&p).is_err());
+    }
+
+    #[test]
+    fn trusted_keys_are_paths_or_tables_and_rootcertbundle_adds_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.toml");
+        std::fs::write(
+            &p,
+            "auth = \"token\"\n[token]\ntrusted_keys = [\"a.pem\", { path = \"/k/b.pem\", kid = \"k1\" }]\nrootcertbundle = \"bundle.pem\"\n",
+        )
+        .unwrap();
+        let c = Config::load(&p).unwrap();
+        let t = c.token.trusted();
+        assert_eq!(t.len(), 3);
+        assert_eq!(
+            (t[0].path(), t[0].kid()),
+            (dir.path().join("a.pem").as_path(), None)
+        );
+        assert_eq!(
+            (t[1].path(), t[1].kid()),
+            (Path::new("/k/b.pem"), Some("k1"))
+        );
+        assert_eq!(t[2].path(), dir.path().join("bundle.pem"));
+        std::fs::write(
+            &p,
+            "[token]\ntrusted_keys = [{ path = \"a\", id = \"k\" }]\n",
+        )
+        .unwrap();
+        assert!(Config::load(&p).is_err());
+        std::fs::write(&p, "[token]\ntrusted_keys = \"a.pem\"\n").unwrap();
         assert!(Config::load(&p).is_err());
     }
 }

@@ -30,6 +30,7 @@ mod blobs;
 pub mod config;
 pub mod error;
 pub mod gc;
+pub mod keys;
 mod listing;
 mod manifests;
 pub mod names;

@@ -6,13 +6,18 @@
 //!
 //! Tokens are EdDSA (Ed25519) JWTs signed with `ring`: the key is generated
 //! at first start under the registry root (`token-key.pk8`, PKCS#8, mode
-//! 0600) unless the config names one. Verification checks the signature,
-//! `alg`, issuer, audience (= service), `exp`/`nbf` and the `access` list.
+//! 0600) unless the config names one. Verification accepts tokens signed
+//! by that key or by a trusted external issuer's key ([`crate::keys`]):
+//! EdDSA, RS256 (RSA PKCS#1 v1.5, SHA-256) or ES256 (ECDSA P-256, SHA-256);
+//! the header's `kid`, when present, picks the key, and `alg` must be the
+//! key's (`none`, HMAC and everything else are refused). It then checks
+//! the issuer, audience (= service), `exp`/`nbf` and the `access` list.
 
-use crate::config::Action;
+use crate::config::{Action, TrustedKeyFile};
+use crate::keys::{KeyKind, TrustedKey};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
-use ring::signature::{Ed25519KeyPair, KeyPair, UnparsedPublicKey, ED25519};
+use ring::signature::{Ed25519KeyPair, KeyPair};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -29,6 +34,8 @@ pub enum TokenError {
     KeyFormat { path: PathBuf, what: String },
     #[error("token signing key: cannot generate one: {0}")]
     Generate(String),
+    #[error("trusted token key {path}: {what}")]
+    PublicKey { path: PathBuf, what: String },
 }
 
 /// Why a bearer token was refused (for the challenge's `error_description`).
@@ -36,6 +43,12 @@ pub enum TokenError {
 pub enum Invalid {
     #[error("malformed token")]
     Malformed,
+    #[error("token algorithm {0:?} is not accepted (EdDSA, RS256 and ES256 are)")]
+    Algorithm(String),
+    #[error("token algorithm {alg:?} does not match its key ({key})")]
+    KeyMismatch { alg: String, key: &'static str },
+    #[error("token key id {0:?} is not a trusted key")]
+    UnknownKey(String),
     #[error("token signature is invalid")]
     Signature,
     #[error("token issuer is not {0:?}")]
@@ -60,17 +73,33 @@ pub struct Access {
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Claims {
     pub iss: String,
+    #[serde(default)]
     pub sub: String,
     /// A string or a list of strings.
     pub aud: serde_json::Value,
+    #[serde(deserialize_with = "numeric_date")]
     pub exp: u64,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "numeric_date")]
     pub nbf: u64,
+    #[serde(default, deserialize_with = "numeric_date")]
     pub iat: u64,
     #[serde(default)]
     pub jti: String,
     #[serde(default)]
     pub access: Vec<Access>,
+}
+
+/// A NumericDate (RFC 7519): seconds, an integer or (from some issuers) a
+/// fraction, rounded down.
+fn numeric_date<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    let n = serde_json::Number::deserialize(d)?;
+    if let Some(v) = n.as_u64() {
+        return Ok(v);
+    }
+    match n.as_f64() {
+        Some(f) if (0.0..1e18).contains(&f) => Ok(f as u64),
+        _ => Err(serde::de::Error::custom("not a NumericDate")),
+    }
 }
 
 impl Claims {
@@ -90,11 +119,20 @@ pub fn now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// The longest token accepted (a header with an `x5c` chain of a few
+/// certificates fits easily).
+pub const MAX_TOKEN: usize = 64 * 1024;
+
+/// Clock skew allowed on `nbf`, seconds.
+pub const LEEWAY: u64 = 60;
+
 /// Signs and verifies tokens.
 pub struct Issuer {
     key: Ed25519KeyPair,
+    /// The `kid` of our tokens: the libtrust id of our key.
+    kid: String,
     /// Public keys of tokens we accept: ours and the trusted external ones.
-    trusted: Vec<Vec<u8>>,
+    trusted: Vec<TrustedKey>,
     pub issuer: String,
     pub service: String,
     pub lifetime: u64,
@@ -130,25 +168,38 @@ fn unpem(path: &Path, bytes: Vec<u8>) -> Result<Vec<u8>, TokenError> {
         })
 }
 
-/// The raw 32-byte Ed25519 key of a public key file (PEM or DER
-/// SubjectPublicKeyInfo, as `openssl pkey -pubout` writes it).
-pub fn load_public_key(path: &Path) -> Result<Vec<u8>, TokenError> {
-    let bytes = std::fs::read(path).map_err(|source| TokenError::KeyIo {
+/// The keys of a trusted key file (see [`crate::keys`]).
+pub fn load_public_keys(file: &TrustedKeyFile) -> Result<Vec<TrustedKey>, TokenError> {
+    use std::io::Read;
+    let path = file.path();
+    let err = |what: String| TokenError::PublicKey {
+        path: path.to_path_buf(),
+        what,
+    };
+    let io = |source| TokenError::KeyIo {
         path: path.to_path_buf(),
         source,
-    })?;
-    let der = unpem(path, bytes)?;
-    // SPKI of Ed25519: a fixed 12-byte prefix (OID 1.3.101.112), then the key.
-    const PREFIX: [u8; 12] = [
-        0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
-    ];
-    match der.strip_prefix(&PREFIX[..]) {
-        Some(k) if k.len() == 32 => Ok(k.to_vec()),
-        _ => Err(TokenError::KeyFormat {
-            path: path.to_path_buf(),
-            what: "not an Ed25519 public key".to_string(),
-        }),
+    };
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .map_err(io)?
+        .take(crate::keys::MAX_KEY_FILE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io)?;
+    if bytes.len() as u64 > crate::keys::MAX_KEY_FILE {
+        return Err(err("larger than 1 MiB".into()));
     }
+    let kinds = crate::keys::parse_key_file(&bytes).map_err(err)?;
+    if kinds.len() > 1 && file.kid().is_some() {
+        return Err(err(format!(
+            "holds {} keys: a `kid` names one key",
+            kinds.len()
+        )));
+    }
+    Ok(kinds
+        .into_iter()
+        .map(|k| TrustedKey::new(k, file.kid()))
+        .collect())
 }
 
 /// Loads the signing key at `path`, generating it first when it is missing.
@@ -204,18 +255,21 @@ impl Issuer {
     /// public key files of external issuers whose tokens are accepted too.
     pub fn new(
         key: &Path,
-        trusted: &[PathBuf],
+        trusted: &[TrustedKeyFile],
         issuer: String,
         service: String,
         lifetime: u64,
     ) -> Result<Issuer, TokenError> {
         let key = load_or_generate(key)?;
-        let mut keys = vec![key.public_key().as_ref().to_vec()];
-        for p in trusted {
-            keys.push(load_public_key(p)?);
+        let own = TrustedKey::new(KeyKind::Ed25519(key.public_key().as_ref().to_vec()), None);
+        let kid = own.kind.libtrust_kid();
+        let mut keys = vec![own];
+        for f in trusted {
+            keys.extend(load_public_keys(f)?);
         }
         Ok(Issuer {
             key,
+            kid,
             trusted: keys,
             issuer,
             service,
@@ -241,7 +295,8 @@ impl Issuer {
 
     /// `header.payload.signature` of `claims`.
     pub fn sign_claims(&self, claims: &Claims) -> String {
-        let header = B64.encode(br#"{"alg":"EdDSA","typ":"JWT"}"#);
+        let header = B64
+            .encode(serde_json::json!({"alg": "EdDSA", "typ": "JWT", "kid": self.kid}).to_string());
         let payload = B64.encode(serde_json::to_vec(claims).expect("claims serialize"));
         let input = format!("{header}.{payload}");
         let sig = self.key.sign(input.as_bytes());
@@ -250,27 +305,64 @@ impl Issuer {
 
     /// The claims of a valid token.
     pub fn verify(&self, token: &str) -> Result<Claims, Invalid> {
+        if token.len() > MAX_TOKEN {
+            return Err(Invalid::Malformed);
+        }
         let mut parts = token.split('.');
         let (Some(h), Some(p), Some(s), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
         else {
             return Err(Invalid::Malformed);
         };
-        let header: serde_json::Value = B64
+        // The base64url engine is strict: no padding, no stray characters,
+        // no non-zero trailing bits.
+        let header: serde_json::Map<String, serde_json::Value> = B64
             .decode(h)
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
             .ok_or(Invalid::Malformed)?;
-        if header["alg"] != "EdDSA" {
-            return Err(Invalid::Signature);
+        let alg = match header.get("alg") {
+            Some(serde_json::Value::String(a)) => a.as_str(),
+            _ => return Err(Invalid::Malformed),
+        };
+        if !matches!(alg, "EdDSA" | "RS256" | "ES256") {
+            return Err(Invalid::Algorithm(alg.chars().take(32).collect()));
+        }
+        // Extensions that must be understood: none is.
+        if header.contains_key("crit") {
+            return Err(Invalid::Malformed);
+        }
+        let candidates: Vec<&TrustedKey> = match header.get("kid") {
+            None => self.trusted.iter().collect(),
+            Some(serde_json::Value::String(kid)) => {
+                let c: Vec<&TrustedKey> =
+                    self.trusted.iter().filter(|k| k.answers_to(kid)).collect();
+                if c.is_empty() {
+                    return Err(Invalid::UnknownKey(kid.chars().take(100).collect()));
+                }
+                c
+            }
+            Some(_) => return Err(Invalid::Malformed),
+        };
+        let matching: Vec<&TrustedKey> = candidates
+            .iter()
+            .copied()
+            .filter(|k| k.kind.alg() == alg)
+            .collect();
+        if matching.is_empty() {
+            // Only reachable with a `kid` (or a key set without such keys):
+            // say which key the token named.
+            return Err(match candidates.first() {
+                Some(k) if header.contains_key("kid") => Invalid::KeyMismatch {
+                    alg: alg.to_string(),
+                    key: k.kind.alg(),
+                },
+                _ => Invalid::Signature,
+            });
         }
         let sig = B64.decode(s).map_err(|_| Invalid::Malformed)?;
-        let input = &token[..h.len() + 1 + p.len()];
-        if !self.trusted.iter().any(|k| {
-            UnparsedPublicKey::new(&ED25519, k)
-                .verify(input.as_bytes(), &sig)
-                .is_ok()
-        }) {
+        let input = &token.as_bytes()[..h.len() + 1 + p.len()];
+        if !matching.iter().any(|k| k.kind.verify(input, &sig)) {
             return Err(Invalid::Signature);
         }
         let claims: Claims = B64
@@ -293,7 +385,7 @@ impl Issuer {
         if claims.exp <= t {
             return Err(Invalid::Expired);
         }
-        if claims.nbf > t + 60 {
+        if claims.nbf > t + LEEWAY {
             return Err(Invalid::NotYet);
         }
         Ok(claims)
@@ -384,6 +476,10 @@ pub fn rfc3339(t: u64) -> String {
 }
 
 #[cfg(test)]
+#[path = "token_tests.rs"]
+mod jwt_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -425,9 +521,20 @@ mod tests {
             i.verify(&i.sign_claims(&claims)),
             Err(Invalid::Audience(_))
         ));
+        // Another registry's key: its kid is unknown here; without the kid,
+        // the signature is no good.
         let other = tempfile::tempdir().unwrap();
+        assert!(matches!(
+            issuer(other.path()).verify(&t),
+            Err(Invalid::UnknownKey(_))
+        ));
+        let no_kid = format!(
+            "{}.{}",
+            B64.encode(br#"{"alg":"EdDSA","typ":"JWT"}"#),
+            t.split_once('.').unwrap().1
+        );
         assert_eq!(
-            issuer(other.path()).verify(&t).unwrap_err(),
+            issuer(other.path()).verify(&no_kid).unwrap_err(),
             Invalid::Signature
         );
         assert_eq!(i.verify("x.y").unwrap_err(), Invalid::Malformed);

@@ -1,6 +1,140 @@
-//! The Docker-Hub-like token server the `start_token*` registries trust.
+//! The Docker-Hub-like token server the `start_token*` registries trust,
+//! also usable on its own ([`TokenIssuer`]) as the external issuer of a
+//! `berth registry serve` in token mode: RS256 or ES256, signed by the
+//! openssl CLI.
 
 use super::*;
+
+/// The key a token server signs with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SigningKey {
+    /// RSA 2048, RSASSA-PKCS1-v1_5 with SHA-256.
+    Rs256,
+    /// ECDSA P-256 with SHA-256 (JWS `r || s`).
+    Es256,
+}
+
+impl SigningKey {
+    fn alg(self) -> &'static str {
+        match self {
+            SigningKey::Rs256 => "RS256",
+            SigningKey::Es256 => "ES256",
+        }
+    }
+}
+
+/// A token server on loopback, for registries configured to trust its
+/// key (`cert_pem`, `public_key_pem`): user `user`/`pass` gets every scope
+/// asked, anonymous gets pull only when `public_pull`. Tokens have
+/// `iss` = [`TOKEN_ISSUER`] and `aud` = the requested service. Stopped on
+/// drop.
+pub struct TokenIssuer {
+    server: TokenServer,
+}
+
+impl TokenIssuer {
+    /// Key files go to `dir`; `kid`: put into every token header.
+    pub fn start(
+        dir: &Path,
+        key: SigningKey,
+        kid: Option<&str>,
+        user: &str,
+        pass: &str,
+        public_pull: bool,
+    ) -> TokenIssuer {
+        TokenIssuer {
+            server: TokenServer::start_with(dir, user, pass, public_pull, key, kid),
+        }
+    }
+
+    /// `http://127.0.0.1:PORT/token`
+    pub fn realm(&self) -> String {
+        self.server.realm()
+    }
+
+    /// `127.0.0.1:PORT`
+    pub fn addr(&self) -> &str {
+        &self.server.addr
+    }
+
+    /// The self-signed certificate of the signing key (PEM).
+    pub fn cert_pem(&self) -> &Path {
+        &self.server.cert_pem
+    }
+
+    /// The signing key's `-----BEGIN PUBLIC KEY-----` file.
+    pub fn public_key_pem(&self) -> PathBuf {
+        let key = &self.server.state.key_pem;
+        let out = key.with_extension("pub");
+        let o = Command::new("openssl")
+            .arg("pkey")
+            .arg("-in")
+            .arg(key)
+            .arg("-pubout")
+            .arg("-out")
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "openssl pkey -pubout: {o:?}");
+        out
+    }
+
+    /// The `kid` of the tokens from now on.
+    pub fn set_kid(&self, kid: Option<&str>) {
+        *self.server.state.kid.lock().unwrap() = kid.map(str::to_string);
+    }
+
+    /// The key's id as distribution (libtrust) computes it, here with the
+    /// openssl and coreutils CLIs: the SHA-256 of the DER public key,
+    /// truncated to 30 bytes, base32, in groups of four joined by `:`.
+    pub fn libtrust_kid(&self) -> String {
+        let o = Command::new("bash")
+            .arg("-c")
+            .arg(
+                "set -o pipefail; openssl pkey -in \"$1\" -pubout -outform DER \
+                 | openssl dgst -sha256 -binary | head -c 30 | base32 -w0",
+            )
+            .arg("sh")
+            .arg(&self.server.state.key_pem)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "libtrust id: {o:?}");
+        let b32 = String::from_utf8(o.stdout).unwrap();
+        let b32 = b32.trim();
+        assert_eq!(b32.len(), 48, "{b32}");
+        b32.as_bytes()
+            .chunks(4)
+            .map(|c| std::str::from_utf8(c).unwrap())
+            .collect::<Vec<_>>()
+            .join(":")
+    }
+
+    /// Every request answered, oldest first.
+    pub fn requests(&self) -> Vec<TokenRequest> {
+        self.server.state.log.lock().unwrap().clone()
+    }
+
+    /// `GET /token?service=SERVICE&scope=SCOPE` with Basic `user:pass`:
+    /// the token.
+    pub fn token(&self, service: &str, scope: &str, creds: Option<(&str, &str)>) -> String {
+        let auth = creds.map(|(u, p)| format!("Basic {}", b64(format!("{u}:{p}").as_bytes())));
+        let h: Vec<(&str, &str)> = auth
+            .as_deref()
+            .map(|a| ("Authorization", a))
+            .into_iter()
+            .collect();
+        let r = http_request(
+            self.addr(),
+            "GET",
+            &format!("/token?service={service}&scope={scope}"),
+            &h,
+            b"",
+        )
+        .expect("token request");
+        assert_eq!(r.status, 200, "{}", r.text());
+        r.json()["token"].as_str().unwrap().to_string()
+    }
+}
 
 // ---------------------------------------------------------------------------
 // The token server (distribution's `auth: token:` realm).
@@ -24,6 +158,8 @@ pub(super) struct TokenState {
     pass: String,
     public_pull: bool,
     key_pem: PathBuf,
+    key: SigningKey,
+    kid: Mutex<Option<String>>,
     cert_der_b64: String,
     pub(super) log: Mutex<Vec<TokenRequest>>,
 }
@@ -38,12 +174,27 @@ pub(super) struct TokenServer {
 
 impl TokenServer {
     pub(super) fn start(dir: &Path, user: &str, pass: &str, public_pull: bool) -> TokenServer {
+        Self::start_with(dir, user, pass, public_pull, SigningKey::Rs256, None)
+    }
+
+    fn start_with(
+        dir: &Path,
+        user: &str,
+        pass: &str,
+        public_pull: bool,
+        key: SigningKey,
+        kid: Option<&str>,
+    ) -> TokenServer {
         let key_pem = dir.join("token-key.pem");
         let cert_pem = dir.join("token-cert.pem");
+        let newkey: &[&str] = match key {
+            SigningKey::Rs256 => &["-newkey", "rsa:2048"],
+            SigningKey::Es256 => &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"],
+        };
         let out = Command::new("openssl")
-            .args([
-                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-            ])
+            .args(["req", "-x509"])
+            .args(newkey)
+            .args(["-nodes", "-days", "2"])
             .args(["-subj", &format!("/CN={TOKEN_ISSUER}")])
             .arg("-keyout")
             .arg(&key_pem)
@@ -65,6 +216,8 @@ impl TokenServer {
             pass: pass.into(),
             public_pull,
             key_pem,
+            key,
+            kid: Mutex::new(kid.map(str::to_string)),
             cert_der_b64: b64(&der.stdout),
             log: Mutex::new(Vec::new()),
         });
@@ -295,13 +448,17 @@ fn token_response(
         "jti": format!("{}-{}-{}", std::process::id(), SEQ.fetch_add(1, Ordering::SeqCst), now),
         "access": access,
     });
-    let header = serde_json::json!({"typ": "JWT", "alg": "RS256", "x5c": [st.cert_der_b64]});
+    let mut header =
+        serde_json::json!({"typ": "JWT", "alg": st.key.alg(), "x5c": [st.cert_der_b64]});
+    if let Some(kid) = st.kid.lock().unwrap().as_deref() {
+        header["kid"] = kid.into();
+    }
     let signing_input = format!(
         "{}.{}",
         b64url(header.to_string().as_bytes()),
         b64url(claims.to_string().as_bytes())
     );
-    let sig = match rs256(&st.key_pem, signing_input.as_bytes()) {
+    let sig = match sign(&st.key_pem, st.key, signing_input.as_bytes()) {
         Ok(s) => s,
         Err(e) => {
             rec.status = 500;
@@ -324,8 +481,51 @@ fn token_response(
     (200, json, body.to_string(), vec![])
 }
 
-/// RSASSA-PKCS1-v1_5 with SHA-256 through the openssl CLI.
-fn rs256(key: &Path, data: &[u8]) -> std::io::Result<Vec<u8>> {
+/// The JWS signature of `data`: RSASSA-PKCS1-v1_5 or ECDSA (DER from
+/// openssl, made the fixed-size `r || s` of JWS) with SHA-256.
+fn sign(key: &Path, kind: SigningKey, data: &[u8]) -> std::io::Result<Vec<u8>> {
+    let der = openssl_sign(key, data)?;
+    match kind {
+        SigningKey::Rs256 => Ok(der),
+        SigningKey::Es256 => ecdsa_der_to_jws(&der).ok_or_else(|| {
+            std::io::Error::other(format!("openssl wrote a bad ECDSA signature: {der:02x?}"))
+        }),
+    }
+}
+
+/// `SEQUENCE { INTEGER r, INTEGER s }` → 32-byte `r` then 32-byte `s`.
+fn ecdsa_der_to_jws(der: &[u8]) -> Option<Vec<u8>> {
+    // A P-256 signature is at most 72 bytes: short-form lengths only.
+    let (&0x30, rest) = der.split_first()? else {
+        return None;
+    };
+    let (&len, mut rest) = rest.split_first()?;
+    if usize::from(len) != rest.len() {
+        return None;
+    }
+    let mut out = Vec::with_capacity(64);
+    for _ in 0..2 {
+        let (&0x02, r) = rest.split_first()? else {
+            return None;
+        };
+        let (&n, r) = r.split_first()?;
+        let int = r.get(..usize::from(n))?;
+        rest = &r[usize::from(n)..];
+        let int = match int {
+            [0, tail @ ..] => tail,
+            _ => int,
+        };
+        if int.len() > 32 {
+            return None;
+        }
+        out.extend(std::iter::repeat_n(0u8, 32 - int.len()));
+        out.extend_from_slice(int);
+    }
+    rest.is_empty().then_some(out)
+}
+
+/// `openssl dgst -sha256 -sign KEY` of `data`.
+fn openssl_sign(key: &Path, data: &[u8]) -> std::io::Result<Vec<u8>> {
     let mut c = Command::new("openssl")
         .args(["dgst", "-sha256", "-sign"])
         .arg(key)

@@ -385,6 +385,8 @@ impl Drop for Ctx {
                 .stderr(Stdio::null())
                 .status();
         }
+        // Networks a test made (bridges, the store's firewall table).
+        q(&["system", "reset", "-f"]);
     }
 }
 

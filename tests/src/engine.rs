@@ -30,7 +30,11 @@ pub fn text(o: &Output) -> String {
 /// The busybox OCI layout, built once per test binary.
 pub fn busybox() -> &'static OciLayout {
     static L: OnceLock<OciLayout> = OnceLock::new();
-    L.get_or_init(images::busybox_oci_layout)
+    L.get_or_init(|| {
+        let l = images::busybox_oci_layout();
+        l.remove_at_exit();
+        l
+    })
 }
 
 /// Which environment a [`Store`] gives `berth`.

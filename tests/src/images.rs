@@ -20,6 +20,11 @@ pub struct OciLayout {
 }
 
 impl OciLayout {
+    /// For a layout kept in a `static`: removed when the test binary exits.
+    pub fn remove_at_exit(&self) {
+        crate::remove_at_exit(self.tmp.path());
+    }
+
     fn new() -> OciLayout {
         OciLayout {
             tmp: tempfile::Builder::new()

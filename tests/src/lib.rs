@@ -631,3 +631,28 @@ pub fn under_script(cmdline: &str, wait_for: &str, input: &[u8]) -> (i32, String
     let out = seen.lock().unwrap().clone();
     (st.and_then(|s| s.code()).unwrap_or(-1), out)
 }
+
+/// Paths removed when the test binary exits: for fixtures kept in
+/// `static`s, which are never dropped (without this every run of a test
+/// binary left its temp dirs behind).
+static AT_EXIT: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+extern "C" fn run_at_exit() {
+    if let Ok(paths) = AT_EXIT.lock() {
+        for p in paths.iter() {
+            let _ = std::fs::remove_dir_all(p);
+        }
+    }
+}
+
+/// Removes `path` (a dir) when the test binary exits.
+pub fn remove_at_exit(path: &Path) {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    // SAFETY: atexit with a plain extern "C" fn that never unwinds.
+    ONCE.call_once(|| unsafe {
+        libc::atexit(run_at_exit);
+    });
+    if let Ok(mut paths) = AT_EXIT.lock() {
+        paths.push(path.to_path_buf());
+    }
+}

@@ -505,3 +505,11 @@ mod tests {
         );
     }
 }
+
+impl Registry {
+    /// For a registry kept in a `static`: its temp dir goes when the test
+    /// binary exits (statics are never dropped).
+    pub fn remove_dir_at_exit(&self) {
+        crate::remove_at_exit(self.dir.path());
+    }
+}

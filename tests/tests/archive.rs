@@ -53,7 +53,11 @@ impl StoreExt for Store {
 
 fn whiteouts() -> &'static OciLayout {
     static L: OnceLock<OciLayout> = OnceLock::new();
-    L.get_or_init(images::multilayer_with_whiteouts)
+    L.get_or_init(|| {
+        let l = images::multilayer_with_whiteouts();
+        l.remove_at_exit();
+        l
+    })
 }
 
 fn skopeo_json(args: &[&str]) -> Value {

@@ -10,7 +10,7 @@ use std::process::Stdio;
 
 fn cmdline(c: &Ctx, args: &str) -> String {
     format!(
-        "stty rows 40 cols 120; exec {} --root {} {args}",
+        "stty rows 40 cols 120; BERTH_DEFAULT_NETWORK=none exec {} --root {} {args}",
         berth_bin().display(),
         c.root().display()
     )

@@ -61,7 +61,11 @@ impl StoreExt for Store {
 
 fn big() -> &'static OciLayout {
     static L: OnceLock<OciLayout> = OnceLock::new();
-    L.get_or_init(images::big_random_layout)
+    L.get_or_init(|| {
+        let l = images::big_random_layout();
+        l.remove_at_exit();
+        l
+    })
 }
 
 /// The digests (`hex`) an image should leave in `blobs/`: manifest, config

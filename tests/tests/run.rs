@@ -13,6 +13,7 @@ fn registry() -> &'static (Registry, String) {
     static R: OnceLock<(Registry, String)> = OnceLock::new();
     R.get_or_init(|| {
         let reg = Registry::start();
+        reg.remove_dir_at_exit();
         images::push(busybox(), "latest", &reg, "busybox:1");
         let r = reg.image_ref("busybox:1");
         (reg, r)

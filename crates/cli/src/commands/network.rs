@@ -184,8 +184,8 @@ pub fn run(root: &Path, cmd: Cmd) -> anyhow::Result<i32> {
             format,
             no_trunc,
         } => {
-            // The default network always exists, as in Docker.
-            eng.default_network()?;
+            // The default network appears with its first use (listing
+            // makes no bridge).
             let nets = eng.networks()?;
             let id = |n: &Network| {
                 if no_trunc {

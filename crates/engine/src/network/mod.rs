@@ -896,8 +896,12 @@ impl Engine {
     /// Removes every network of the store, their bridges and the store's
     /// firewall table (`system reset`; containers must be gone first).
     pub fn reset_networks(&self) -> Result<()> {
+        let nets = self.networks()?;
+        if nets.is_empty() {
+            return Ok(());
+        }
         let _lock = self.net_lock()?;
-        for n in self.networks()? {
+        for n in nets {
             self.delete_bridge(&n);
         }
         let conn = self.db.conn();

@@ -480,6 +480,14 @@ mod token;
 use token::TokenServer;
 pub use token::{SigningKey, TokenIssuer, TokenRequest};
 
+impl Registry {
+    /// For a registry kept in a `static`: its temp dir goes when the test
+    /// binary exits (statics are never dropped).
+    pub fn remove_dir_at_exit(&self) {
+        crate::remove_at_exit(self.dir.path());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -503,13 +511,5 @@ mod tests {
             f[1].1,
             "repository:bb:pull,push registry:catalog:*".to_string()
         );
-    }
-}
-
-impl Registry {
-    /// For a registry kept in a `static`: its temp dir goes when the test
-    /// binary exits (statics are never dropped).
-    pub fn remove_dir_at_exit(&self) {
-        crate::remove_at_exit(self.dir.path());
     }
 }

@@ -14,12 +14,12 @@
 #   3. manifest GET by tag under load: wrk, 32 connections, 10 s (req/s, p99)
 #   4. RSS idle and after the load
 # Writes its section of bench/RESULTS.md. Run as root.
-# Env: ROUNDS (default 3), RUNS (runs per command and round, default 3),
+# Env: ROUNDS (default 5), RUNS (runs per command and round, default 3),
 #      BERTH_BIN (skip the cargo build), BENCH_WORK, OUT.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(dirname "$HERE")
-ROUNDS=${ROUNDS:-3}
+ROUNDS=${ROUNDS:-5}
 RUNS=${RUNS:-3}
 WORK=${BENCH_WORK:-/tmp/berth-bench-registry}
 OUT=${OUT:-$HERE/RESULTS.md}

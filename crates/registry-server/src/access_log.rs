@@ -39,6 +39,12 @@ impl Connected<IncomingStream<'_, crate::tls::TlsListener>> for Remote {
     }
 }
 
+impl Connected<IncomingStream<'_, crate::NoDelayListener>> for Remote {
+    fn connect_info(s: IncomingStream<'_, crate::NoDelayListener>) -> Remote {
+        Remote(*s.remote_addr())
+    }
+}
+
 /// Set on a response by the handler: the authenticated user, if any.
 #[derive(Clone, Debug)]
 pub(crate) struct AccessUser(pub Option<String>);

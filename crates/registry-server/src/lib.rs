@@ -258,7 +258,7 @@ pub async fn serve(
         source,
     };
     match opts.tls {
-        None => axum::serve(listener, app)
+        None => axum::serve(NoDelayListener(listener), app)
             .with_graceful_shutdown(shutdown)
             .await
             .map_err(serve_err),
@@ -269,6 +269,33 @@ pub async fn serve(
                 .await
                 .map_err(serve_err)
         }
+    }
+}
+
+/// The plain-http listener: [`set_nodelay`] on each connection.
+pub(crate) struct NoDelayListener(tokio::net::TcpListener);
+
+impl axum::serve::Listener for NoDelayListener {
+    type Io = tokio::net::TcpStream;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        let (mut s, a) = axum::serve::Listener::accept(&mut self.0).await;
+        set_nodelay(&mut s);
+        (s, a)
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.0.local_addr()
+    }
+}
+
+/// Sends small responses (manifests, errors, the headers of a blob)
+/// without waiting for the ACK of earlier segments (Nagle); bodies are
+/// written in large chunks anyway.
+pub(crate) fn set_nodelay(tcp: &mut tokio::net::TcpStream) {
+    if let Err(e) = tcp.set_nodelay(true) {
+        eprintln!("berth registry: setting TCP_NODELAY: {e}");
     }
 }
 

@@ -86,7 +86,8 @@ impl TlsListener {
         tokio::spawn(async move {
             let mut tcp = tcp;
             loop {
-                let (sock, peer) = axum::serve::Listener::accept(&mut tcp).await;
+                let (mut sock, peer) = axum::serve::Listener::accept(&mut tcp).await;
+                crate::set_nodelay(&mut sock);
                 if tx.is_closed() {
                     return;
                 }

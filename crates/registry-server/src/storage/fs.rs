@@ -25,10 +25,14 @@ use super::{random_id, BlobInfo, ByteStream, Commit, Result, StorageError};
 use crate::names::{Digest, Hasher};
 use async_trait::async_trait;
 use bytes::Bytes;
-use std::io::{Read, Write};
+use std::future::Future;
+use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
 use std::time::SystemTime;
 use tokio::io::AsyncWriteExt;
+use tokio::task::JoinHandle;
 
 fn io<T>(op: &'static str, path: &Path, r: std::io::Result<T>) -> Result<T> {
     r.map_err(|source| StorageError::Io {
@@ -577,6 +581,105 @@ impl FsStorage {
     }
 }
 
+/// How much of a blob [`FileChunks`] reads at a time: each read is one
+/// blocking-pool task and one body chunk, so larger chunks mean fewer
+/// thread hand-offs per byte (256 KiB: 800 for a 200 MiB layer; 1 MiB: 200).
+/// Each download holds about three chunks (one being read, one or two
+/// queued in the connection).
+pub(crate) const READ_CHUNK: usize = 1 << 20;
+
+/// The bytes of a blob file as a stream of chunks of [`READ_CHUNK`] bytes
+/// (the last one shorter), read on the blocking pool one chunk ahead of
+/// what was consumed: while the connection sends a chunk, the next one is
+/// read. Each chunk is read straight into the buffer that is sent (no copy
+/// through an intermediate buffer, as `tokio::fs::File` would make).
+///
+/// Reads are strictly sequential (one in flight, the file moves into the
+/// task and back), so they use the file's position.
+struct FileChunks {
+    path: PathBuf,
+    /// Bytes still to request after the one in flight.
+    left: u64,
+    /// The read in flight: the file comes back with the chunk.
+    reading: Option<JoinHandle<(std::fs::File, std::io::Result<Bytes>)>>,
+}
+
+impl FileChunks {
+    /// `count` bytes of `file` from its current position.
+    fn new(file: std::fs::File, path: PathBuf, count: u64) -> FileChunks {
+        let mut c = FileChunks {
+            path,
+            left: count,
+            reading: None,
+        };
+        c.read_next(file);
+        c
+    }
+
+    /// Starts reading the next chunk, if any is left.
+    fn read_next(&mut self, file: std::fs::File) {
+        if self.left == 0 {
+            return;
+        }
+        let n = self.left.min(READ_CHUNK as u64);
+        self.left -= n;
+        // Allocated here, on the runtime's worker (where the chunk is freed
+        // once sent), not on whichever blocking thread reads it: with one
+        // malloc arena per blocking thread, freed chunks stayed cached in
+        // many arenas (RSS after a few downloads: 27 MB instead of 13).
+        let mut buf = Vec::with_capacity(n as usize);
+        self.reading = Some(tokio::task::spawn_blocking(move || {
+            // `read_to_end` fills the spare capacity without zeroing it first.
+            let r = (&file).take(n).read_to_end(&mut buf).and_then(|got| {
+                if got as u64 == n {
+                    Ok(Bytes::from(buf))
+                } else {
+                    Err(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        format!("blob file ended {} bytes early", n - got as u64),
+                    ))
+                }
+            });
+            (file, r)
+        }));
+    }
+}
+
+impl futures_util::Stream for FileChunks {
+    type Item = std::io::Result<Bytes>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let Some(task) = self.reading.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let done = ready!(Pin::new(task).poll(cx));
+        self.reading = None;
+        let (file, r) = match done {
+            Ok(x) => x,
+            Err(e) => return Poll::Ready(Some(Err(std::io::Error::other(e)))),
+        };
+        match r {
+            Ok(chunk) => {
+                self.read_next(file);
+                Poll::Ready(Some(Ok(chunk)))
+            }
+            Err(e) => {
+                self.left = 0;
+                Poll::Ready(Some(Err(std::io::Error::new(
+                    e.kind(),
+                    format!("reading {}: {e}", self.path.display()),
+                ))))
+            }
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let n =
+            self.left.div_ceil(READ_CHUNK as u64) as usize + usize::from(self.reading.is_some());
+        (n, Some(n))
+    }
+}
+
 /// A blob being written to `tmp/`.
 struct FsBlobWriter {
     storage: FsStorage,
@@ -690,16 +793,17 @@ impl super::Storage for FsStorage {
     }
 
     async fn blob_stream(&self, d: &Digest, start: u64, count: u64) -> Result<ByteStream> {
-        use tokio::io::{AsyncReadExt, AsyncSeekExt};
         let path = self.blob_path(d);
-        let mut f = io("open", &path, tokio::fs::File::open(&path).await)?;
-        if start > 0 {
-            io("seek", &path, f.seek(std::io::SeekFrom::Start(start)).await)?;
-        }
-        Ok(Box::pin(tokio_util::io::ReaderStream::with_capacity(
-            f.take(count),
-            256 * 1024,
-        )))
+        let p = path.clone();
+        let file = blocking(move || {
+            let mut f = io("open", &p, std::fs::File::open(&p))?;
+            if start > 0 {
+                io("seek", &p, f.seek(std::io::SeekFrom::Start(start)))?;
+            }
+            Ok(f)
+        })
+        .await?;
+        Ok(Box::pin(FileChunks::new(file, path, count)))
     }
 
     async fn read_blob(&self, d: &Digest) -> Result<Option<Vec<u8>>> {
@@ -872,5 +976,69 @@ impl super::Storage for FsStorage {
     async fn repositories(&self) -> Result<Vec<String>> {
         let s = self.clone();
         blocking(move || FsStorage::repositories(&s)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::Storage;
+    use futures_util::TryStreamExt;
+
+    /// A stored blob of `len` patterned bytes.
+    fn stored(len: usize) -> (tempfile::TempDir, FsStorage, Digest, Vec<u8>) {
+        let dir = tempfile::tempdir().unwrap();
+        let st = FsStorage::open(dir.path()).unwrap();
+        let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+        let d = Digest::of("sha256", &data);
+        std::fs::write(st.blob_path(&d), &data).unwrap();
+        (dir, st, d, data)
+    }
+
+    #[tokio::test]
+    async fn blob_stream_reads_any_range_in_chunks() {
+        let (_dir, st, d, data) = stored(2 * READ_CHUNK + 12345);
+        let len = data.len() as u64;
+        let chunk = READ_CHUNK as u64;
+        for (start, count) in [
+            (0, len),
+            (1, chunk),
+            (chunk - 7, chunk + 14),
+            (2 * chunk, len - 2 * chunk),
+            (len - 1, 1),
+        ] {
+            let s = Storage::blob_stream(&st, &d, start, count).await.unwrap();
+            let chunks: Vec<Bytes> = s.try_collect().await.unwrap();
+            assert_eq!(
+                chunks.len() as u64,
+                count.div_ceil(chunk),
+                "{start}+{count}"
+            );
+            assert!(chunks.iter().all(|c| c.len() <= READ_CHUNK));
+            let got: Vec<u8> = chunks.concat();
+            assert_eq!(
+                got,
+                data[start as usize..(start + count) as usize],
+                "{start}+{count}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn blob_stream_of_a_truncated_file_fails() {
+        let (_dir, st, d, data) = stored(READ_CHUNK + 10);
+        let s = Storage::blob_stream(&st, &d, 0, data.len() as u64 + 5)
+            .await
+            .unwrap();
+        let e = s.try_collect::<Vec<Bytes>>().await.unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::UnexpectedEof);
+        assert!(e.to_string().contains("5 bytes early"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn blob_stream_of_a_missing_blob_fails() {
+        let (_dir, st, _, _) = stored(1);
+        let other = Digest::of("sha256", b"other");
+        assert!(Storage::blob_stream(&st, &other, 0, 1).await.is_err());
     }
 }

@@ -1255,6 +1255,18 @@ impl Engine {
             plans.push(p);
             extra_nets.push(xnet);
         }
+        let publish = publish_list(cfg);
+        let mut sockets = Vec::new();
+        if !publish.is_empty() {
+            if net.internal {
+                return Err(Error::Invalid(format!(
+                    "network {} is internal: no port can be published from it",
+                    net.name
+                )));
+            }
+            // Before any kernel work: a taken port leaves nothing behind.
+            sockets = self.reserve_ports(&rec.id, ip, &publish)?;
+        }
         *thread = Some(
             std::thread::Builder::new()
                 .name("berth-net".into())
@@ -1268,16 +1280,7 @@ impl Engine {
                 })
                 .map_err(|e| Error::Network(format!("spawn a thread: {e}")))?,
         );
-        let publish = publish_list(cfg);
-        let mut sockets = Vec::new();
         if !publish.is_empty() {
-            if net.internal {
-                return Err(Error::Invalid(format!(
-                    "network {} is internal: no port can be published from it",
-                    net.name
-                )));
-            }
-            sockets = self.reserve_ports(&rec.id, ip, &publish)?;
             let _lock = self.net_lock()?;
             self.apply_firewall()?;
         }

@@ -24,7 +24,7 @@ mod ports;
 mod wire;
 
 pub use ports::{parse_publish, Publish, Published};
-use rusqlite::{params, OptionalExtension};
+use rusqlite::params;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
 use std::net::IpAddr;
@@ -629,22 +629,6 @@ impl Engine {
                 })
             })
             .collect())
-    }
-
-    /// For tests and `system reset`: whether a container's row still
-    /// holds a lease.
-    pub fn has_lease(&self, container: &str) -> Result<bool> {
-        Ok(self
-            .db
-            .conn()
-            .query_row(
-                "SELECT 1 FROM endpoints WHERE container = ?1 LIMIT 1",
-                [container],
-                |_| Ok(()),
-            )
-            .optional()
-            .map_err(self.dberr("read lease"))?
-            .is_some())
     }
 }
 

@@ -77,6 +77,26 @@ fn accept_all(client: Option<&HeaderValue>) -> HeaderMap {
     h
 }
 
+/// [`Upstream::send`] in `name`'s repository scope; any answer but 200 is
+/// an error.
+async fn send_ok(
+    up: &Upstream,
+    method: Method,
+    path: &str,
+    headers: &HeaderMap,
+    name: &str,
+    what: &str,
+    small: bool,
+) -> Result<reqwest::Response, UpstreamError> {
+    let resp = up
+        .send(method, path, headers, &scope(name), what, small)
+        .await?;
+    if resp.status() != StatusCode::OK {
+        return Err(status_error(resp.status(), what));
+    }
+    Ok(resp)
+}
+
 /// An upstream answer's status as an error (`what`: for messages).
 fn status_error(status: StatusCode, what: &str) -> UpstreamError {
     if status == StatusCode::NOT_FOUND {
@@ -166,19 +186,16 @@ async fn refresh_tag(
     client_accept: Option<&HeaderValue>,
 ) -> Result<Digest, FetchError> {
     let what = format!("manifest {name}:{tag}");
-    let resp = up
-        .send(
-            Method::HEAD,
-            &format!("/v2/{name}/manifests/{tag}"),
-            &accept(client_accept),
-            &scope(name),
-            &what,
-            true,
-        )
-        .await?;
-    if resp.status() != StatusCode::OK {
-        return Err(status_error(resp.status(), &what).into());
-    }
+    let resp = send_ok(
+        up,
+        Method::HEAD,
+        &format!("/v2/{name}/manifests/{tag}"),
+        &accept(client_accept),
+        name,
+        &what,
+        true,
+    )
+    .await?;
     let head_digest = resp
         .headers()
         .get("docker-content-digest")
@@ -251,19 +268,16 @@ async fn fetch_manifest(
             format!("upstream {what}: {m}"),
         ))
     };
-    let mut resp = up
-        .send(
-            Method::GET,
-            &format!("/v2/{name}/manifests/{reference}"),
-            &accept_all(client_accept),
-            &scope(name),
-            &what,
-            true,
-        )
-        .await?;
-    if resp.status() != StatusCode::OK {
-        return Err(status_error(resp.status(), &what).into());
-    }
+    let mut resp = send_ok(
+        up,
+        Method::GET,
+        &format!("/v2/{name}/manifests/{reference}"),
+        &accept_all(client_accept),
+        name,
+        &what,
+        true,
+    )
+    .await?;
     let content_type = resp
         .headers()
         .get(header::CONTENT_TYPE)
@@ -337,20 +351,17 @@ pub async fn blob(
     if !with_body || st.storage.blob_size(&d).await?.is_some() {
         // Stored for another repository (or only a HEAD): does the
         // upstream have it in this one?
-        let resp = up
-            .send(
-                Method::HEAD,
-                &path,
-                &HeaderMap::new(),
-                &scope(name),
-                &what,
-                true,
-            )
-            .await
-            .map_err(upstream_err)?;
-        if resp.status() != StatusCode::OK {
-            return Err(upstream_err(status_error(resp.status(), &what)));
-        }
+        let resp = send_ok(
+            &up,
+            Method::HEAD,
+            &path,
+            &HeaderMap::new(),
+            name,
+            &what,
+            true,
+        )
+        .await
+        .map_err(upstream_err)?;
         if st.storage.blob_size(&d).await?.is_some() {
             st.storage.link_blob(name, &d).await?;
             return blobs::get(&st, name, digest, range, with_body).await;
@@ -373,20 +384,17 @@ pub async fn blob(
             .expect("valid blob response"));
     }
     // A Range on a blob not cached yet: the whole blob (200), cached.
-    let resp = up
-        .send(
-            Method::GET,
-            &path,
-            &HeaderMap::new(),
-            &scope(name),
-            &what,
-            false,
-        )
-        .await
-        .map_err(upstream_err)?;
-    if resp.status() != StatusCode::OK {
-        return Err(upstream_err(status_error(resp.status(), &what)));
-    }
+    let resp = send_ok(
+        &up,
+        Method::GET,
+        &path,
+        &HeaderMap::new(),
+        name,
+        &what,
+        false,
+    )
+    .await
+    .map_err(upstream_err)?;
     let declared = resp.content_length();
     let file = st.storage.blob_writer().await?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(8);
@@ -529,19 +537,8 @@ async fn upstream_tags(up: &Upstream, name: &str) -> Result<Vec<String>, Upstrea
     let mut path = format!("/v2/{name}/tags/list");
     let mut all = Vec::new();
     for _ in 0..MAX_TAG_PAGES {
-        let mut resp = up
-            .send(
-                Method::GET,
-                &path,
-                &HeaderMap::new(),
-                &scope(name),
-                &what,
-                true,
-            )
-            .await?;
-        if resp.status() != StatusCode::OK {
-            return Err(status_error(resp.status(), &what));
-        }
+        let mut resp =
+            send_ok(up, Method::GET, &path, &HeaderMap::new(), name, &what, true).await?;
         let next = resp
             .headers()
             .get(header::LINK)

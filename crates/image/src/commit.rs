@@ -215,7 +215,10 @@ fn write_layer(store: &Store, upper: &Path, blob_path: &Path) -> Result<Layer> {
         .open(blob_path)
         .map_err(blob_err)?;
     let gz = pgzip::ParGzWriter::new(
-        Sha256Writer::new(io::BufWriter::with_capacity(1 << 20, file)),
+        Sha256Writer::new(io::BufWriter::with_capacity(
+            1 << 20,
+            crate::writeback::Writer::new(file),
+        )),
         pgzip::default_threads(),
     );
     let staging = store.layer_staging()?;

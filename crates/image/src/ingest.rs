@@ -24,6 +24,7 @@ pub struct Ingest {
     dir: PathBuf,
     data_path: PathBuf,
     data: File,
+    writeback: crate::writeback::Tracker,
     _lock: Flock<File>,
 }
 
@@ -106,6 +107,7 @@ impl Ingest {
             dir,
             data_path,
             data,
+            writeback: Default::default(),
             _lock: lock,
         }))
     }
@@ -232,7 +234,10 @@ pub(crate) fn remove_ingest_dir(dir: &Path) -> Result<()> {
 
 impl Write for Ingest {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.data.write(buf)
+        let n = self.data.write(buf)?;
+        // The blob is fsynced before it is installed: start the I/O early.
+        self.writeback.wrote(&self.data, n);
+        Ok(n)
     }
 
     fn flush(&mut self) -> io::Result<()> {

@@ -14,6 +14,7 @@ pub mod reference;
 pub mod store;
 pub mod topdir;
 pub mod unpack;
+mod writeback;
 
 pub use digest::Digest;
 pub use reference::Reference;

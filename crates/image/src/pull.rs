@@ -254,7 +254,20 @@ fn fetch_blob(
         ingest.abort()?;
         return Ok(());
     }
-    let r = source.blob(reference, digest, size, ingest.file_mut(), progress);
+    // The blob is fsynced before it is installed: its pages are sent to the
+    // disk while the download goes on (through a second handle, as the
+    // source holds the first).
+    let handle = ingest.file_mut().try_clone().ok();
+    let mut writeback = crate::writeback::Tracker::default();
+    let mut last = 0u64;
+    let mut progress = |done: u64, total: Option<u64>| {
+        if let Some(h) = &handle {
+            writeback.wrote(h, done.saturating_sub(last) as usize);
+        }
+        last = done;
+        progress(done, total)
+    };
+    let r = source.blob(reference, digest, size, ingest.file_mut(), &mut progress);
     if let Err(e) = r {
         // Keep the partial download for a resume; it is not visible.
         return Err(Error::Source(e));

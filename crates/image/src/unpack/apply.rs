@@ -545,6 +545,10 @@ impl Applier {
         };
         self.buf = buf;
         let (n, read) = copied.map_err(|e| fs_err(disp, "writing the file content", e))?;
+        if n >= crate::writeback::WINDOW / 4 {
+            // The layer is synced before it becomes visible: start now.
+            crate::writeback::start(&f, 0, 0);
+        }
         if read != size {
             return Err(Error::Malformed {
                 path: disp.to_string(),

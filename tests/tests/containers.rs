@@ -994,3 +994,40 @@ fn store_tree_parents_are_orlov_top_dirs_on_ext4() {
         );
     }
 }
+
+/// An idle detached container's monitor sleeps: no timer wakes it (100 idle
+/// containers must not cost 1000 wakeups a second), with and without a
+/// terminal.
+#[test]
+fn an_idle_monitor_does_not_wake_up() {
+    let c = Ctx::new();
+    let switches = |pid: i32| -> u64 {
+        let st = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        st.lines()
+            .filter(|l| {
+                l.starts_with("voluntary_ctxt_switches")
+                    || l.starts_with("nonvoluntary_ctxt_switches")
+            })
+            .map(|l| l.split_whitespace().last().unwrap().parse::<u64>().unwrap())
+            .sum()
+    };
+    for flags in [&["-d"][..], &["-d", "-t"][..]] {
+        let mut args = vec!["run"];
+        args.extend_from_slice(flags);
+        args.extend_from_slice(&[IMG, "sleep", "1000"]);
+        let id = c.ok(&args).trim().to_string();
+        let mon = c.monitors(Some(&id));
+        assert_eq!(mon.len(), 1, "{flags:?}: one monitor for {id}");
+        // Let the start settle (the monitor execs berth-monitor).
+        std::thread::sleep(Duration::from_millis(300));
+        let before = switches(mon[0]);
+        std::thread::sleep(Duration::from_millis(1500));
+        let after = switches(mon[0]);
+        assert!(
+            after - before <= 2,
+            "{flags:?}: the idle monitor woke {} times in 1.5 s",
+            after - before
+        );
+        c.ok(&["rm", "-f", &id]);
+    }
+}

@@ -235,8 +235,12 @@ fn pump(log: &mut Log, fds: &[(i32, usize)], at: &mut Attach) {
                 stdin_slot = Some(pfds.len() - 1);
             }
         }
+        // Every change wakes poll, so an idle container's monitor sleeps;
+        // only input for a full pty (polled for reading, not writing) is
+        // retried on a timer.
+        let timeout = if at.stdin_q.is_empty() { -1 } else { 100 };
         // SAFETY: poll on our own array of pollfds.
-        let n = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, 100) };
+        let n = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, timeout) };
         if n < 0 {
             if std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
                 continue;

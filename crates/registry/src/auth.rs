@@ -12,8 +12,8 @@ use reqwest::blocking::Response;
 use reqwest::header::{AUTHORIZATION, RETRY_AFTER};
 use reqwest::Url;
 
-use crate::client::Http;
 use crate::error::{http_reason, Error};
+use crate::http::Http;
 use crate::retry::{is_retryable_status, parse_retry_after, Failure};
 use crate::Credential;
 
@@ -306,7 +306,7 @@ fn fetch_token(
         }
     }
     let service = ch.param("service");
-    let client = http.for_url(&url);
+    let client = http.for_url(&url).map_err(Failure::Fatal)?;
     let builder = match req.credential {
         Some(Credential::IdentityToken(refresh)) => {
             let mut form = vec![

@@ -14,7 +14,8 @@ use sha2::{Digest, Sha256};
 
 use crate::auth::{retry_after, AuthCache, AuthRequest, Challenge};
 use crate::error::{http_reason, Error, Result};
-use crate::hosts::{is_docker_hub, is_insecure, is_loopback, url_authority, Endpoint, Scheme};
+use crate::hosts::{is_docker_hub, is_loopback, url_authority, Endpoint, Scheme};
+use crate::http::{url_host_port, Http};
 use crate::retry::{is_retryable_status, Failure};
 use crate::{ClientConfig, Credential};
 
@@ -50,40 +51,6 @@ pub struct FetchedManifest {
 
 /// The reqwest clients: one verifying certificates, one for insecure
 /// hosts that does not, and one per host with its own CA certificates.
-pub(crate) struct Http {
-    secure: reqwest::blocking::Client,
-    insecure: reqwest::blocking::Client,
-    insecure_hosts: Vec<String>,
-    /// By `host:port` or `host`: verifying with the host's extra CAs too.
-    with_ca: HashMap<String, reqwest::blocking::Client>,
-}
-
-impl Http {
-    pub(crate) fn is_insecure_url(&self, url: &Url) -> bool {
-        is_insecure(&url_host_port(url), &self.insecure_hosts)
-    }
-
-    pub(crate) fn for_url(&self, url: &Url) -> &reqwest::blocking::Client {
-        if self.is_insecure_url(url) {
-            return &self.insecure;
-        }
-        let host = url_host_port(url);
-        let name = url.host_str().unwrap_or_default();
-        self.with_ca
-            .get(&host)
-            .or_else(|| self.with_ca.get(name))
-            .unwrap_or(&self.secure)
-    }
-}
-
-fn url_host_port(url: &Url) -> String {
-    let host = url.host_str().unwrap_or("");
-    match url.port() {
-        Some(p) => format!("{host}:{p}"),
-        None => host.to_string(),
-    }
-}
-
 /// `scheme://host[:port]` of a URL, for messages.
 fn url_origin(url: &Url) -> String {
     format!("{}://{}", url.scheme(), url_host_port(url))
@@ -181,23 +148,21 @@ impl Client {
     /// can be set up.
     pub fn new(cfg: ClientConfig) -> Result<Client> {
         let proxies = EnvProxies::read();
-        let builder = |accept_invalid_certs: bool| {
+        let user_agent = cfg.user_agent.clone();
+        let builder = move |accept_invalid_certs: bool| {
             let mut b = reqwest::blocking::Client::builder()
-                .user_agent(cfg.user_agent.clone())
+                .user_agent(user_agent.clone())
                 .redirect(reqwest::redirect::Policy::none())
                 .connect_timeout(CONNECT_TIMEOUT)
                 .timeout(READ_TIMEOUT)
                 .danger_accept_invalid_certs(accept_invalid_certs)
+                // Nothing is verified for an insecure registry: no roots to load.
+                .tls_built_in_root_certs(!accept_invalid_certs)
                 .no_proxy();
             if let Some(p) = proxies.proxy() {
                 b = b.proxy(p);
             }
             b
-        };
-        let build = |accept_invalid_certs: bool| {
-            builder(accept_invalid_certs)
-                .build()
-                .map_err(Error::HttpClient)
         };
         let mut with_ca = HashMap::new();
         for (host, pems) in &cfg.ca_certs {
@@ -205,18 +170,16 @@ impl Client {
                 host: host.clone(),
                 reason,
             };
-            let mut b = builder(false);
+            let mut all = Vec::new();
             for pem in pems {
                 let certs = reqwest::Certificate::from_pem_bundle(pem)
                     .map_err(|e| ca_err(e.to_string()))?;
                 if certs.is_empty() {
                     return Err(ca_err("no CERTIFICATE block in it".into()));
                 }
-                for c in certs {
-                    b = b.add_root_certificate(c);
-                }
+                all.extend(certs);
             }
-            with_ca.insert(host.clone(), b.build().map_err(Error::HttpClient)?);
+            with_ca.insert(host.clone(), all);
         }
         let mirrors = cfg
             .mirrors
@@ -224,12 +187,7 @@ impl Client {
             .map(|m| Endpoint::mirror(m, &cfg.insecure_hosts))
             .collect::<Result<Vec<_>>>()?;
         Ok(Client {
-            http: Http {
-                secure: build(false)?,
-                insecure: build(true)?,
-                insecure_hosts: cfg.insecure_hosts.clone(),
-                with_ca,
-            },
+            http: Http::new(builder, cfg.insecure_hosts.clone(), with_ca),
             cfg,
             auth: AuthCache::default(),
             schemes: Mutex::new(HashMap::new()),
@@ -451,6 +409,7 @@ impl Client {
             let mut rb = self
                 .http
                 .for_url(&url)
+                .map_err(|e| SendError::Other(Failure::Fatal(e)))?
                 .request(req.method.clone(), url.clone());
             for (name, value) in &req.headers {
                 rb = rb.header(name, value);

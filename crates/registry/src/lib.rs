@@ -18,6 +18,7 @@ mod client;
 pub mod dockerconfig;
 mod error;
 mod hosts;
+mod http;
 mod manifest;
 mod push;
 mod retry;

@@ -410,7 +410,7 @@ fn layers_dir_is_an_orlov_top_dir_on_ext4() {
         .unwrap();
     let root = t.path().join("root");
     let s = Store::open(&root).unwrap();
-    let ext4 = nix::sys::statfs::statfs(&root).is_ok_and(|st| st.filesystem_type().0 == 0xEF53);
+    let ext4 = crate::topdir::on_ext4(&root);
     if !ext4 {
         eprintln!("skipped: /var/tmp is not ext4");
         return;

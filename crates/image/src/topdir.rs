@@ -57,15 +57,16 @@ pub fn mark(dir: &Path) -> bool {
     unsafe { libc::ioctl(f.as_raw_fd(), libc::FS_IOC_SETFLAGS, &flags) == 0 }
 }
 
+/// Whether `p` is on ext4 (where the flag exists), for tests.
+#[cfg(test)]
+pub(crate) fn on_ext4(p: &Path) -> bool {
+    const EXT4_SUPER_MAGIC: i64 = 0xEF53;
+    nix::sys::statfs::statfs(p).is_ok_and(|s| s.filesystem_type().0 == EXT4_SUPER_MAGIC)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const EXT4_SUPER_MAGIC: i64 = 0xEF53;
-
-    fn on_ext4(p: &Path) -> bool {
-        nix::sys::statfs::statfs(p).is_ok_and(|s| s.filesystem_type().0 == EXT4_SUPER_MAGIC)
-    }
 
     #[test]
     fn marks_a_directory_on_ext4_and_is_idempotent() {

@@ -150,6 +150,29 @@ impl Engine {
         self.copy_out(rec, "/", ".", out, View::Rootfs)
     }
 
+    /// Writes a tar of the directory `path` of the container's root
+    /// filesystem (without its mounts), named `.`, to `out`; writes nothing
+    /// when the image has no directory there.
+    pub(crate) fn image_dir_tar(
+        &self,
+        rec: &Record,
+        path: &str,
+        out: &mut dyn Write,
+    ) -> Result<()> {
+        let m = self.mount_for_copy(rec, View::Rootfs)?;
+        let path = path.to_string();
+        in_root(&m, None, Some(out), move |_, w| {
+            let src = Path::new(&path);
+            if !std::fs::metadata(src).is_ok_and(|md| md.is_dir()) {
+                return Ok(());
+            }
+            let mut b = tar::Builder::new(w.expect("output"));
+            append_tree(&mut b, src, Path::new("."))
+                .and_then(|()| b.finish())
+                .map_err(|e| format!("copy {path}: {e}"))
+        })
+    }
+
     /// Writes a tar of `path` (named `name` in the archive) to `out`.
     pub fn copy_from(
         &self,

@@ -132,6 +132,8 @@ impl Engine {
             }
             Ok(())
         });
+        // Docker's copy-up: empty volumes get the image's files there.
+        let made = made.and_then(|()| self.copy_up_volumes(&rec, &req.config.spec.mounts));
         if let Err(e) = made {
             let _ = rootfs::remove(&dir);
             let _ = self.db.remove(&id);

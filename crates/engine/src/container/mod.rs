@@ -6,6 +6,7 @@
 pub mod attach;
 pub mod attached;
 pub mod commit;
+mod copyup;
 pub mod cp;
 pub mod create;
 pub mod exec;

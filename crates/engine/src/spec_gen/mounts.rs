@@ -68,11 +68,13 @@ pub fn parse_volume(s: &str, new_name: &mut dyn FnMut() -> String) -> Result<Mou
     };
     check_target(dst, s)?;
     let mut readonly = false;
+    let mut options = Vec::new();
     for m in mode.split(',').filter(|m| !m.is_empty()) {
         match m {
             "ro" => readonly = true,
+            "nocopy" => options.push("nocopy".to_string()),
             "rw" | "z" | "Z" | "rprivate" | "private" | "rslave" | "slave" | "rshared"
-            | "shared" | "nocopy" => {}
+            | "shared" => {}
             other => {
                 return Err(Error::Invalid(format!(
                     "invalid mode {other:?} in volume specification {s:?}"
@@ -91,12 +93,15 @@ pub fn parse_volume(s: &str, new_name: &mut dyn FnMut() -> String) -> Result<Mou
             "invalid volume specification {s:?}: {src:?} is neither an absolute path nor a volume name"
         )));
     };
+    if kind != MountKind::Volume {
+        options.clear();
+    }
     Ok(MountSpec {
         kind,
         source,
         target: dst.into(),
         readonly,
-        options: Vec::new(),
+        options,
         anonymous,
     })
 }
@@ -133,6 +138,9 @@ pub fn parse_mount(s: &str, new_name: &mut dyn FnMut() -> String) -> Result<Moun
                     .map_err(|_| Error::Invalid(format!("invalid tmpfs-mode {v:?}")))?;
                 options.push(format!("mode={v}"));
             }
+            "volume-nocopy" if v.is_empty() || v == "true" || v == "1" => {
+                options.push("nocopy".into())
+            }
             "bind-propagation" | "volume-nocopy" | "consistency" => {}
             other => return Err(Error::Invalid(format!("unexpected key {other:?} in {s:?}"))),
         }
@@ -153,6 +161,9 @@ pub fn parse_mount(s: &str, new_name: &mut dyn FnMut() -> String) -> Result<Moun
             return Err(Error::Invalid(format!("invalid volume name {source:?}")))
         }
         _ => {}
+    }
+    if kind != MountKind::Volume {
+        options.retain(|o| o != "nocopy");
     }
     Ok(MountSpec {
         kind,
@@ -427,6 +438,25 @@ mod tests {
         assert_eq!(m.options, ["size=1048576"]);
         let m = parse_mount("type=bind,src=/s,dst=/d,readonly", &mut anon).unwrap();
         assert!(m.readonly);
+        // nocopy: kept for volumes only (a tmpfs must not get it as an option).
+        assert_eq!(
+            parse_volume("vol:/d:nocopy", &mut anon).unwrap().options,
+            ["nocopy"]
+        );
+        assert_eq!(
+            parse_volume("vol:/d:ro,nocopy", &mut anon).unwrap().options,
+            ["nocopy"]
+        );
+        assert!(parse_volume("/h:/d:nocopy", &mut anon)
+            .unwrap()
+            .options
+            .is_empty());
+        let m = parse_mount("type=volume,src=vol,dst=/d,volume-nocopy", &mut anon).unwrap();
+        assert_eq!(m.options, ["nocopy"]);
+        let m = parse_mount("type=volume,src=vol,dst=/d,volume-nocopy=false", &mut anon).unwrap();
+        assert!(m.options.is_empty());
+        let m = parse_mount("volume-nocopy,type=tmpfs,dst=/t", &mut anon).unwrap();
+        assert!(m.options.is_empty());
         assert!(parse_mount("type=bind,src=s,dst=/d", &mut anon).is_err());
         assert!(parse_mount("type=nfs,dst=/d", &mut anon).is_err());
         assert_eq!(parse_tmpfs("/run:size=1m").unwrap().options, ["size=1m"]);

@@ -68,14 +68,16 @@ impl Engine {
         let unpacked = unpacker
             .join()
             .unwrap_or_else(|p| std::panic::resume_unwind(p));
-        wrote?;
         if n == 0 {
-            // The image has no directory there: nothing to copy.
-            return Ok(());
+            // No directory there in the image (Ok), or the tar side failed.
+            return wrote;
         }
-        unpacked.map(|_| ()).map_err(|e| {
+        // An unpacker that stopped makes the tar side fail with a broken
+        // pipe: its own error is the cause.
+        unpacked.map_err(|e| {
             Error::Invalid(format!("copying the image's {target} into the volume: {e}"))
-        })
+        })?;
+        wrote
     }
 }
 

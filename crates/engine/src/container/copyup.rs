@@ -52,14 +52,7 @@ impl Engine {
         let (r, w) = std::io::pipe().map_err(io(Path::new("pipe")))?;
         let dest = data.to_path_buf();
         let unpacker = std::thread::spawn(move || {
-            berth_image::unpack::unpack_layer(
-                r,
-                &dest,
-                &berth_image::unpack::UnpackOptions {
-                    keep_ownership: nix::unistd::geteuid().is_root(),
-                    max_entries: None,
-                },
-            )
+            berth_image::unpack::unpack_layer(r, &dest, &berth_image::archive::unpack_options())
         });
         let mut w = Counted { w, n: 0 };
         let wrote = self.image_dir_tar(rec, target, &mut w);

@@ -592,7 +592,8 @@ impl Plan {
     }
 }
 
-pub(crate) fn unpack_options() -> unpack::UnpackOptions {
+/// How berth unpacks layers: owners kept when running as root.
+pub fn unpack_options() -> unpack::UnpackOptions {
     unpack::UnpackOptions {
         keep_ownership: nix::unistd::geteuid().is_root(),
         max_entries: None,

@@ -134,9 +134,8 @@ fn upstream_reply(msg: &[u8], mode: Mode, tcp: bool) -> Option<Vec<u8>> {
 
 impl Upstream {
     fn start(mode: Mode) -> Upstream {
-        let udp = UdpSocket::bind(localhost0()).unwrap();
+        let (udp, tcp) = udp_and_tcp_on_one_port();
         let addr = udp.local_addr().unwrap();
-        let tcp = TcpListener::bind(addr).unwrap();
         tcp.set_nonblocking(true).unwrap();
         udp.set_read_timeout(Some(Duration::from_millis(50)))
             .unwrap();
@@ -212,14 +211,25 @@ impl Drop for Upstream {
     }
 }
 
+/// A UDP socket and a TCP listener on the same loopback port. The kernel
+/// picks a free UDP port; its TCP twin may be taken by another socket on
+/// this machine, so another port is tried then (CI failed once on that).
+fn udp_and_tcp_on_one_port() -> (UdpSocket, TcpListener) {
+    for _ in 0..50 {
+        let udp = UdpSocket::bind(localhost0()).unwrap();
+        if let Ok(tcp) = TcpListener::bind(udp.local_addr().unwrap()) {
+            return (udp, tcp);
+        }
+    }
+    panic!("no loopback port free for both UDP and TCP in 50 tries");
+}
+
 /// An address where nothing answers: a UDP socket nobody reads and a TCP
 /// listener nobody accepts on (the handshake completes in the backlog, then
 /// silence). Kept alive by the returned sockets.
 fn blackhole() -> (SocketAddr, UdpSocket, TcpListener) {
-    let udp = UdpSocket::bind(localhost0()).unwrap();
-    let addr = udp.local_addr().unwrap();
-    let tcp = TcpListener::bind(addr).unwrap();
-    (addr, udp, tcp)
+    let (udp, tcp) = udp_and_tcp_on_one_port();
+    (udp.local_addr().unwrap(), udp, tcp)
 }
 
 /// An address where nobody listens: connection refused, port unreachable.

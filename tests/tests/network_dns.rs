@@ -263,3 +263,59 @@ fn network_container_mode_shares_the_other_namespace() {
         o.text()
     );
 }
+
+/// A network's DNS server that was killed comes back with the next `berth
+/// ps`, and names resolve again in the containers already running.
+#[test]
+fn a_killed_dns_server_comes_back_with_ps() {
+    let n = Net::new();
+    let net_id = n.c.ok(&["network", "create", "revnet"]).trim().to_string();
+    n.c.run_d(&[
+        "--name",
+        "rev-web",
+        "--network",
+        "revnet",
+        IMG,
+        "sleep",
+        "1000",
+    ]);
+    let ip = n.inspect("rev-web", "{{.NetworkSettings.IPAddress}}");
+    assert_eq!(dns_servers(&net_id), 1);
+    let out = Command::new("pkill")
+        .args(["-KILL", "-f", &format!("__dns {net_id}")])
+        .status()
+        .unwrap();
+    assert!(out.success(), "pkill found the server");
+    assert!(
+        wait_for(10.0, || dns_servers(&net_id) == 0),
+        "the server did not die"
+    );
+    n.c.ok(&["ps"]);
+    assert_eq!(dns_servers(&net_id), 1, "ps brought the server back");
+    let o = n.c.b(&["exec", "rev-web", "nslookup", "rev-web"]);
+    assert_eq!(o.code, 0, "{}", o.text());
+    assert_eq!(looked_up(&o.out), vec![ip], "{}", o.text());
+    // A live server is left alone: still one.
+    n.c.ok(&["ps"]);
+    assert_eq!(dns_servers(&net_id), 1);
+}
+
+/// `network rm` stops the network's DNS server at once (it would hold the
+/// gateway's port 53 until its next check), so a network made right after
+/// on the same subnet gets a working server of its own.
+#[test]
+fn network_rm_stops_its_dns_server_at_once() {
+    let n = Net::new();
+    let subnet = "10.213.7.0/24";
+    let id1 = n.c.ok(&["network", "create", "--subnet", subnet, "rmnet1"]);
+    let id1 = id1.trim().to_string();
+    n.c.ok(&["run", "--rm", "--network", "rmnet1", IMG, "true"]);
+    n.c.ok(&["network", "rm", "rmnet1"]);
+    assert_eq!(dns_servers(&id1), 0, "the server outlived network rm");
+    let id2 = n.c.ok(&["network", "create", "--subnet", subnet, "rmnet2"]);
+    let (code, out) = n.sh("rmnet2", "nslookup $(hostname)");
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(looked_up(&out).len(), 1, "{out}");
+    assert!(!out.contains("no DNS server"), "{out}");
+    assert_eq!(dns_servers(id2.trim()), 1);
+}

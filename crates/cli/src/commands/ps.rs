@@ -120,7 +120,10 @@ pub fn run(root: &Path, a: Args) -> anyhow::Result<i32> {
     let eng = Engine::open(root)?;
     let mut rows = vec![];
     let mut json_lines = vec![];
-    for r in eng.list()? {
+    let all = eng.list()?;
+    // A user network's DNS server that died comes back here.
+    eng.revive_dns(&all);
+    for r in all {
         if (!show_all && r.status != Status::Running) || !matches(&r, &filters)? {
             continue;
         }

@@ -10,7 +10,9 @@
 //! itself once no container is left on the network, or the network is gone.
 //! A lock file per network says whether one runs. Starting and the exit
 //! decision both happen under the machine-wide network lock, so a starting
-//! container never relies on a server that is just leaving.
+//! container never relies on a server that is just leaving. A server that
+//! was killed comes back with the next `berth ps` (or container start on
+//! the network); removing the network stops its server at once.
 
 use super::Network;
 use crate::container::{io, Engine, Error, Result};
@@ -113,6 +115,85 @@ impl Engine {
             why => Err(Error::Network(why.to_string())),
         }
     }
+}
+
+impl Engine {
+    /// Brings back the DNS server of every user network a running container
+    /// of `recs` is on, if it died (killed by hand, the OOM killer): `berth
+    /// ps` calls this, so looking at the containers repairs their names.
+    /// Checking costs a lock attempt per network; a live server is left be.
+    pub fn revive_dns(&self, recs: &[crate::db::Record]) {
+        let mut seen = std::collections::HashSet::new();
+        for r in recs {
+            // Containers with their own --dns never needed the server.
+            let own_dns = crate::Config::parse(r).is_ok_and(|c| !c.spec.dns.is_empty());
+            if r.status != crate::db::Status::Running || own_dns {
+                continue;
+            }
+            let Ok(eps) = self.endpoints(&r.id) else {
+                continue;
+            };
+            for ep in eps {
+                let net = ep.network;
+                if net.name == super::DEFAULT_NETWORK || !seen.insert(net.id.clone()) {
+                    continue;
+                }
+                if server_runs(&net) {
+                    continue;
+                }
+                if let Err(e) = self.ensure_dns(&net) {
+                    berth_runtime::log::warn(&format!(
+                        "network {}: its DNS server is gone and could not be restarted: {e}",
+                        net.name
+                    ));
+                }
+            }
+        }
+    }
+}
+
+/// Stops the network's DNS server, if one runs, and waits (2 s at most)
+/// until it is gone, with its sockets.
+pub(crate) fn stop_server(net: &Network) {
+    let Some(pid) = server_pid(net) else {
+        return;
+    };
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    // Gone, or a zombie (its sockets are closed by then).
+    let alive = || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|st| {
+            st.rsplit_once(") ")
+                .is_some_and(|(_, rest)| !rest.starts_with('Z'))
+        })
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    while alive() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Whether the network's DNS server lives.
+fn server_runs(net: &Network) -> bool {
+    server_pid(net).is_some()
+}
+
+/// The pid of the network's live DNS server: the pid it wrote into its lock
+/// file, if that is a `berth __dns` of this network. Read, not locked: a probe that
+/// took the lock for a moment could make a server that is starting just
+/// then believe another one serves. A wrong "no" only costs an
+/// `ensure_dns`, which decides under the network lock.
+fn server_pid(net: &Network) -> Option<u32> {
+    let pid = std::fs::read_to_string(lock_path(net)).ok()?;
+    let pid = pid.trim().parse::<u32>().ok()?;
+    let ours = std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
+        let args: Vec<&[u8]> = c.split(|&b| b == 0).collect();
+        args.windows(2)
+            .any(|w| w[0] == b"__dns" && w[1] == net.id.as_bytes())
+    });
+    ours.then_some(pid)
 }
 
 /// The names of the network's containers, from the DB on every query.

@@ -510,6 +510,10 @@ impl Engine {
     }
 
     fn delete_bridge(&self, net: &Network) {
+        // Its DNS server would keep the gateway's port 53 for up to its next
+        // check; a network made right after with the same subnet could not
+        // start its own.
+        dns::stop_server(net);
         if let Ok(nl) = Netlink::open() {
             if let Ok(Some(i)) = nl.link_index(&net.bridge) {
                 let _ = nl.delete_link(i);

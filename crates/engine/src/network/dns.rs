@@ -125,9 +125,11 @@ impl Engine {
     pub fn revive_dns(&self, recs: &[crate::db::Record]) {
         let mut seen = std::collections::HashSet::new();
         for r in recs {
+            if r.status != crate::db::Status::Running {
+                continue;
+            }
             // Containers with their own --dns never needed the server.
-            let own_dns = crate::Config::parse(r).is_ok_and(|c| !c.spec.dns.is_empty());
-            if r.status != crate::db::Status::Running || own_dns {
+            if crate::Config::parse(r).is_ok_and(|c| !c.spec.dns.is_empty()) {
                 continue;
             }
             let Ok(eps) = self.endpoints(&r.id) else {

@@ -100,8 +100,8 @@ for i in $(seq "$ROUNDS"); do
     BRIDGE+=("$(iperf_between /proc/$SPID/ns/net /proc/$CPID/ns/net "$SIP")")
     PLAIN+=("$(iperf_between /run/netns/bnb-a /run/netns/bnb-b 198.18.201.1)")
 done
-median5() { printf '%s\n' "$@" | sort -g | sed -n "$(( ($# + 1) / 2 ))p"; }
-TB=$(median5 "${BRIDGE[@]}"); TP=$(median5 "${PLAIN[@]}")
+median() { printf '%s\n' "$@" | sort -g | sed -n "$(( ($# + 1) / 2 ))p"; }
+TB=$(median "${BRIDGE[@]}"); TP=$(median "${PLAIN[@]}")
 TR=$(echo "$TB / $TP" | bc -l)
 # br_netfilter (loaded by Docker or Kubernetes set-ups) hands every bridged
 # packet to the IP hooks; when it is on, the same pair once more with it
@@ -117,7 +117,7 @@ if [ -e "$BRNF" ] && [ "$(cat "$BRNF")" = 1 ]; then
         PLAIN0+=("$(iperf_between /run/netns/bnb-a /run/netns/bnb-b 198.18.201.1)")
     done
     echo 1 > "$BRNF"
-    TB0=$(median5 "${BRIDGE0[@]}"); TP0=$(median5 "${PLAIN0[@]}")
+    TB0=$(median "${BRIDGE0[@]}"); TP0=$(median "${PLAIN0[@]}")
     BRNF_ROW="This host has br_netfilter on (\`net.bridge.bridge-nf-call-iptables=1\`); with it off for a moment: bridge $(printf '%.2f' "$TB0") Gbit/s, plain veth $(printf '%.2f' "$TP0") Gbit/s, ratio **$(printf '%.3f' "$(echo "$TB0 / $TP0" | bc -l)")**."
 fi
 

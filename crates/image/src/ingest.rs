@@ -24,7 +24,6 @@ pub struct Ingest {
     dir: PathBuf,
     data_path: PathBuf,
     data: File,
-    writeback: crate::writeback::Tracker,
     _lock: Flock<File>,
 }
 
@@ -107,7 +106,6 @@ impl Ingest {
             dir,
             data_path,
             data,
-            writeback: Default::default(),
             _lock: lock,
         }))
     }
@@ -234,10 +232,7 @@ pub(crate) fn remove_ingest_dir(dir: &Path) -> Result<()> {
 
 impl Write for Ingest {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.data.write(buf)?;
-        // The blob is fsynced before it is installed: start the I/O early.
-        self.writeback.wrote(&self.data, n);
-        Ok(n)
+        self.data.write(buf)
     }
 
     fn flush(&mut self) -> io::Result<()> {

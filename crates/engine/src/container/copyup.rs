@@ -16,7 +16,7 @@ use nix::fcntl::{Flock, FlockArg};
 use std::path::Path;
 
 /// Whether a volume mount asks not to be filled from the image.
-pub(crate) fn is_nocopy(m: &MountSpec) -> bool {
+fn is_nocopy(m: &MountSpec) -> bool {
     m.options.iter().any(|o| o == "nocopy")
 }
 

@@ -140,7 +140,7 @@ impl Engine {
                 if net.name == super::DEFAULT_NETWORK || !seen.insert(net.id.clone()) {
                     continue;
                 }
-                if server_runs(&net) {
+                if server_pid(&net).is_some() {
                     continue;
                 }
                 if let Err(e) = self.ensure_dns(&net) {
@@ -175,11 +175,6 @@ pub(crate) fn stop_server(net: &Network) {
     while alive() && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(5));
     }
-}
-
-/// Whether the network's DNS server lives.
-fn server_runs(net: &Network) -> bool {
-    server_pid(net).is_some()
 }
 
 /// The pid of the network's live DNS server: the pid it wrote into its lock

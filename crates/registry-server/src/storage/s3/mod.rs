@@ -221,6 +221,16 @@ impl S3Storage {
     }
 
     /// The digests named by keys `rel/<alg>/<hex>`, with their metadata.
+    /// The digests under `rel`, without their metadata.
+    async fn digest_list(&self, rel: &str) -> Result<Vec<Digest>> {
+        Ok(self
+            .digests_under(rel)
+            .await?
+            .into_iter()
+            .map(|(d, _)| d)
+            .collect())
+    }
+
     async fn digests_under(&self, rel: &str) -> Result<Vec<(Digest, ObjectMeta)>> {
         let mut out = Vec::new();
         for m in self.list(rel).await? {
@@ -460,13 +470,8 @@ impl super::Storage for S3Storage {
     }
 
     async fn blob_links(&self, repo: &str) -> Result<Vec<Digest>> {
-        let rel = format!("repositories/{repo}/_blobs");
-        Ok(self
-            .digests_under(&rel)
-            .await?
-            .into_iter()
-            .map(|(d, _)| d)
-            .collect())
+        self.digest_list(&format!("repositories/{repo}/_blobs"))
+            .await
     }
 
     /// A blob's age is the newest of its own and its links' times.
@@ -676,13 +681,8 @@ impl super::Storage for S3Storage {
     }
 
     async fn manifest_digests(&self, repo: &str) -> Result<Vec<Digest>> {
-        let rel = format!("repositories/{repo}/_manifests");
-        Ok(self
-            .digests_under(&rel)
-            .await?
-            .into_iter()
-            .map(|(d, _)| d)
-            .collect())
+        self.digest_list(&format!("repositories/{repo}/_manifests"))
+            .await
     }
 
     async fn delete_manifest(&self, repo: &str, d: &Digest) -> Result<bool> {

@@ -1,7 +1,8 @@
 //! Streaming blob files out and uploads in: [`FileChunks`] (a blob read in
 //! large chunks one ahead on the blocking pool) and the writers behind the
-//! `BlobWriter`/`ChunkWriter` traits.
+//! `BlobWriter`/`ChunkWriter` traits (writing through [`BatchFile`]).
 
+use super::batch::BatchFile;
 use super::*;
 
 /// How much of a blob [`FileChunks`] reads at a time: each read is one
@@ -107,12 +108,13 @@ impl futures_util::Stream for FileChunks {
 pub(super) struct FsBlobWriter {
     pub(super) storage: FsStorage,
     pub(super) path: PathBuf,
-    pub(super) file: Option<tokio::fs::File>,
+    pub(super) file: Option<BatchFile>,
 }
 
 impl Drop for FsBlobWriter {
     fn drop(&mut self) {
-        // Neither committed nor aborted (the request went away).
+        // Neither committed nor aborted (the request went away). A batch
+        // still in flight writes to the unlinked file, which is harmless.
         if self.file.is_some() {
             let _ = std::fs::remove_file(&self.path);
         }
@@ -123,17 +125,16 @@ impl Drop for FsBlobWriter {
 impl crate::storage::BlobWriter for FsBlobWriter {
     async fn write(&mut self, data: Bytes) -> Result<()> {
         let f = self.file.as_mut().expect("blob writer used after commit");
-        io("write", &self.path, f.write_all(&data).await)
+        io("write", &self.path, f.write(data).await)
     }
 
     async fn commit(mut self: Box<Self>, d: &Digest, repo: &str) -> Result<()> {
         let f = self.file.take().expect("blob writer used after commit");
-        let r = f.sync_all().await;
-        drop(f);
-        if let Err(e) = r {
+        if let Err(e) = f.finish().await {
             let _ = std::fs::remove_file(&self.path);
-            return io("fsync", &self.path, Err(e));
+            return io("write", &self.path, Err(e));
         }
+        // commit_file fsyncs the file before it becomes visible.
         let (s, path, d, repo) = (
             self.storage.clone(),
             self.path.clone(),
@@ -148,7 +149,9 @@ impl crate::storage::BlobWriter for FsBlobWriter {
     }
 
     async fn abort(mut self: Box<Self>) -> Result<()> {
-        self.file.take();
+        if let Some(f) = self.file.take() {
+            let _ = f.finish().await;
+        }
         remove_opt(&self.path).map(|_| ())
     }
 }
@@ -158,15 +161,33 @@ impl crate::storage::BlobWriter for FsBlobWriter {
 pub(super) struct FsChunkWriter {
     pub(super) path: PathBuf,
     pub(super) start: u64,
-    pub(super) file: tokio::fs::File,
-    pub(super) done: bool,
+    /// `None` once finished or aborted.
+    pub(super) file: Option<BatchFile>,
+}
+
+/// Cuts the upload's data back to `len` bytes.
+fn truncate(path: &Path, len: u64) -> std::io::Result<()> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)?
+        .set_len(len)
 }
 
 impl Drop for FsChunkWriter {
     fn drop(&mut self) {
-        if !self.done {
-            if let Ok(f) = std::fs::OpenOptions::new().write(true).open(&self.path) {
-                let _ = f.set_len(self.start);
+        let Some(f) = self.file.take() else { return };
+        let (path, start) = (self.path.clone(), self.start);
+        // A batch still in flight would land after a truncation made now:
+        // truncate once it has.
+        match (f.into_flight(), tokio::runtime::Handle::try_current()) {
+            (Some(flight), Ok(rt)) => {
+                rt.spawn(async move {
+                    let _ = flight.await;
+                    let _ = truncate(&path, start);
+                });
+            }
+            _ => {
+                let _ = truncate(&path, start);
             }
         }
     }
@@ -175,24 +196,25 @@ impl Drop for FsChunkWriter {
 #[async_trait]
 impl crate::storage::ChunkWriter for FsChunkWriter {
     async fn write(&mut self, data: Bytes) -> Result<()> {
-        io("write", &self.path, self.file.write_all(&data).await)
+        let f = self.file.as_mut().expect("chunk writer used after finish");
+        io("write", &self.path, f.write(data).await)
     }
 
     async fn finish(mut self: Box<Self>) -> Result<()> {
-        io("flush", &self.path, self.file.flush().await)?;
-        self.done = true;
-        Ok(())
+        let f = self.file.take().expect("chunk writer used after finish");
+        match f.finish().await {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let _ = truncate(&self.path, self.start);
+                io("write", &self.path, Err(e))
+            }
+        }
     }
 
     async fn abort(mut self: Box<Self>) -> Result<()> {
-        self.file.flush().await.ok();
-        let f = io(
-            "open",
-            &self.path,
-            std::fs::OpenOptions::new().write(true).open(&self.path),
-        )?;
-        let r = io("truncate", &self.path, f.set_len(self.start));
-        self.done = true;
-        r
+        if let Some(f) = self.file.take() {
+            let _ = f.finish().await;
+        }
+        io("truncate", &self.path, truncate(&self.path, self.start))
     }
 }

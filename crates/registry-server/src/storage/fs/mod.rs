@@ -31,9 +31,9 @@ use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 use std::time::SystemTime;
-use tokio::io::AsyncWriteExt;
 use tokio::task::JoinHandle;
 
+mod batch;
 mod chunks;
 #[cfg(test)]
 use chunks::READ_CHUNK;
@@ -626,11 +626,11 @@ impl super::Storage for FsStorage {
 
     async fn blob_writer(&self) -> Result<Box<dyn super::BlobWriter>> {
         let path = self.temp_path()?;
-        let file = io("create", &path, tokio::fs::File::create(&path).await)?;
+        let file = io("create", &path, std::fs::File::create(&path))?;
         Ok(Box::new(FsBlobWriter {
             storage: self.clone(),
             path,
-            file: Some(file),
+            file: Some(batch::BatchFile::new(file)),
         }))
     }
 
@@ -681,13 +681,12 @@ impl super::Storage for FsStorage {
         let file = io(
             "open",
             &path,
-            tokio::fs::OpenOptions::new().append(true).open(&path).await,
+            std::fs::OpenOptions::new().append(true).open(&path),
         )?;
         Ok(Box::new(FsChunkWriter {
             path,
             start,
-            file,
-            done: false,
+            file: Some(batch::BatchFile::new(file)),
         }))
     }
 

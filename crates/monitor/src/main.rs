@@ -113,9 +113,17 @@ impl Attach {
     /// Reads what client `fd` sent and acts on its complete frames; false
     /// when the client is gone or broke the protocol.
     fn client_input(&mut self, fd: i32) -> bool {
-        let mut buf = [0u8; 16 * 1024];
-        // SAFETY: read into our buffer from an fd we own.
-        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+        let Some(i) = self.clients.iter().position(|c| c.fd == fd) else {
+            return false;
+        };
+        // Read straight onto the end of the client's input (no buffer on
+        // the stack: its pages would stay with the monitor).
+        let inbuf = &mut self.clients[i].inbuf;
+        inbuf.reserve(16 * 1024);
+        let have = inbuf.len();
+        let room = inbuf.capacity() - have;
+        // SAFETY: read into the vector's spare capacity from an fd we own.
+        let n = unsafe { libc::read(fd, inbuf.as_mut_ptr().add(have).cast(), room) };
         if n == 0 {
             return false;
         }
@@ -125,10 +133,8 @@ impl Attach {
                 Some(libc::EINTR) | Some(libc::EAGAIN)
             );
         }
-        let Some(i) = self.clients.iter().position(|c| c.fd == fd) else {
-            return false;
-        };
-        self.clients[i].inbuf.extend_from_slice(&buf[..n as usize]);
+        // SAFETY: read initialised the n bytes after the old length.
+        unsafe { inbuf.set_len(have + n as usize) };
         loop {
             let inbuf = &self.clients[i].inbuf;
             if inbuf.len() < 5 {
@@ -196,7 +202,9 @@ fn pump(log: &mut Log, fds: &[(i32, usize)], at: &mut Attach) {
         nonblock(*fd);
     }
     nonblock(at.stdin);
-    let mut buf = vec![0u8; 32 * 1024];
+    // Not zeroed: a page of it is touched (and kept) only once output is
+    // that long, so an idle container's monitor holds none of it.
+    let mut buf: Vec<u8> = Vec::with_capacity(32 * 1024);
     while !open.is_empty() {
         // Sources, listener, clients (input only while stdin keeps up;
         // output when queued), the container's stdin pipe (when input waits).
@@ -254,11 +262,14 @@ fn pump(log: &mut Log, fds: &[(i32, usize)], at: &mut Attach) {
             }
             if i < open.len() {
                 let (fd, stream) = open[i];
-                // SAFETY: read into our buffer from an fd we own.
-                let r = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+                buf.clear();
+                // SAFETY: read into our buffer's capacity from an fd we own.
+                let r = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.capacity()) };
                 if r > 0 {
-                    log.write(stream, &buf[..r as usize]);
-                    at.broadcast(stream as u8 + 1, &buf[..r as usize]);
+                    // SAFETY: read initialised the first r bytes.
+                    unsafe { buf.set_len(r as usize) };
+                    log.write(stream, &buf);
+                    at.broadcast(stream as u8 + 1, &buf);
                 } else if r == 0
                     || !matches!(
                         std::io::Error::last_os_error().raw_os_error(),

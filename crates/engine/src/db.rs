@@ -92,6 +92,12 @@ CREATE TABLE ports (
 );
 CREATE INDEX ports_container ON ports(container);
 "#,
+    r#"
+ALTER TABLE containers ADD COLUMN restart_count INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE containers ADD COLUMN restart_streak INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE containers ADD COLUMN stopped_by_user INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE containers ADD COLUMN restart_pending INTEGER NOT NULL DEFAULT 0;
+"#,
 ];
 
 /// A container's lifecycle state as stored.
@@ -153,10 +159,28 @@ pub struct Record {
     pub error: String,
     pub started_at: String,
     pub finished_at: String,
+    pub restarts: Restarts,
+}
+
+/// A container's restart bookkeeping (see `container::restart`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Restarts {
+    /// Restarts by the policy since the user last started it (Docker's
+    /// `RestartCount`).
+    pub count: u32,
+    /// Restarts in a row of runs shorter than 10 s (the back-off doubles
+    /// with each).
+    pub streak: u32,
+    /// `stop` or `kill` ended it: the policy does not restart it.
+    pub stopped_by_user: bool,
+    /// A restart is waiting out its delay, in the process whose pid is in
+    /// `monitor_pid` (Docker's "Restarting" state).
+    pub pending: bool,
 }
 
 const COLUMNS: &str = "id, name, image_id, image_ref, created, options, status, pid, pid_start, \
-     monitor_pid, monitor_start, boot_id, exit_code, oom_killed, error, started_at, finished_at";
+     monitor_pid, monitor_start, boot_id, exit_code, oom_killed, error, started_at, finished_at, \
+     restart_count, restart_streak, stopped_by_user, restart_pending";
 
 fn record(r: &Row<'_>) -> rusqlite::Result<Record> {
     Ok(Record {
@@ -177,6 +201,12 @@ fn record(r: &Row<'_>) -> rusqlite::Result<Record> {
         error: r.get(14)?,
         started_at: r.get(15)?,
         finished_at: r.get(16)?,
+        restarts: Restarts {
+            count: r.get(17)?,
+            streak: r.get(18)?,
+            stopped_by_user: r.get(19)?,
+            pending: r.get(20)?,
+        },
     })
 }
 
@@ -465,6 +495,64 @@ impl ContainerDb {
         Ok(n == 1)
     }
 
+    /// `stop` or `kill` by the user: no restart by the policy, and one
+    /// waiting out its delay is called off.
+    pub fn set_stopped_by_user(&self, id: &str) -> Result<()> {
+        self.conn
+            .execute(
+                "UPDATE containers SET stopped_by_user = 1, restart_pending = 0 WHERE id = ?1",
+                [id],
+            )
+            .map_err(self.err("record stop"))?;
+        Ok(())
+    }
+
+    /// A start by the user: the restart count and back-off start over
+    /// (as `docker start` does), and a pending restart is called off.
+    pub fn reset_restarts(&self, id: &str) -> Result<()> {
+        self.conn
+            .execute(
+                "UPDATE containers SET restart_count = 0, restart_streak = 0,
+                   stopped_by_user = 0, restart_pending = 0
+                 WHERE id = ?1",
+                [id],
+            )
+            .map_err(self.err("reset restarts"))?;
+        Ok(())
+    }
+
+    /// Plans a restart of the run whose init was `pid`, to be done by
+    /// process `by` after its delay; false when that run is no longer the
+    /// container's last, was stopped by the user, or is gone.
+    pub fn plan_restart(&self, id: &str, pid: i32, by: (i32, u64), streak: u32) -> Result<bool> {
+        let n = self
+            .conn
+            .execute(
+                "UPDATE containers SET restart_pending = 1, monitor_pid = ?3, monitor_start = ?4,
+                   restart_streak = ?5
+                 WHERE id = ?1 AND pid = ?2 AND status = 'exited' AND stopped_by_user = 0",
+                params![id, pid, by.0, by.1 as i64, streak],
+            )
+            .map_err(self.err("plan restart"))?;
+        Ok(n == 1)
+    }
+
+    /// Takes the planned restart (counting it); false when it was called
+    /// off meanwhile (stop, kill, start, rm).
+    pub fn take_restart(&self, id: &str, by: i32) -> Result<bool> {
+        let n = self
+            .conn
+            .execute(
+                "UPDATE containers SET restart_pending = 0, restart_count = restart_count + 1,
+                   monitor_pid = 0
+                 WHERE id = ?1 AND restart_pending = 1 AND monitor_pid = ?2
+                   AND status = 'exited' AND stopped_by_user = 0",
+                params![id, by],
+            )
+            .map_err(self.err("take restart"))?;
+        Ok(n == 1)
+    }
+
     pub fn rename(&self, id: &str, name: &str) -> Result<()> {
         let res = self.conn.execute(
             "UPDATE containers SET name = ?2 WHERE id = ?1",
@@ -559,6 +647,7 @@ mod tests {
             error: String::new(),
             started_at: String::new(),
             finished_at: String::new(),
+            restarts: Restarts::default(),
         }
     }
 

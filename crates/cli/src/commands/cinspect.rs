@@ -2,6 +2,7 @@
 //! `berth container inspect`: Docker-shaped JSON.
 
 use super::ps::command_of;
+use berth_engine::container::restart::{is_restarting, state_name};
 use berth_engine::db::{Record, Status};
 use berth_engine::{rootfs, Config, Engine};
 use serde_json::{json, Value};
@@ -70,10 +71,10 @@ pub fn container_json(eng: &Engine, r: &Record) -> anyhow::Result<Value> {
         "Path": args.first().cloned().unwrap_or_default(),
         "Args": args.iter().skip(1).collect::<Vec<_>>(),
         "State": {
-            "Status": r.status.as_str(),
+            "Status": state_name(r),
             "Running": running,
             "Paused": false,
-            "Restarting": false,
+            "Restarting": is_restarting(r),
             "OOMKilled": r.oom_killed,
             "Dead": false,
             "Pid": if running { r.pid } else { 0 },
@@ -88,7 +89,7 @@ pub fn container_json(eng: &Engine, r: &Record) -> anyhow::Result<Value> {
         "HostsPath": "",
         "LogPath": eng.log_path(&r.id),
         "Name": format!("/{}", r.name),
-        "RestartCount": 0,
+        "RestartCount": r.restarts.count,
         "Driver": "overlay",
         "Platform": "linux",
         "MountLabel": "",
@@ -109,6 +110,10 @@ pub fn container_json(eng: &Engine, r: &Record) -> anyhow::Result<Value> {
             "DnsOptions": cfg.spec.dns_option,
             "ExtraHosts": cfg.spec.add_host.iter().map(|(n, i)| format!("{n}:{i}")).collect::<Vec<_>>(),
             "AutoRemove": cfg.auto_remove,
+            "RestartPolicy": {
+                "Name": cfg.restart.name(),
+                "MaximumRetryCount": cfg.restart.max_retries(),
+            },
             "Memory": cfg.spec.memory.unwrap_or(0),
             "PidsLimit": cfg.spec.pids_limit,
             "LogConfig": {"Type": "json-file", "Config": {

@@ -3,6 +3,7 @@
 //! prints each name as it succeeds and exits 1 when any failed.
 
 use super::run::ENGINE_ERROR;
+use berth_engine::container::restart::{is_restarting, RestartPolicy};
 use berth_engine::db::Status;
 use berth_engine::Engine;
 use std::io::Write;
@@ -16,7 +17,15 @@ pub struct StartArgs {
     /// Attach STDIN (accepted; detached containers read /dev/null for now).
     #[arg(short = 'i', long)]
     pub interactive: bool,
-    #[arg(required = true)]
+    /// Start every stopped container (that matches the filters), as
+    /// podman's `start --all`; for the boot unit of restart policies.
+    #[arg(long, conflicts_with_all = ["attach", "containers"])]
+    pub all: bool,
+    /// With --all: `restart-policy=NAME` (repeatable; any of them matches).
+    /// `unless-stopped` matches only containers the user did not stop.
+    #[arg(long, requires = "all")]
+    pub filter: Vec<String>,
+    #[arg(required_unless_present = "all")]
     pub containers: Vec<String>,
 }
 
@@ -94,13 +103,46 @@ fn each(
     Ok(code)
 }
 
-pub fn start(root: &Path, a: StartArgs) -> anyhow::Result<i32> {
+/// The stopped containers `start --all --filter ...` starts, by name.
+fn all_to_start(eng: &Engine, filters: &[String]) -> anyhow::Result<Vec<String>> {
+    let mut policies = Vec::new();
+    for f in filters {
+        match f.split_once('=') {
+            Some(("restart-policy", v)) => {
+                let p = RestartPolicy::parse(v)?;
+                policies.push(p.name());
+            }
+            _ => anyhow::bail!("invalid filter {f:?} (start --all takes restart-policy=NAME)"),
+        }
+    }
+    Ok(eng
+        .list()?
+        .into_iter()
+        .filter(|r| matches!(r.status, Status::Created | Status::Exited) && !is_restarting(r))
+        .filter(|r| {
+            let Ok(cfg) = berth_engine::Config::parse(r) else {
+                return false;
+            };
+            let p = cfg.restart;
+            policies.is_empty()
+                || (policies.contains(&p.name())
+                    && !(p == RestartPolicy::UnlessStopped && r.restarts.stopped_by_user))
+        })
+        .map(|r| r.name)
+        .collect())
+}
+
+pub fn start(root: &Path, mut a: StartArgs) -> anyhow::Result<i32> {
     let eng = Engine::open(root)?;
+    if a.all {
+        a.containers = all_to_start(&eng, &a.filter)?;
+    }
     if a.attach {
         if a.containers.len() != 1 {
             anyhow::bail!("you cannot start and attach multiple containers at once");
         }
         let rec = eng.lookup(&a.containers[0])?;
+        eng.reset_restarts(&rec.id)?;
         // Attached before the container starts: no output is missed.
         let (rec, sock) = match eng.start_and_attach(&rec) {
             Ok(r) => r,
@@ -121,6 +163,7 @@ pub fn start(root: &Path, a: StartArgs) -> anyhow::Result<i32> {
     }
     each(&a.containers, |n| {
         let rec = eng.lookup(n)?;
+        eng.reset_restarts(&rec.id)?;
         eng.start_detached(&rec)?;
         Ok(Some(n.to_string()))
     })
@@ -161,6 +204,9 @@ pub fn kill(root: &Path, a: KillArgs) -> anyhow::Result<i32> {
     let sig = berth_runtime::container::kill::parse_signal(&a.signal)?;
     each(&a.containers, |n| {
         let rec = eng.lookup(n)?;
+        // As with Docker, a container killed by the user is not restarted
+        // by its policy.
+        eng.mark_stopped_by_user(&rec.id)?;
         eng.kill(&rec, sig)
             .map_err(|e| anyhow::anyhow!("cannot kill container {n}: {e}"))?;
         Ok(Some(n.to_string()))
@@ -172,6 +218,7 @@ pub fn restart(root: &Path, a: StopArgs) -> anyhow::Result<i32> {
     each(&a.containers, |n| {
         let rec = eng.lookup(n)?;
         let rec = eng.stop(&rec, a.time)?;
+        eng.reset_restarts(&rec.id)?;
         eng.start_detached(&rec)?;
         Ok(Some(n.to_string()))
     })

@@ -2,6 +2,7 @@
 //! `--format json`), and the Docker-shaped `State` the other verbs share.
 
 use crate::output::{human_size, parse_rfc3339, render, since, table};
+use berth_engine::container::restart::{is_restarting, state_name};
 use berth_engine::db::{Record, Status};
 use berth_engine::{Config, Engine};
 use std::path::Path;
@@ -60,6 +61,11 @@ pub fn status_text(r: &Record) -> String {
         Status::Created | Status::Starting => "Created".into(),
         Status::Removing => "Removal In Progress".into(),
         Status::Running => format!("Up {}", human_duration(ago(&r.started_at))),
+        Status::Exited if is_restarting(r) => format!(
+            "Restarting ({}) {} ago",
+            r.exit_code,
+            human_duration(ago(&r.finished_at))
+        ),
         Status::Exited => format!(
             "Exited ({}) {} ago",
             r.exit_code,
@@ -80,7 +86,7 @@ fn matches(r: &Record, filters: &[(String, String)]) -> anyhow::Result<bool> {
     let labels = Config::parse(r).map(|c| c.labels).unwrap_or_default();
     for (k, v) in filters {
         let ok = match k.as_str() {
-            "status" => r.status.as_str() == v,
+            "status" => state_name(r) == v,
             "name" => r.name.contains(v.as_str()),
             "id" => r.id.starts_with(v.as_str()),
             "ancestor" => r.image_ref == *v || r.image_id.contains(v.as_str()),
@@ -124,7 +130,9 @@ pub fn run(root: &Path, a: Args) -> anyhow::Result<i32> {
     // A user network's DNS server that died comes back here.
     eng.revive_dns(&all);
     for r in all {
-        if (!show_all && r.status != Status::Running) || !matches(&r, &filters)? {
+        // Docker lists restarting containers with the running ones.
+        let listed = r.status == Status::Running || is_restarting(&r);
+        if (!show_all && !listed) || !matches(&r, &filters)? {
             continue;
         }
         if a.quiet {
@@ -142,7 +150,7 @@ pub fn run(root: &Path, a: Args) -> anyhow::Result<i32> {
             json_lines.push(serde_json::json!({
                 "ID": if a.no_trunc { &r.id[..] } else { &r.id[..12] }, "Names": r.name, "Image": r.image_ref, "ImageID": r.image_id,
                 "Command": cmd, "CreatedAt": r.created, "RunningFor": since(&r.created),
-                "State": r.status.as_str(), "Status": status_text(&r), "Ports": ports,
+                "State": state_name(&r), "Status": status_text(&r), "Ports": ports,
                 "Size": size.map(human_size).unwrap_or_default(),
                 "Labels": Config::parse(&r).map(|c| c.labels).unwrap_or_default(),
             }));

@@ -5,6 +5,7 @@
 
 use crate::output::PullProgress;
 use berth_engine::container::create::CreateRequest;
+use berth_engine::container::restart::RestartPolicy;
 use berth_engine::spec_gen::{self, Network};
 use berth_engine::{Config, Engine};
 use berth_image::manifest::Platform;
@@ -95,6 +96,9 @@ pub struct CreateArgs {
     /// Seconds to wait for the stop signal before SIGKILL (default 10).
     #[arg(long = "stop-timeout")]
     pub stop_timeout: Option<u32>,
+    /// Restart policy: no, always, unless-stopped, on-failure[:max-retries].
+    #[arg(long, default_value = "no")]
+    pub restart: String,
     /// Log options: `max-size=10m`, `max-file=3`.
     #[arg(long = "log-opt")]
     pub log_opt: Vec<String>,
@@ -516,6 +520,10 @@ pub fn create_container(
     if let Some(s) = &a.stop_signal {
         berth_runtime::container::kill::parse_signal(s)?;
     }
+    let restart = RestartPolicy::parse(&a.restart)?;
+    if a.rm && restart != RestartPolicy::No {
+        anyhow::bail!("conflicting options: --restart and --rm");
+    }
     let (log_max_size, log_max_file) = parse_log_opts(&a.log_opt)?;
     let mut labels = BTreeMap::new();
     for l in &a.label {
@@ -569,6 +577,7 @@ pub fn create_container(
         log_max_size,
         log_max_file,
         interactive: a.interactive,
+        restart,
         runtime: match &a.runtime {
             Some(r) => Some(resolve_runtime(r)?),
             None => None,

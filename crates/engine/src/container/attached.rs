@@ -118,6 +118,11 @@ impl Engine {
         // The ports are free again once the exit shows.
         drop(l.ports);
         self.finish(&rec.id, l.pid, code, Some(&l.cgroup))?;
+        // A restart policy starts it again, detached, as Docker's daemon
+        // would while `docker run` returns.
+        if let Err(e) = self.restart_if_due(&rec.id, l.pid) {
+            berth_runtime::log::warn(&format!("restart container {}: {e}", rec.id));
+        }
         Ok(code)
     }
 }

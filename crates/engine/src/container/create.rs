@@ -84,6 +84,7 @@ impl Engine {
             error: String::new(),
             started_at: String::new(),
             finished_at: String::new(),
+            restarts: Default::default(),
         };
         match name {
             Some(n) => {

@@ -391,6 +391,7 @@ impl Engine {
     /// The stop signal, then SIGKILL after `timeout` seconds; returns once
     /// the exit is recorded. Stopping a stopped container is fine.
     pub fn stop(&self, rec: &Record, timeout: Option<u32>) -> Result<Record> {
+        self.mark_stopped_by_user(&rec.id)?;
         let started;
         let rec = if rec.status == Status::Starting {
             started = self.wait_started(rec)?;
@@ -495,23 +496,44 @@ impl Engine {
     /// its anonymous volumes too with `volumes`.
     pub fn remove(&self, rec: &Record, force: bool, volumes: bool) -> Result<()> {
         let mut rec = rec.clone();
-        if rec.status == Status::Starting && force {
-            rec = self.wait_started(&rec)?;
+        if super::restart::is_restarting(&rec) && !force {
+            return Err(Error::Invalid(format!(
+                "cannot remove container {}: container is restarting: stop the container before removing or force remove",
+                rec.name
+            )));
         }
-        if rec.status == Status::Running || rec.status == Status::Starting {
-            if !force {
+        if force {
+            // No restart policy brings it back from here on.
+            self.mark_stopped_by_user(&rec.id)?;
+        }
+        // A restart already under way when it was marked may start it once
+        // more: a forced removal stops that run too.
+        for attempt in 0..3 {
+            if rec.status == Status::Starting && force {
+                rec = self.wait_started(&rec)?;
+            }
+            if rec.status == Status::Running || rec.status == Status::Starting {
+                if !force {
+                    return Err(Error::Running(rec.name.clone()));
+                }
+                if let Ok(cfg) = Config::parse(&rec) {
+                    self.thaw(&rec, &cfg);
+                }
+                let _ = kill::kill(&self.runtime, &rec.id, libc::SIGKILL, true);
+                let _ = self.kill(&rec, libc::SIGKILL);
+                self.wait_exit(&rec, Some(Duration::from_secs(30)))?;
+            }
+            // The row is ours to remove only if nobody started it meanwhile.
+            if self.db.claim_remove(&rec.id)? {
+                break;
+            }
+            if !force || attempt == 2 {
                 return Err(Error::Running(rec.name.clone()));
             }
-            if let Ok(cfg) = Config::parse(&rec) {
-                self.thaw(&rec, &cfg);
+            match self.db.get(&rec.id)? {
+                Some(r) => rec = r,
+                None => return Ok(()),
             }
-            let _ = kill::kill(&self.runtime, &rec.id, libc::SIGKILL, true);
-            let _ = self.kill(&rec, libc::SIGKILL);
-            self.wait_exit(&rec, Some(Duration::from_secs(30)))?;
-        }
-        // The row is ours to remove only if nobody started it meanwhile.
-        if !self.db.claim_remove(&rec.id)? {
-            return Err(Error::Running(rec.name.clone()));
         }
         let rec = &rec;
         cleanup_runtime(self, &rec.id, Config::parse(rec).ok().as_ref());

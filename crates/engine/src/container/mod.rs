@@ -15,6 +15,7 @@ pub mod lifecycle;
 pub mod logs;
 pub mod monitor;
 pub mod names;
+pub mod restart;
 pub mod stats;
 
 use crate::db::{self, ContainerDb, Record, Status};
@@ -95,6 +96,9 @@ pub struct Config {
     /// in-process berth-runtime.
     #[serde(default)]
     pub runtime: Option<String>,
+    /// `--restart`.
+    #[serde(default)]
+    pub restart: restart::RestartPolicy,
 }
 
 impl Config {

@@ -455,7 +455,10 @@ pub fn finish_main(root: &Path, id: &str, pid: i32, code: i32) -> i32 {
     unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
     let r = Engine::open(root).and_then(|eng| {
         let cgroup = eng.cgroup(id);
-        eng.finish(id, pid, code, cgroup.as_ref())
+        eng.finish(id, pid, code, cgroup.as_ref())?;
+        // This process is the container's last word: it waits out a
+        // restart's back-off and starts the next run under a new monitor.
+        eng.restart_if_due(id, pid).map(|_| ())
     });
     match r {
         Ok(()) => 0,

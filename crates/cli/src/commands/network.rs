@@ -83,6 +83,74 @@ pub enum Cmd {
     },
 }
 
+/// Docker's two networks that are not bridges, with their drivers: `host`
+/// (the host's namespace) and `none` (loopback only). berth stores no rows
+/// for them; they are listed and inspected as Docker shows them.
+const PSEUDO: [(&str, &str); 2] = [("host", "host"), ("none", "null")];
+
+/// A pseudo network's id: stable for a store.
+fn pseudo_id(root: &Path, name: &str) -> String {
+    berth_image::digest::Digest::sha256_of(
+        format!("berth pseudo network {name} of {}", root.display()).as_bytes(),
+    )
+    .hex()
+    .to_string()
+}
+
+/// The pseudo network `s` names (by name or id prefix): (name, driver).
+fn pseudo(root: &Path, s: &str) -> Option<(&'static str, &'static str)> {
+    PSEUDO
+        .into_iter()
+        .find(|(name, _)| *name == s || (s.len() >= 3 && pseudo_id(root, name).starts_with(s)))
+}
+
+/// `network inspect host|none`: the running containers in that mode.
+fn pseudo_json(eng: &Engine, root: &Path, name: &str, driver: &str) -> anyhow::Result<Value> {
+    let mut containers = serde_json::Map::new();
+    for rec in eng.list()? {
+        let Ok(cfg) = berth_engine::Config::parse(&rec) else {
+            continue;
+        };
+        let mode = match cfg.spec.network {
+            berth_engine::spec_gen::Network::Host => "host",
+            berth_engine::spec_gen::Network::None => "none",
+            _ => continue,
+        };
+        if mode == name && rec.status == berth_engine::db::Status::Running {
+            containers.insert(
+                rec.id.clone(),
+                json!({"Name": rec.name, "MacAddress": "", "IPv4Address": "", "IPv6Address": ""}),
+            );
+        }
+    }
+    Ok(json!({
+        "Name": name,
+        "Id": pseudo_id(root, name),
+        "Created": "0001-01-01T00:00:00Z",
+        "Scope": "local",
+        "Driver": driver,
+        "EnableIPv6": false,
+        "IPAM": {"Driver": "default", "Options": null, "Config": []},
+        "Internal": false,
+        "Attachable": false,
+        "Ingress": false,
+        "Containers": containers,
+        "Options": {},
+        "Labels": {},
+    }))
+}
+
+/// One `network ls` row.
+struct Listed {
+    id: String,
+    name: String,
+    driver: &'static str,
+    ipv6: bool,
+    internal: bool,
+    created: String,
+    labels: Value,
+}
+
 fn network_json(eng: &Engine, n: &Network) -> anyhow::Result<Value> {
     let mut config =
         vec![json!({"Subnet": n.subnet.to_string(), "Gateway": n.gateway.to_string()})];
@@ -185,9 +253,34 @@ pub fn run(root: &Path, cmd: Cmd) -> anyhow::Result<i32> {
             no_trunc,
         } => {
             // The default network appears with its first use (listing
-            // makes no bridge).
-            let nets = eng.networks()?;
-            let id = |n: &Network| {
+            // makes no bridge); host and none are always there. Sorted by
+            // name, as Docker's CLI does.
+            let mut nets: Vec<Listed> = eng
+                .networks()?
+                .into_iter()
+                .map(|n| Listed {
+                    ipv6: n.subnet6.is_some(),
+                    internal: n.internal,
+                    labels: json!(n.labels),
+                    id: n.id,
+                    name: n.name,
+                    driver: "bridge",
+                    created: n.created,
+                })
+                .collect();
+            for (name, driver) in PSEUDO {
+                nets.push(Listed {
+                    id: pseudo_id(root, name),
+                    name: name.to_string(),
+                    driver,
+                    ipv6: false,
+                    internal: false,
+                    created: "0001-01-01T00:00:00Z".into(),
+                    labels: json!({}),
+                });
+            }
+            nets.sort_by(|a, b| a.name.cmp(&b.name));
+            let id = |n: &Listed| {
                 if no_trunc {
                     n.id.clone()
                 } else {
@@ -209,15 +302,15 @@ pub fn run(root: &Path, cmd: Cmd) -> anyhow::Result<i32> {
                         "SCOPE".into(),
                     ]];
                     for n in &nets {
-                        rows.push(vec![id(n), n.name.clone(), "bridge".into(), "local".into()]);
+                        rows.push(vec![id(n), n.name.clone(), n.driver.into(), "local".into()]);
                     }
                     print!("{}", output::table(&rows));
                 }
                 Some(f) => {
                     for n in &nets {
                         let v = json!({
-                            "ID": id(n), "Name": n.name, "Driver": "bridge", "Scope": "local",
-                            "IPv6": n.subnet6.is_some(), "Internal": n.internal,
+                            "ID": id(n), "Name": n.name, "Driver": n.driver, "Scope": "local",
+                            "IPv6": n.ipv6, "Internal": n.internal,
                             "CreatedAt": n.created, "Labels": n.labels,
                         });
                         if f == "json" {
@@ -233,6 +326,10 @@ pub fn run(root: &Path, cmd: Cmd) -> anyhow::Result<i32> {
             let mut out = Vec::new();
             let mut code = 0;
             for n in &names {
+                if let Some((name, driver)) = pseudo(root, n) {
+                    out.push(pseudo_json(&eng, root, name, driver)?);
+                    continue;
+                }
                 match eng.network(n) {
                     Ok(net) => out.push(network_json(&eng, &net)?),
                     Err(e) => {
@@ -254,6 +351,11 @@ pub fn run(root: &Path, cmd: Cmd) -> anyhow::Result<i32> {
         Cmd::Rm { names } => {
             let mut code = 0;
             for n in &names {
+                if let Some((name, _)) = pseudo(root, n) {
+                    eprintln!("berth: {name} is a pre-defined network and cannot be removed");
+                    code = 1;
+                    continue;
+                }
                 match eng.remove_network(n) {
                     Ok(_) => println!("{n}"),
                     Err(e) => {

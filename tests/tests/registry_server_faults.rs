@@ -59,6 +59,62 @@ fn kill_9_mid_upload_then_the_upload_resumes() {
     assert_eq!(r.body, data);
 }
 
+/// A client that goes away in the middle of a chunk leaves the upload as
+/// it was before that chunk: its cleanup (the write in flight, then the cut
+/// back) is done under the upload's lock, so the client's retry of the same
+/// chunk right away is taken, and the blob is whole.
+#[test]
+fn a_client_gone_mid_chunk_leaves_the_upload_as_it_was() {
+    use std::io::Write;
+    let reg = BerthRegistry::start();
+    let data: Vec<u8> = (0..(6u32 << 20)).map(|i| (i % 253) as u8).collect();
+    let d = digest_of(&data);
+    for round in 0..3 {
+        let repo = format!("/v2/faults/gone{round}");
+        let r = reg.req("POST", &format!("{repo}/blobs/uploads/"), &[], b"");
+        assert_eq!(r.status, 202, "{}", r.text());
+        let loc = r.header("location").unwrap().to_string();
+        let r = reg.req(
+            "PATCH",
+            &loc,
+            &[("Content-Range", "0-32767")],
+            &data[..32768],
+        );
+        assert_eq!(r.status, 202, "{}", r.text());
+        // Announce the rest, send most of it, and hang up.
+        let rest = &data[32768..];
+        let mut s = std::net::TcpStream::connect(&reg.addr).unwrap();
+        write!(
+            s,
+            "PATCH {loc} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/octet-stream\r\n\
+             Content-Range: 32768-{}\r\nContent-Length: {}\r\n\r\n",
+            reg.addr,
+            data.len() - 1,
+            rest.len()
+        )
+        .unwrap();
+        s.write_all(&rest[..rest.len() - 4096]).unwrap();
+        s.flush().unwrap();
+        drop(s);
+        // The same chunk again, at once.
+        let r = reg.req(
+            "PATCH",
+            &loc,
+            &[("Content-Range", &format!("32768-{}", data.len() - 1))],
+            rest,
+        );
+        assert_eq!(r.status, 202, "round {round}: {}", r.text());
+        assert_eq!(
+            r.header("range"),
+            Some(format!("0-{}", data.len() - 1).as_str())
+        );
+        let r = reg.req("PUT", &format!("{loc}?digest={d}"), &[], b"");
+        assert_eq!(r.status, 201, "round {round}: {}", r.text());
+        let r = reg.req("GET", &format!("{repo}/blobs/{d}"), &[], b"");
+        assert!(r.body == data, "round {round}: the blob differs");
+    }
+}
+
 #[test]
 fn kill_9_during_berth_push_then_push_again() {
     let mut reg = BerthRegistry::start();

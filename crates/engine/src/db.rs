@@ -521,33 +521,43 @@ impl ContainerDb {
         Ok(())
     }
 
-    /// Plans a restart of the run whose init was `pid`, to be done by
-    /// process `by` after its delay; false when that run is no longer the
-    /// container's last, was stopped by the user, or is gone.
-    pub fn plan_restart(&self, id: &str, pid: i32, by: (i32, u64), streak: u32) -> Result<bool> {
+    /// Plans a restart of the run whose init was `run` (pid, start time),
+    /// to be done by process `by` (pid, start time) after its delay; false
+    /// when that run is no longer the container's last, was stopped by the
+    /// user, or is gone.
+    pub fn plan_restart(
+        &self,
+        id: &str,
+        run: (i32, u64),
+        by: (i32, u64),
+        streak: u32,
+    ) -> Result<bool> {
         let n = self
             .conn
             .execute(
-                "UPDATE containers SET restart_pending = 1, monitor_pid = ?3, monitor_start = ?4,
-                   restart_streak = ?5
-                 WHERE id = ?1 AND pid = ?2 AND status = 'exited' AND stopped_by_user = 0",
-                params![id, pid, by.0, by.1 as i64, streak],
+                "UPDATE containers SET restart_pending = 1, monitor_pid = ?4, monitor_start = ?5,
+                   restart_streak = ?6
+                 WHERE id = ?1 AND pid = ?2 AND pid_start = ?3 AND status = 'exited'
+                   AND stopped_by_user = 0",
+                params![id, run.0, run.1 as i64, by.0, by.1 as i64, streak],
             )
             .map_err(self.err("plan restart"))?;
         Ok(n == 1)
     }
 
-    /// Takes the planned restart (counting it); false when it was called
-    /// off meanwhile (stop, kill, start, rm).
-    pub fn take_restart(&self, id: &str, by: i32) -> Result<bool> {
+    /// Takes the restart process `by` planned, counting it, and claims the
+    /// start for it in the same step (as [`ContainerDb::claim_start`]), so
+    /// a `stop` or `kill` after this sees a container being started; false
+    /// when it was called off meanwhile (stop, kill, start, rm).
+    pub fn take_restart(&self, id: &str, by: (i32, u64)) -> Result<bool> {
         let n = self
             .conn
             .execute(
                 "UPDATE containers SET restart_pending = 0, restart_count = restart_count + 1,
-                   monitor_pid = 0
+                   status = 'starting', boot_id = ?4
                  WHERE id = ?1 AND restart_pending = 1 AND monitor_pid = ?2
-                   AND status = 'exited' AND stopped_by_user = 0",
-                params![id, by],
+                   AND monitor_start = ?3 AND status = 'exited' AND stopped_by_user = 0",
+                params![id, by.0, by.1 as i64, crate::container::boot_id()],
             )
             .map_err(self.err("take restart"))?;
         Ok(n == 1)

@@ -1,7 +1,8 @@
 //! The json-file log writer berth-monitor and the attached `berth run`
 //! share: Docker's format (`{"log":…,"stream":…,"time":…}` lines), lines
-//! over 16 KiB in pieces, size rotation into `.1`, `.2`, … Only std and
-//! libc, so berth-monitor stays small.
+//! over 16 KiB in pieces, size rotation into `.1`, `.2`, … Only std, so
+//! berth-monitor stays small (and builds without crates: see
+//! crates/engine/build.rs).
 
 use std::ffi::OsString;
 use std::fs::{File, OpenOptions};
@@ -20,13 +21,10 @@ pub struct Log {
 }
 
 fn now_rfc3339() -> String {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes the timespec we pass.
-    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
-    let secs = ts.tv_sec;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = now.as_secs() as i64;
     let (days, sod) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     // Howard Hinnant's civil_from_days.
     let z = days + 719_468;
@@ -43,7 +41,7 @@ fn now_rfc3339() -> String {
         sod / 3600,
         sod % 3600 / 60,
         sod % 60,
-        ts.tv_nsec
+        now.subsec_nanos()
     )
 }
 

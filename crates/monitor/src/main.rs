@@ -18,6 +18,15 @@
 use std::ffi::{CString, OsString};
 use std::os::unix::ffi::OsStrExt;
 
+// The static build (crates/engine/build.rs: plain rustc, no crates) takes
+// the log writer and its libc items as modules.
+#[cfg(berth_static)]
+#[path = "lib.rs"]
+mod berth_monitor;
+#[cfg(berth_static)]
+#[path = "sys.rs"]
+mod libc;
+
 use berth_monitor::Log;
 
 /// Pending bytes a peer may hold before it is dropped (a stalled attach

@@ -16,6 +16,7 @@ use axum::extract::Request;
 use axum::http::{header, HeaderName, StatusCode};
 use axum::response::Response;
 use futures_util::StreamExt;
+use std::sync::Arc;
 
 /// Where request bodies go: a new blob or an upload's next chunk.
 enum Sink<'a> {
@@ -214,27 +215,57 @@ async fn append_chunk(st: &AppState, name: &str, id: &str, req: Request) -> Resu
     Ok(size + n)
 }
 
+/// Runs an upload step to its end even when the request goes away: a
+/// client that disconnects mid-chunk drops the handler, but the chunk must
+/// still be cut back (after the write in flight lands) before the upload's
+/// lock is let go, or a resumed upload would race the cleanup.
+async fn uncancelled(
+    f: impl std::future::Future<Output = Result<Response, ApiError>> + Send + 'static,
+) -> Result<Response, ApiError> {
+    match tokio::spawn(f).await {
+        Ok(r) => r,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "UNAVAILABLE",
+            format!("upload step cancelled: {e}"),
+        )),
+    }
+}
+
 pub async fn patch(
-    st: &AppState,
+    st: &Arc<AppState>,
     name: &str,
     id: &str,
     req: Request,
 ) -> Result<Response, ApiError> {
-    let lock = st.upload_lock(id);
-    let _held = lock.lock().await;
-    check_upload(st, name, id).await?;
-    let size = append_chunk(st, name, id, req).await?;
-    Ok(upload_response(StatusCode::ACCEPTED, name, id, size))
+    let (st, name, id) = (st.clone(), name.to_string(), id.to_string());
+    uncancelled(async move {
+        let _held = st.upload_lock(&id).lock_owned().await;
+        check_upload(&st, &name, &id).await?;
+        let size = append_chunk(&st, &name, &id, req).await?;
+        Ok(upload_response(StatusCode::ACCEPTED, &name, &id, size))
+    })
+    .await
 }
 
 pub async fn finish(
-    st: &AppState,
+    st: &Arc<AppState>,
     name: &str,
     id: &str,
     req: Request,
 ) -> Result<Response, ApiError> {
-    let lock = st.upload_lock(id);
-    let _held = lock.lock().await;
+    let (st, name, id) = (st.clone(), name.to_string(), id.to_string());
+    uncancelled(async move { finish_held(&st, &name, &id, req).await }).await
+}
+
+async fn finish_held(
+    st: &Arc<AppState>,
+    name: &str,
+    id: &str,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let _held = st.upload_lock(id).lock_owned().await;
     check_upload(st, name, id).await?;
     let q = query(&req);
     let d = match q.get("digest") {

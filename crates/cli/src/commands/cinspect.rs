@@ -72,7 +72,8 @@ pub fn container_json(eng: &Engine, r: &Record) -> anyhow::Result<Value> {
         "Args": args.iter().skip(1).collect::<Vec<_>>(),
         "State": {
             "Status": state_name(r),
-            "Running": running,
+            // Docker: a restarting container is Running and Restarting.
+            "Running": running || is_restarting(r),
             "Paused": false,
             "Restarting": is_restarting(r),
             "OOMKilled": r.oom_killed,

@@ -142,7 +142,9 @@ pub fn start(root: &Path, mut a: StartArgs) -> anyhow::Result<i32> {
             anyhow::bail!("you cannot start and attach multiple containers at once");
         }
         let rec = eng.lookup(&a.containers[0])?;
-        eng.reset_restarts(&rec.id)?;
+        if rec.status != Status::Running {
+            eng.reset_restarts(&rec.id)?;
+        }
         // Attached before the container starts: no output is missed.
         let (rec, sock) = match eng.start_and_attach(&rec) {
             Ok(r) => r,
@@ -163,7 +165,10 @@ pub fn start(root: &Path, mut a: StartArgs) -> anyhow::Result<i32> {
     }
     each(&a.containers, |n| {
         let rec = eng.lookup(n)?;
-        eng.reset_restarts(&rec.id)?;
+        // A start by the user starts the count over (not of one running).
+        if rec.status != Status::Running {
+            eng.reset_restarts(&rec.id)?;
+        }
         eng.start_detached(&rec)?;
         Ok(Some(n.to_string()))
     })
@@ -204,10 +209,7 @@ pub fn kill(root: &Path, a: KillArgs) -> anyhow::Result<i32> {
     let sig = berth_runtime::container::kill::parse_signal(&a.signal)?;
     each(&a.containers, |n| {
         let rec = eng.lookup(n)?;
-        // As with Docker, a container killed by the user is not restarted
-        // by its policy.
-        eng.mark_stopped_by_user(&rec.id)?;
-        eng.kill(&rec, sig)
+        eng.kill_by_user(&rec, sig)
             .map_err(|e| anyhow::anyhow!("cannot kill container {n}: {e}"))?;
         Ok(Some(n.to_string()))
     })

@@ -59,16 +59,23 @@ impl Engine {
             .map_err(|e| io(Path::new("sigprocmask"))(e.into()))?;
         let r = self.run_piped(rec, &cfg, &set, pipe);
         let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&old), None);
-        r
+        let (code, pid) = r?;
+        // A restart policy starts it again, detached, as Docker's daemon
+        // would while `docker run` returns (with our signals unblocked).
+        if let Err(e) = self.restart_if_due(&rec.id, pid) {
+            berth_runtime::log::warn(&format!("restart container {}: {e}", rec.id));
+        }
+        Ok(code)
     }
 
+    /// Runs it with our signals passed on; its exit code and init pid.
     fn run_piped(
         &self,
         rec: &Record,
         cfg: &Config,
         set: &SigSet,
         pipe: impl Fn() -> Result<(OwnedFd, OwnedFd)>,
-    ) -> Result<i32> {
+    ) -> Result<(i32, i32)> {
         let sfd = SignalFd::with_flags(set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
             .map_err(|e| io(Path::new("signalfd"))(e.into()))?;
         let (out_r, out_w) = pipe()?;
@@ -118,12 +125,7 @@ impl Engine {
         // The ports are free again once the exit shows.
         drop(l.ports);
         self.finish(&rec.id, l.pid, code, Some(&l.cgroup))?;
-        // A restart policy starts it again, detached, as Docker's daemon
-        // would while `docker run` returns.
-        if let Err(e) = self.restart_if_due(&rec.id, l.pid) {
-            berth_runtime::log::warn(&format!("restart container {}: {e}", rec.id));
-        }
-        Ok(code)
+        Ok((code, l.pid))
     }
 }
 

@@ -372,6 +372,29 @@ impl Engine {
         Ok(())
     }
 
+    /// `berth kill`: like [`Engine::kill`], and when `sig` ends the
+    /// container (SIGKILL or its stop signal) the restart policy leaves it
+    /// stopped, as Docker does; other signals leave the policy alone. A
+    /// start in progress (a restart) is waited for first.
+    pub fn kill_by_user(&self, rec: &Record, sig: i32) -> Result<()> {
+        let mut now = self.db.get(&rec.id)?.unwrap_or_else(|| rec.clone());
+        if now.status == Status::Starting {
+            now = self.wait_started(&now)?;
+        }
+        if now.status != Status::Running {
+            return Err(Error::NotRunning(now.name.clone()));
+        }
+        let fatal = sig == libc::SIGKILL
+            || Config::parse(&now)
+                .ok()
+                .and_then(|c| kill::parse_signal(&c.stop_signal()).ok())
+                == Some(sig);
+        if fatal {
+            self.mark_stopped_by_user(&now.id)?;
+        }
+        self.kill(&now, sig)
+    }
+
     /// Sends `sig` to the container's init.
     pub fn kill(&self, rec: &Record, sig: i32) -> Result<()> {
         if rec.status != Status::Running || !pid_alive(rec.pid, rec.pid_start) {
@@ -392,6 +415,10 @@ impl Engine {
     /// the exit is recorded. Stopping a stopped container is fine.
     pub fn stop(&self, rec: &Record, timeout: Option<u32>) -> Result<Record> {
         self.mark_stopped_by_user(&rec.id)?;
+        // A restart that claimed its start before the mark goes on: stop
+        // the container as it is now, not as the caller last saw it.
+        let now = self.db.get(&rec.id)?.unwrap_or_else(|| rec.clone());
+        let rec = &now;
         let started;
         let rec = if rec.status == Status::Starting {
             started = self.wait_started(rec)?;

@@ -285,23 +285,41 @@ pub fn new_id() -> Result<String> {
 
 /// berth-init (crates/engine/init), built static by build.rs.
 const INIT_BINARY: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/berth-init"));
+/// berth-monitor (crates/monitor), built static by build.rs.
+const MONITOR_BINARY: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/berth-monitor"));
+
+/// An embedded binary on disk as `<root>/init/<name>-<tag>`, written once
+/// (atomically: a temp file renamed into place).
+pub(crate) fn embedded_binary(root: &Path, name: &str, tag: &str, bytes: &[u8]) -> Result<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = root.join("init");
+    let path = dir.join(format!("{name}-{tag}"));
+    if path.exists() {
+        return Ok(path);
+    }
+    std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+    let tmp = dir.join(format!(".tmp-{name}-{}", std::process::id()));
+    std::fs::write(&tmp, bytes).map_err(io(&tmp))?;
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).map_err(io(&tmp))?;
+    std::fs::rename(&tmp, &path).map_err(io(&path))?;
+    Ok(path)
+}
+
+/// berth-monitor on disk (see [`embedded_binary`]).
+pub(crate) fn monitor_binary(root: &Path) -> Result<PathBuf> {
+    embedded_binary(
+        root,
+        "berth-monitor",
+        env!("BERTH_MONITOR_TAG"),
+        MONITOR_BINARY,
+    )
+}
 
 impl Engine {
     /// berth-init on disk (`<root>/init/berth-init-<hash>`), written once.
     pub fn init_binary(&self) -> Result<PathBuf> {
-        use std::os::unix::fs::PermissionsExt;
         let hash = berth_image::digest::Digest::sha256_of(INIT_BINARY);
-        let dir = self.root.join("init");
-        let path = dir.join(format!("berth-init-{}", &hash.hex()[..16]));
-        if path.exists() {
-            return Ok(path);
-        }
-        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
-        let tmp = dir.join(format!(".tmp-{}", std::process::id()));
-        std::fs::write(&tmp, INIT_BINARY).map_err(io(&tmp))?;
-        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).map_err(io(&tmp))?;
-        std::fs::rename(&tmp, &path).map_err(io(&path))?;
-        Ok(path)
+        embedded_binary(&self.root, "berth-init", &hash.hex()[..16], INIT_BINARY)
     }
 }
 

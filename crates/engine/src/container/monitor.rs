@@ -40,7 +40,13 @@ impl Engine {
     /// Starts `rec` under a new monitor and returns once it runs (or with
     /// the error that stopped it). Starting a running container is a no-op.
     pub fn start_detached(&self, rec: &Record) -> Result<Record> {
-        self.start_monitored(rec, false).map(|(r, _)| r)
+        self.start_monitored(rec, false, false).map(|(r, _)| r)
+    }
+
+    /// Like [`Engine::start_detached`] for a start this process has claimed
+    /// already (a restart: `ContainerDb::take_restart`).
+    pub(crate) fn start_claimed(&self, rec: &Record) -> Result<Record> {
+        self.start_monitored(rec, false, true).map(|(r, _)| r)
     }
 
     /// Like [`Engine::start_detached`], but attached to the monitor before
@@ -49,7 +55,7 @@ impl Engine {
         &self,
         rec: &Record,
     ) -> Result<(Record, std::os::unix::net::UnixStream)> {
-        let (r, s) = self.start_monitored(rec, true)?;
+        let (r, s) = self.start_monitored(rec, true, false)?;
         let s = s.ok_or_else(|| Error::State {
             id: rec.id.clone(),
             what: "is already running; use berth attach".into(),
@@ -61,8 +67,9 @@ impl Engine {
         &self,
         rec: &Record,
         attach: bool,
+        claimed: bool,
     ) -> Result<(Record, Option<std::os::unix::net::UnixStream>)> {
-        if !self.claim(rec)? {
+        if !claimed && !self.claim(rec)? {
             let cur = self.wait_started(rec)?;
             if cur.status == Status::Removing {
                 return Err(Error::State {
@@ -117,6 +124,14 @@ impl Engine {
                                 for fd in 0..3 {
                                     let _ = dup_to(&null, fd);
                                 }
+                                // A caller that blocks signals (an attached
+                                // run restarting its container) must not
+                                // pass that on to the monitor.
+                                let _ = nix::sys::signal::sigprocmask(
+                                    nix::sys::signal::SigmaskHow::SIG_SETMASK,
+                                    Some(&nix::sys::signal::SigSet::empty()),
+                                    None,
+                                );
                                 let _ = dup_to(&w, REPORT_FD);
                                 // SAFETY: fcntl on our own fd; then exec with a
                                 // NULL-terminated argv that outlives the call.
@@ -254,8 +269,9 @@ fn monitor(
         what: "no such container".into(),
     })?;
     let cfg = Config::parse(&rec)?;
-    // Without it the container could not be supervised: refuse up front.
-    small_monitor()?;
+    // Written into the store now (once per build): without it the
+    // container could not be supervised, so a failure stops the start.
+    small_monitor(root)?;
     eng.ensure_dir(&rec)?;
     let pipe = || nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| io(Path::new("pipe"))(e.into()));
     let (out_r, out_w) = pipe()?;
@@ -371,17 +387,10 @@ fn monitor(
     eng.finish(id, l.pid, 137, Some(&l.cgroup))
 }
 
-/// berth-monitor, installed next to this binary.
-fn small_monitor() -> Result<(PathBuf, PathBuf)> {
+/// This berth (for `__finish`), and berth-monitor as the store holds it.
+fn small_monitor(root: &Path) -> Result<(PathBuf, PathBuf)> {
     let me = std::env::current_exe().map_err(io(Path::new("/proc/self/exe")))?;
-    let small = me.with_file_name("berth-monitor");
-    if !small.exists() {
-        return Err(Error::Invalid(format!(
-            "{} is missing: it is installed next to berth (cargo build builds it)",
-            small.display()
-        )));
-    }
-    Ok((me, small))
+    Ok((me, super::monitor_binary(root)?))
 }
 
 /// Replaces this process with `berth-monitor` (same pid, so the
@@ -396,7 +405,7 @@ fn exec_small_monitor(
     fds: [Option<i32>; 6],
 ) -> String {
     use std::os::unix::ffi::OsStrExt;
-    let (me, small) = match small_monitor() {
+    let (me, small) = match small_monitor(root) {
         Ok(p) => p,
         Err(e) => return e.to_string(),
     };

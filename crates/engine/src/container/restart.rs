@@ -136,17 +136,22 @@ impl Engine {
         );
         let me = std::process::id() as i32;
         let my_start = berth_runtime::state::process_start_time(me).unwrap_or(0);
-        if !self.db.plan_restart(id, pid, (me, my_start), streak)? {
+        if !self
+            .db
+            .plan_restart(id, (pid, rec.pid_start), (me, my_start), streak)?
+        {
             return Ok(false);
         }
         std::thread::sleep(delay);
-        if !self.db.take_restart(id, me)? {
+        // The start is claimed with the restart, atomically: a stop or kill
+        // from here on waits for it and stops what it starts.
+        if !self.db.take_restart(id, (me, my_start))? {
             return Ok(false);
         }
         let Some(rec) = self.db.get(id)? else {
             return Ok(false);
         };
-        self.start_detached(&rec)?;
+        self.start_claimed(&rec)?;
         Ok(true)
     }
 
@@ -162,11 +167,13 @@ impl Engine {
     }
 }
 
-/// Is a restart of `rec` waiting out its delay (its planner alive)?
+/// Is a restart of `rec` waiting out its delay (its planner alive, in this
+/// boot)?
 pub fn is_restarting(rec: &Record) -> bool {
     rec.status == Status::Exited
         && rec.restarts.pending
         && super::pid_alive(rec.monitor_pid, rec.monitor_start)
+        && rec.boot_id == super::boot_id()
 }
 
 /// The state as Docker names it: `restarting` during a restart's delay,

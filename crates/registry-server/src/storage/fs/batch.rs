@@ -65,7 +65,7 @@ impl BatchFile {
     pub(super) async fn finish(mut self) -> io::Result<File> {
         self.send().await?;
         self.land().await?;
-        Ok(self.file.take().expect("batch file present once landed"))
+        self.file.take().ok_or_else(lost)
     }
 
     /// The write still in flight, for a caller that undoes what was written
@@ -94,7 +94,7 @@ impl BatchFile {
         }
         let batch = std::mem::take(&mut self.batch);
         self.batched = 0;
-        let file = self.file.take().expect("batch file present once landed");
+        let file = self.file.take().ok_or_else(lost)?;
         let mut unsynced = self.unsynced;
         self.flight = Some(tokio::task::spawn_blocking(move || {
             let r = write_all(&file, &batch).map(|n| {
@@ -108,6 +108,12 @@ impl BatchFile {
         }));
         Ok(())
     }
+}
+
+/// The file went with a write task that did not come back (it panicked or
+/// the runtime is shutting down).
+fn lost() -> io::Error {
+    io::Error::other("the file was lost with a failed write task")
 }
 
 /// Writes every byte of `bufs` with as few `writev` calls as they take.

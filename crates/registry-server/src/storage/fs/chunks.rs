@@ -149,9 +149,7 @@ impl crate::storage::BlobWriter for FsBlobWriter {
     }
 
     async fn abort(mut self: Box<Self>) -> Result<()> {
-        if let Some(f) = self.file.take() {
-            let _ = f.finish().await;
-        }
+        self.file.take();
         remove_opt(&self.path).map(|_| ())
     }
 }
@@ -178,7 +176,9 @@ impl Drop for FsChunkWriter {
         let Some(f) = self.file.take() else { return };
         let (path, start) = (self.path.clone(), self.start);
         // A batch still in flight would land after a truncation made now:
-        // truncate once it has.
+        // truncate once it has. (The upload handlers run to completion
+        // even when the client goes away, so they abort under the upload's
+        // lock; this is for a panic or a runtime shutting down.)
         match (f.into_flight(), tokio::runtime::Handle::try_current()) {
             (Some(flight), Ok(rt)) => {
                 rt.spawn(async move {
@@ -212,8 +212,10 @@ impl crate::storage::ChunkWriter for FsChunkWriter {
     }
 
     async fn abort(mut self: Box<Self>) -> Result<()> {
-        if let Some(f) = self.file.take() {
-            let _ = f.finish().await;
+        // Only the write in flight is waited for (it would land after the
+        // truncation); what is still gathered is dropped unwritten.
+        if let Some(flight) = self.file.take().and_then(BatchFile::into_flight) {
+            let _ = flight.await;
         }
         io("truncate", &self.path, truncate(&self.path, self.start))
     }

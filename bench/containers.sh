@@ -24,7 +24,7 @@ for t in hyperfine podman crun jq python3; do
 done
 
 log "build (release)"
-(cd "$REPO" && cargo build --release -q -p berth -p berth-monitor)
+(cd "$REPO" && cargo build --release -q -p berth)
 BERTH="$REPO/target/release/berth"
 
 rm -rf "$WORK"; mkdir -p "$WORK"

@@ -498,8 +498,9 @@ fn parent_with_mismatched_layers_is_refused() {
     assert!(matches!(err, Error::Parent { .. }), "{err}");
 }
 
-/// Deterministic, somewhat compressible bytes (base64-like text).
-fn text(n: usize, seed: u64) -> Vec<u8> {
+/// Deterministic, somewhat compressible bytes (base64-like text: base64
+/// of random bytes, 6 bits a byte, nothing for LZ to find).
+pub(super) fn text(n: usize, seed: u64) -> Vec<u8> {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut x = seed | 1;
     (0..n)

@@ -385,19 +385,7 @@ mod tests {
 
     /// Base64 of random bytes: no repeats for LZ to find, 6 bits a byte.
     fn base64_random(n: usize) -> Vec<u8> {
-        const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-        let mut x = 0x2545_f491_4f6c_dd1du64;
-        (0..n)
-            .map(|i| {
-                if i % 77 == 76 {
-                    return b'\n';
-                }
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                A[(x >> 58) as usize]
-            })
-            .collect()
+        crate::commit::tests::text(n, 0x2545_f491_4f6c_dd1d)
     }
 
     #[test]

@@ -308,3 +308,33 @@ fn start_all_by_restart_policy_brings_back_what_a_boot_should() {
     assert!(o.err.contains("invalid filter"), "{}", o.text());
     assert_eq!(o.err.trim().lines().count(), 1, "{}", o.text());
 }
+
+/// `container prune` and `system prune` remove stopped containers, not one
+/// that is restarting (nor fail because of it).
+#[test]
+fn prune_leaves_a_restarting_container() {
+    let c = Ctx::new();
+    let id = c.run_d(&[
+        "--name",
+        "bouncer",
+        "--restart",
+        "always",
+        IMG,
+        "sh",
+        "-c",
+        "exit 9",
+    ]);
+    c.ok(&["create", "--name", "idle", IMG, "true"]);
+    until(&c, "bouncer", 60.0, |v| {
+        count(v) >= 5 && v["State"]["Restarting"] == true
+    });
+    let out = c.ok(&["container", "prune", "-f"]);
+    assert!(!out.contains(&id), "{out}");
+    let ids = c.ids();
+    assert!(ids.contains(&id), "the restarting container went: {ids:?}");
+    assert_eq!(ids.len(), 1, "the stopped one stayed: {ids:?}");
+    until(&c, "bouncer", 60.0, |v| v["State"]["Restarting"] == true);
+    c.ok(&["system", "prune", "-f"]);
+    assert!(c.ids().contains(&id));
+    c.ok(&["rm", "-f", "bouncer"]);
+}

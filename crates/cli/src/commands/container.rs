@@ -257,7 +257,13 @@ pub fn prune(root: &Path, _a: PruneArgs) -> anyhow::Result<i32> {
     let mut out = Vec::new();
     let mut reclaimed = 0;
     for rec in eng.list()? {
-        if rec.status != Status::Running {
+        // Stopped ones (and half-removed ones): not running, being
+        // started, or restarting.
+        if matches!(
+            rec.status,
+            Status::Created | Status::Exited | Status::Removing
+        ) && !is_restarting(&rec)
+        {
             reclaimed += eng.upper_size(&rec.id);
             eng.remove(&rec, false, false)?;
             out.push(rec.id);

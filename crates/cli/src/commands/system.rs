@@ -170,7 +170,11 @@ fn prune(root: &Path, all: bool, volumes: bool, force: bool) -> anyhow::Result<i
     let mut reclaimed = 0u64;
     let mut removed = Vec::new();
     for rec in eng.list()? {
-        if rec.status != Status::Running && rec.status != Status::Starting {
+        let stopped = matches!(
+            rec.status,
+            Status::Created | Status::Exited | Status::Removing
+        ) && !berth_engine::container::restart::is_restarting(&rec);
+        if stopped {
             reclaimed += eng.upper_size(&rec.id);
             eng.remove(&rec, false, false)?;
             removed.push(rec.id);

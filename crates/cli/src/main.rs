@@ -81,6 +81,8 @@ pub enum Cmd {
     Wait(commands::container::WaitArgs),
     /// Rename a container.
     Rename(commands::container::RenameArgs),
+    /// Change resource limits or the restart policy of containers.
+    Update(commands::update::Args),
     /// Attach to a running container's terminal or stdio.
     Attach(commands::attach::Args),
     /// Create a new image from a container's changes.
@@ -159,6 +161,8 @@ pub enum ContainerCmd {
     Wait(commands::container::WaitArgs),
     /// Rename a container.
     Rename(commands::container::RenameArgs),
+    /// Change resource limits or the restart policy of containers.
+    Update(commands::update::Args),
     /// Remove all stopped containers.
     Prune(commands::container::PruneArgs),
     /// Create a new image from a container's changes.
@@ -254,6 +258,7 @@ fn run(cli: Cli, root_given: bool) -> anyhow::Result<i32> {
         Cmd::Rename(a) | Cmd::Container(ContainerCmd::Rename(a)) => {
             commands::container::rename(&root, a)
         }
+        Cmd::Update(a) | Cmd::Container(ContainerCmd::Update(a)) => commands::update::run(&root, a),
         Cmd::Container(ContainerCmd::Prune(a)) => commands::container::prune(&root, a),
         Cmd::Commit(a) | Cmd::Container(ContainerCmd::Commit(a)) => commands::commit::run(&root, a),
         Cmd::Diff(a) | Cmd::Container(ContainerCmd::Diff(a)) => commands::commit::diff(&root, a),

@@ -23,6 +23,7 @@ pub mod save;
 pub mod stats;
 pub mod system;
 pub mod tag;
+pub mod update;
 pub mod volume;
 
 use anyhow::Context;

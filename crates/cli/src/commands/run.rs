@@ -313,7 +313,7 @@ fn read_env_file(path: &str) -> anyhow::Result<Vec<String>> {
         .collect())
 }
 
-fn size_flag(v: &Option<String>, what: &str) -> anyhow::Result<Option<i64>> {
+pub(crate) fn size_flag(v: &Option<String>, what: &str) -> anyhow::Result<Option<i64>> {
     match v.as_deref() {
         None => Ok(None),
         Some("-1") => Ok(Some(-1)),

@@ -51,7 +51,7 @@ impl External {
         c
     }
 
-    fn run(&self, what: &str, args: &[&str], log: &Path) -> Result<()> {
+    pub(super) fn run(&self, what: &str, args: &[&str], log: &Path) -> Result<()> {
         let st = self
             .cmd(log)
             .args(args)

@@ -17,6 +17,7 @@ pub mod monitor;
 pub mod names;
 pub mod restart;
 pub mod stats;
+pub mod update;
 
 use crate::db::{self, ContainerDb, Record, Status};
 use crate::{rootfs, spec_gen};

@@ -485,6 +485,12 @@ pub fn check(opts: &Options) -> Result<(), Error> {
     Ok(())
 }
 
+/// `linux.resources` from the memory, pids and CPU flags (checked as at
+/// create), for `update`.
+pub fn resources_json(opts: &Options) -> Result<Value, Error> {
+    resources(opts)
+}
+
 /// `linux.resources` from the memory, pids and CPU flags.
 fn resources(opts: &Options) -> Result<Value, Error> {
     let mut r = json!({});

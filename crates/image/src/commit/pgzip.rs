@@ -16,8 +16,13 @@
 //! data, media), the rest is Huffman-coded only (zlib-rs's HuffmanOnly
 //! strategy: the same size on such data in half libdeflate's time, 533 vs
 //! 980 ms per 100 MiB of base64 here); otherwise libdeflate compresses it
-//! too. The head is a member of its own so the probe's output is used, not
-//! thrown away; deflate's window is 32 KiB, so the cut costs little.
+//! too. The estimate charges every byte at least one bit (a run of zeros
+//! is not free to a Huffman code), and the rest must look like the head
+//! (its byte-frequency cost per byte no more than a quarter bit lower).
+//! The head is a member of its own so the probe's output is used, not
+//! thrown away; deflate's window is 32 KiB, so the cut costs little. The
+//! estimate uses integer arithmetic only, so the choice is the same on
+//! every host.
 //!
 //! The output depends only on the input: chunks are cut at fixed
 //! boundaries whatever the write sizes or thread count.
@@ -35,8 +40,8 @@ pub(crate) const CHUNK: usize = 1 << 20;
 /// The head of each chunk that is compressed first, as its own member.
 pub(crate) const PROBE: usize = 64 << 10;
 /// The rest is Huffman-coded only when LZ matching made the head less than
-/// this much smaller than a byte-frequency code would.
-const LZ_PAYS: f64 = 0.98;
+/// 2% smaller than a byte-frequency code would (this, in percent).
+const LZ_PAYS_PERCENT: u64 = 98;
 /// The compression level: libdeflate's 5 (lazy matching) is the fastest
 /// that still compresses better than gzip -6, the default of gzip, Go and
 /// so Docker and podman (on Debian binaries: 22% faster than its level 6,
@@ -204,29 +209,66 @@ fn compress_chunk(c: &mut Compressor, data: &[u8]) -> io::Result<Vec<u8>> {
     }
     let (head, rest) = data.split_at(PROBE);
     let mut out = gzip_member(c, head)?;
-    if lz_pays(out.len(), head) {
-        out.extend_from_slice(&gzip_member(c, rest)?);
-    } else {
+    let head_bits = huffman_bits(head);
+    // Huffman-only for the rest only where LZ did not pay in the head and
+    // the rest looks like the head (its byte-frequency cost per byte no
+    // more than a quarter bit lower: a chunk that starts with compressed
+    // data and goes on with text keeps LZ).
+    let huffman = !lz_pays(out.len(), head_bits)
+        && per_byte(huffman_bits(rest), rest.len()) + 64 >= per_byte(head_bits, head.len());
+    if huffman {
         out.extend_from_slice(&huffman_member(rest)?);
+    } else {
+        out.extend_from_slice(&gzip_member(c, rest)?);
     }
     Ok(out)
 }
 
-/// Whether a member of `len` bytes holding `data` is smaller by at least
-/// 2% than an order-0 (byte-frequency) code of `data` plus a member's
-/// framing: LZ matching found enough to be worth its time.
-fn lz_pays(len: usize, data: &[u8]) -> bool {
-    let mut counts = [0u32; 256];
+/// log2(x) in 1/256ths of a bit, by integer arithmetic (the same result on
+/// every host, so the output depends only on the input).
+fn log2_256(x: u64) -> u64 {
+    let int = u64::from(63 - x.max(1).leading_zeros());
+    // The mantissa in [1, 2) as Q32; each squaring yields one more bit.
+    let mut m: u128 = (u128::from(x.max(1)) << 32) >> int;
+    let mut frac = 0u64;
+    for i in (0..8).rev() {
+        m = (m * m) >> 32;
+        if m >= 2u128 << 32 {
+            m >>= 1;
+            frac |= 1 << i;
+        }
+    }
+    int * 256 + frac
+}
+
+/// What a Huffman code of `data`'s byte frequencies would take, in 1/256ths
+/// of a bit: each byte costs its information content, but at least one bit
+/// (a Huffman code has no shorter codes: a run of zeros is n/8 bytes, not
+/// nothing).
+fn huffman_bits(data: &[u8]) -> u64 {
+    let mut counts = [0u64; 256];
     for &b in data {
         counts[b as usize] += 1;
     }
-    let n = data.len() as f64;
-    let bits: f64 = counts
+    let ln = log2_256(data.len() as u64);
+    counts
         .iter()
         .filter(|&&c| c > 0)
-        .map(|&c| -f64::from(c) * (f64::from(c) / n).log2())
-        .sum();
-    (len as f64) < LZ_PAYS * (bits / 8.0 + 18.0)
+        .map(|&c| c * (ln - log2_256(c)).max(256))
+        .sum()
+}
+
+/// 1/256ths of a bit per byte.
+fn per_byte(bits: u64, n: usize) -> u64 {
+    bits / n.max(1) as u64
+}
+
+/// Whether a member of `len` bytes is smaller by at least 2% than the
+/// Huffman code of its bytes (`bits`, from [`huffman_bits`]) plus a
+/// member's framing: LZ matching found enough to be worth its time.
+fn lz_pays(len: usize, bits: u64) -> bool {
+    let framing = 18 * 8 * 256;
+    (len as u64) * 8 * 256 * 100 < LZ_PAYS_PERCENT * (bits + framing)
 }
 
 /// One gzip member of `data`, Huffman-coded only (no LZ matching).
@@ -394,16 +436,32 @@ mod tests {
         // Base64 of random bytes: LZ saves nothing, Huffman-only for the rest.
         let b64 = base64_random(PROBE);
         let head = gzip_member(&mut c, &b64).unwrap();
-        assert!(!lz_pays(head.len(), &b64), "{} bytes", head.len());
+        assert!(
+            !lz_pays(head.len(), huffman_bits(&b64)),
+            "{} bytes",
+            head.len()
+        );
         // Text-like and binary-like data with repeats: LZ pays.
         let rep = input(PROBE);
         let head = gzip_member(&mut c, &rep).unwrap();
-        assert!(lz_pays(head.len(), &rep), "{} bytes", head.len());
+        assert!(
+            lz_pays(head.len(), huffman_bits(&rep)),
+            "{} bytes",
+            head.len()
+        );
         let text: Vec<u8> = (0..PROBE)
             .map(|i| b"the quick brown fox jumps over the lazy dog\n"[i % 44])
             .collect();
         let head = gzip_member(&mut c, &text).unwrap();
-        assert!(lz_pays(head.len(), &text));
+        assert!(lz_pays(head.len(), huffman_bits(&text)));
+        // Zeros: a byte-frequency code still takes a bit a byte; LZ pays.
+        let zeros = vec![0u8; PROBE];
+        let head = gzip_member(&mut c, &zeros).unwrap();
+        assert!(
+            lz_pays(head.len(), huffman_bits(&zeros)),
+            "{} bytes",
+            head.len()
+        );
     }
 
     #[test]
@@ -422,6 +480,33 @@ mod tests {
         assert!((0.99..1.01).contains(&ratio), "{ratio}");
         // Deterministic across thread counts.
         assert!(compress(&data, 1, 4096) == gz);
+    }
+
+    #[test]
+    fn integer_log2_is_close() {
+        for x in [1u64, 2, 3, 7, 100, 65_536, 1_000_003, u32::MAX as u64] {
+            let want = (x as f64).log2() * 256.0;
+            let got = log2_256(x) as f64;
+            assert!((got - want).abs() <= 2.0, "{x}: {got} vs {want}");
+        }
+    }
+
+    /// Runs of zeros (sparse files, padding) and chunks whose head is
+    /// random but whose rest is text stay LZ-compressed.
+    #[test]
+    fn zeros_and_a_changing_chunk_keep_lz() {
+        let zeros = vec![0u8; 2 * CHUNK];
+        let gz = compress(&zeros, 2, 1 << 16);
+        assert!(gz.len() < 10_000, "{} bytes for 2 MiB of zeros", gz.len());
+        let mut mixed = base64_random(PROBE);
+        mixed.extend((0..CHUNK - PROBE).map(|i| b"a line of text, over and over\n"[i % 30]));
+        let gz = compress(&mixed, 2, 1 << 16);
+        assert!(
+            gz.len() < PROBE,
+            "{} bytes: the text part was not LZ-coded",
+            gz.len()
+        );
+        assert!(members(&gz).concat() == mixed);
     }
 
     #[test]

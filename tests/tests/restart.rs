@@ -126,7 +126,7 @@ fn kill_by_the_user_ends_it_but_a_crash_does_not() {
         "sh",
         "-c",
         // PID 1 ignores signals it has no handler for: USR1 gets one.
-        "trap 'exit 3' USR1; while true; do sleep 0.1; done",
+        "trap 'exit 3' USR1; echo ready; while true; do sleep 0.1; done",
     ]);
     // The init dies of something else than berth: it comes back.
     let pid = c.state("svc")["Pid"].as_i64().unwrap();
@@ -136,6 +136,8 @@ fn kill_by_the_user_ends_it_but_a_crash_does_not() {
     assert_ne!(v["State"]["Pid"].as_i64().unwrap(), pid);
     // A signal that does not end it (not SIGKILL, not its stop signal)
     // leaves the policy alone: the container dies of it and comes back.
+    // (Sent once the trap is set: before, PID 1 would drop it.)
+    assert!(wait_for(30.0, || runs(&c, "svc", "ready") == 2));
     let pid = c.state("svc")["Pid"].as_i64().unwrap();
     c.ok(&["kill", "-s", "USR1", "svc"]);
     let v = until(&c, "svc", 30.0, |v| count(v) == 2 && status(v) == "running");

@@ -264,9 +264,16 @@ pub fn prune(root: &Path, _a: PruneArgs) -> anyhow::Result<i32> {
             Status::Created | Status::Exited | Status::Removing
         ) && !is_restarting(&rec)
         {
-            reclaimed += eng.upper_size(&rec.id);
-            eng.remove(&rec, false, false)?;
-            out.push(rec.id);
+            // One that was started (or restarted) since the listing is
+            // skipped, not a reason to stop pruning.
+            let size = eng.upper_size(&rec.id);
+            match eng.remove(&rec, false, false) {
+                Ok(()) => {
+                    reclaimed += size;
+                    out.push(rec.id);
+                }
+                Err(e) => eprintln!("berth: skipped container {}: {e}", rec.name),
+            }
         }
     }
     if !out.is_empty() {

@@ -97,11 +97,23 @@ fn pseudo_id(root: &Path, name: &str) -> String {
     .to_string()
 }
 
-/// The pseudo network `s` names (by name or id prefix): (name, driver).
-fn pseudo(root: &Path, s: &str) -> Option<(&'static str, &'static str)> {
+/// The pseudo network `s` names: by its name, which no network can take,
+/// else by an id prefix that no real network matches: (name, driver).
+fn pseudo(eng: &Engine, root: &Path, s: &str) -> Option<(&'static str, &'static str)> {
+    if let Some(p) = PSEUDO.into_iter().find(|(name, _)| *name == s) {
+        return Some(p);
+    }
+    // (The stored networks are listed, not looked up: a lookup of
+    // `bridge` would make the default network.)
+    let real = eng
+        .networks()
+        .is_ok_and(|all| all.iter().any(|n| n.name == s || n.id.starts_with(s)));
+    if s.len() < 3 || s == "bridge" || real {
+        return None;
+    }
     PSEUDO
         .into_iter()
-        .find(|(name, _)| *name == s || (s.len() >= 3 && pseudo_id(root, name).starts_with(s)))
+        .find(|(name, _)| pseudo_id(root, name).starts_with(s))
 }
 
 /// `network inspect host|none`: the running containers in that mode.
@@ -326,7 +338,7 @@ pub fn run(root: &Path, cmd: Cmd) -> anyhow::Result<i32> {
             let mut out = Vec::new();
             let mut code = 0;
             for n in &names {
-                if let Some((name, driver)) = pseudo(root, n) {
+                if let Some((name, driver)) = pseudo(&eng, root, n) {
                     out.push(pseudo_json(&eng, root, name, driver)?);
                     continue;
                 }
@@ -351,7 +363,7 @@ pub fn run(root: &Path, cmd: Cmd) -> anyhow::Result<i32> {
         Cmd::Rm { names } => {
             let mut code = 0;
             for n in &names {
-                if let Some((name, _)) = pseudo(root, n) {
+                if let Some((name, _)) = pseudo(&eng, root, n) {
                     eprintln!("berth: {name} is a pre-defined network and cannot be removed");
                     code = 1;
                     continue;

@@ -175,9 +175,15 @@ fn prune(root: &Path, all: bool, volumes: bool, force: bool) -> anyhow::Result<i
             Status::Created | Status::Exited | Status::Removing
         ) && !berth_engine::container::restart::is_restarting(&rec);
         if stopped {
-            reclaimed += eng.upper_size(&rec.id);
-            eng.remove(&rec, false, false)?;
-            removed.push(rec.id);
+            // One started since the listing is skipped (as container prune).
+            let size = eng.upper_size(&rec.id);
+            match eng.remove(&rec, false, false) {
+                Ok(()) => {
+                    reclaimed += size;
+                    removed.push(rec.id);
+                }
+                Err(e) => eprintln!("berth: skipped container {}: {e}", rec.name),
+            }
         }
     }
     if !removed.is_empty() {

@@ -289,18 +289,30 @@ const INIT_BINARY: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/berth-init"
 /// berth-monitor (crates/monitor), built static by build.rs.
 const MONITOR_BINARY: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/berth-monitor"));
 
-/// An embedded binary on disk as `<root>/init/<name>-<tag>`, written once
-/// (atomically: a temp file renamed into place).
+/// An embedded binary on disk as `<root>/init/<name>-<tag>`, written once:
+/// synced, then renamed into place, so a crash never leaves a short one
+/// under the final name (one of the wrong size is written again).
 pub(crate) fn embedded_binary(root: &Path, name: &str, tag: &str, bytes: &[u8]) -> Result<PathBuf> {
-    use std::os::unix::fs::PermissionsExt;
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let dir = root.join("init");
     let path = dir.join(format!("{name}-{tag}"));
-    if path.exists() {
+    if std::fs::metadata(&path).is_ok_and(|m| m.len() == bytes.len() as u64) {
         return Ok(path);
     }
     std::fs::create_dir_all(&dir).map_err(io(&dir))?;
     let tmp = dir.join(format!(".tmp-{name}-{}", std::process::id()));
-    std::fs::write(&tmp, bytes).map_err(io(&tmp))?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o755)
+        .open(&tmp)
+        .map_err(io(&tmp))?;
+    f.write_all(bytes)
+        .and_then(|()| f.sync_all())
+        .map_err(io(&tmp))?;
+    drop(f);
     std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).map_err(io(&tmp))?;
     std::fs::rename(&tmp, &path).map_err(io(&path))?;
     Ok(path)

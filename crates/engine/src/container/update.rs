@@ -2,7 +2,8 @@
 //! container, as `docker update` does. A running container's cgroup gets
 //! the limits at once (the in-process runtime writes them; an external
 //! runtime is asked with its `update --resources`); the stored options
-//! change only once that worked, so a refused limit changes nothing.
+//! change only once that worked, and when the cgroup refused one value
+//! after taking others, the old values are written back (best effort).
 
 use super::restart::RestartPolicy;
 use super::{io, Config, Engine, Error, Result};
@@ -45,7 +46,17 @@ impl Update {
 impl Engine {
     /// Applies `u` to `rec` (see the module doc).
     pub fn update(&self, rec: &Record, u: &Update) -> Result<()> {
-        let mut cfg = Config::parse(rec)?;
+        // A start in progress read the old options already: let it finish,
+        // then update what runs.
+        let started;
+        let rec = if rec.status == Status::Starting {
+            started = self.wait_started(rec)?;
+            &started
+        } else {
+            rec
+        };
+        let old = Config::parse(rec)?;
+        let mut cfg = old.clone();
         if let Some(p) = u.restart {
             if cfg.auto_remove && p != RestartPolicy::No {
                 return Err(Error::Invalid(
@@ -74,11 +85,20 @@ impl Engine {
         if u.pids_limit.is_some() {
             s.pids_limit = u.pids_limit;
         }
-        // Checked as at create (minimum memory, swap above memory, cpus).
-        let res = spec_gen::resources_json(&cfg.spec)?;
-        let live = rec.status == Status::Running && super::pid_alive(rec.pid, rec.pid_start);
-        if live && u.touches_resources() {
-            self.apply_live(rec, &cfg, &res)?;
+        if u.touches_resources() {
+            // Checked as at create (minimum memory, swap above memory, cpus).
+            let res = spec_gen::resources_json(&cfg.spec)?;
+            let live = rec.status == Status::Running && super::pid_alive(rec.pid, rec.pid_start);
+            if live {
+                if let Err(e) = self.apply_live(rec, &cfg, &res) {
+                    // The cgroup may have taken some of the values before one
+                    // was refused: put the old ones back (best effort).
+                    if let Ok(prev) = spec_gen::resources_json(&old.spec) {
+                        let _ = self.apply_live(rec, &old, &prev);
+                    }
+                    return Err(e);
+                }
+            }
         }
         self.db.set_options(&rec.id, &cfg)?;
         Ok(())

@@ -73,3 +73,42 @@ fn an_idle_monitor_does_not_wake_up() {
         c.ok(&["rm", "-f", &id]);
     }
 }
+
+/// Unmounts a mount point when dropped (even when the test fails).
+struct Unmount(std::path::PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// berth runs its monitor from `<root>/init`: a store whose `init` is on a
+/// noexec mount gets one clear error at start, not a container killed once
+/// its monitor cannot exec; with exec allowed again it runs.
+#[test]
+fn a_noexec_store_is_refused_with_a_clear_error() {
+    let c = Ctx::new();
+    let init = c.root().join("init");
+    std::fs::create_dir_all(&init).unwrap();
+    let st = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "noexec,size=16m", "berth-noexec-test"])
+        .arg(&init)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let guard = Unmount(init.clone());
+    let o = c.b(&["run", "-d", "--name", "nx", IMG, "sleep", "100"]);
+    assert_eq!(o.code, 125, "{}", o.text());
+    assert!(o.err.contains("noexec"), "{}", o.text());
+    assert_eq!(o.err.trim().lines().count(), 1, "{}", o.text());
+    assert_ne!(c.state("nx")["Status"], "running");
+    assert!(c.monitors(None).is_empty(), "{:?}", c.monitors(None));
+    drop(guard);
+    c.ok(&["start", "nx"]);
+    assert_eq!(c.state("nx")["Status"], "running");
+    c.ok(&["rm", "-f", "nx"]);
+}

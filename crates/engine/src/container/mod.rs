@@ -301,6 +301,15 @@ pub(crate) fn embedded_binary(root: &Path, name: &str, tag: &str, bytes: &[u8]) 
         return Ok(path);
     }
     std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+    // Said now, not as an exec failure once the container runs.
+    if nix::sys::statvfs::statvfs(&dir)
+        .is_ok_and(|st| st.flags().contains(nix::sys::statvfs::FsFlags::ST_NOEXEC))
+    {
+        return Err(Error::Invalid(format!(
+            "{} is on a noexec mount: berth runs its {name} from there; use a --root that allows exec",
+            dir.display()
+        )));
+    }
     let tmp = dir.join(format!(".tmp-{name}-{}", std::process::id()));
     let mut f = std::fs::OpenOptions::new()
         .write(true)

@@ -377,10 +377,7 @@ impl Engine {
     /// stopped, as Docker does; other signals leave the policy alone. A
     /// start in progress (a restart) is waited for first.
     pub fn kill_by_user(&self, rec: &Record, sig: i32) -> Result<()> {
-        let mut now = self.db.get(&rec.id)?.unwrap_or_else(|| rec.clone());
-        if now.status == Status::Starting {
-            now = self.wait_started(&now)?;
-        }
+        let now = self.current(rec)?;
         if now.status != Status::Running {
             return Err(Error::NotRunning(now.name.clone()));
         }
@@ -417,15 +414,8 @@ impl Engine {
         self.mark_stopped_by_user(&rec.id)?;
         // A restart that claimed its start before the mark goes on: stop
         // the container as it is now, not as the caller last saw it.
-        let now = self.db.get(&rec.id)?.unwrap_or_else(|| rec.clone());
+        let now = self.current(rec)?;
         let rec = &now;
-        let started;
-        let rec = if rec.status == Status::Starting {
-            started = self.wait_started(rec)?;
-            &started
-        } else {
-            rec
-        };
         if rec.status != Status::Running {
             return Ok(rec.clone());
         }

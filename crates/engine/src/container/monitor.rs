@@ -208,6 +208,16 @@ impl Engine {
         Ok(self.db.claim_start(&rec.id, me, start)?)
     }
 
+    /// `rec` as stored now, once no start of it is in progress (waited
+    /// for): what stop, kill and update act on.
+    pub(crate) fn current(&self, rec: &Record) -> Result<Record> {
+        let now = self.db.get(&rec.id)?.unwrap_or_else(|| rec.clone());
+        if now.status == Status::Starting {
+            return self.wait_started(&now);
+        }
+        Ok(now)
+    }
+
     /// Another process is starting `rec`: its outcome, once there is one.
     pub(crate) fn wait_started(&self, rec: &Record) -> Result<Record> {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);

@@ -48,13 +48,8 @@ impl Engine {
     pub fn update(&self, rec: &Record, u: &Update) -> Result<()> {
         // A start in progress read the old options already: let it finish,
         // then update what runs.
-        let started;
-        let rec = if rec.status == Status::Starting {
-            started = self.wait_started(rec)?;
-            &started
-        } else {
-            rec
-        };
+        let now = self.current(rec)?;
+        let rec = &now;
         let old = Config::parse(rec)?;
         let mut cfg = old.clone();
         if let Some(p) = u.restart {

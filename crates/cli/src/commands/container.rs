@@ -252,28 +252,30 @@ pub fn rename(root: &Path, a: RenameArgs) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-pub fn prune(root: &Path, _a: PruneArgs) -> anyhow::Result<i32> {
-    let eng = Engine::open(root)?;
+/// Removes the stopped containers (and half-removed ones; not running,
+/// being started, or restarting) and prints Docker's "Deleted Containers"
+/// list; the bytes their writable layers held. `container prune` and
+/// `system prune` both.
+pub fn remove_stopped(eng: &Engine) -> anyhow::Result<u64> {
     let mut out = Vec::new();
     let mut reclaimed = 0;
     for rec in eng.list()? {
-        // Stopped ones (and half-removed ones): not running, being
-        // started, or restarting.
-        if matches!(
+        let stopped = matches!(
             rec.status,
             Status::Created | Status::Exited | Status::Removing
-        ) && !is_restarting(&rec)
-        {
-            // One that was started (or restarted) since the listing is
-            // skipped, not a reason to stop pruning.
-            let size = eng.upper_size(&rec.id);
-            match eng.remove(&rec, false, false) {
-                Ok(()) => {
-                    reclaimed += size;
-                    out.push(rec.id);
-                }
-                Err(e) => eprintln!("berth: skipped container {}: {e}", rec.name),
+        ) && !is_restarting(&rec);
+        if !stopped {
+            continue;
+        }
+        // One that was started (or restarted) since the listing is
+        // skipped, not a reason to stop pruning.
+        let size = eng.upper_size(&rec.id);
+        match eng.remove(&rec, false, false) {
+            Ok(()) => {
+                reclaimed += size;
+                out.push(rec.id);
             }
+            Err(e) => eprintln!("berth: skipped container {}: {e}", rec.name),
         }
     }
     if !out.is_empty() {
@@ -283,6 +285,12 @@ pub fn prune(root: &Path, _a: PruneArgs) -> anyhow::Result<i32> {
         }
         println!();
     }
+    Ok(reclaimed)
+}
+
+pub fn prune(root: &Path, _a: PruneArgs) -> anyhow::Result<i32> {
+    let eng = Engine::open(root)?;
+    let reclaimed = remove_stopped(&eng)?;
     println!(
         "Total reclaimed space: {}",
         crate::output::human_size(reclaimed)

@@ -167,32 +167,7 @@ fn prune(root: &Path, all: bool, volumes: bool, force: bool) -> anyhow::Result<i
         }
     }
     let eng = Engine::open(root)?;
-    let mut reclaimed = 0u64;
-    let mut removed = Vec::new();
-    for rec in eng.list()? {
-        let stopped = matches!(
-            rec.status,
-            Status::Created | Status::Exited | Status::Removing
-        ) && !berth_engine::container::restart::is_restarting(&rec);
-        if stopped {
-            // One started since the listing is skipped (as container prune).
-            let size = eng.upper_size(&rec.id);
-            match eng.remove(&rec, false, false) {
-                Ok(()) => {
-                    reclaimed += size;
-                    removed.push(rec.id);
-                }
-                Err(e) => eprintln!("berth: skipped container {}: {e}", rec.name),
-            }
-        }
-    }
-    if !removed.is_empty() {
-        println!("Deleted Containers:");
-        for id in &removed {
-            println!("{id}");
-        }
-        println!();
-    }
+    let mut reclaimed = super::container::remove_stopped(&eng)?;
     if volumes {
         let mut gone = Vec::new();
         for v in eng.volume_list()? {

@@ -24,13 +24,7 @@ pub struct Update {
 
 impl Update {
     pub fn is_empty(&self) -> bool {
-        self.memory.is_none()
-            && self.memory_swap.is_none()
-            && self.cpus.is_none()
-            && self.cpu_shares.is_none()
-            && self.cpuset_cpus.is_none()
-            && self.pids_limit.is_none()
-            && self.restart.is_none()
+        !self.touches_resources() && self.restart.is_none()
     }
 
     fn touches_resources(&self) -> bool {
